@@ -1,0 +1,54 @@
+# tapegrad: the two set-up commands (`make train`, `make test`) and friends.
+# Every target first checks the Debian packages the build needs: as root it
+# installs what is missing, otherwise it prints the exact apt-get line and stops.
+
+DEB_PACKAGES := cmake g++ make libopenblas-dev liblapacke-dev libfmt-dev catch2 \
+                nlohmann-json3-dev libcli11-dev libpcre2-dev
+JOBS ?= 2
+BUILD ?= build/release
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build test train bench sanitize debug fuzz clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "tapegrad: installing$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else \
+	    echo "tapegrad: missing Debian packages. Run:"; \
+	    echo "  sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+train: build
+	$(BUILD)/train/tapegrad compare --out runs/ch05
+
+bench: build
+	$(BUILD)/bench/tapegrad_bench $(BENCH_ARGS)
+
+sanitize: deps
+	cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_SANITIZE=ON
+	cmake --build build/sanitize -j $(JOBS)
+	cd build/sanitize && ctest --output-on-failure -j $(JOBS) -LE slow
+
+debug: deps
+	cmake -S . -B build/debug -DCMAKE_BUILD_TYPE=Debug
+	cmake --build build/debug -j $(JOBS)
+
+clean:
+	rm -rf build

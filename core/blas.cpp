@@ -1,0 +1,28 @@
+#include "core/blas.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+
+namespace tg {
+
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+    if (M == 0 || N == 0) return;
+    if (K == 0) {  // empty sum: C = beta * C, without reading C when beta == 0
+        for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        return;
+    }
+    // BLAS requires ld >= max(1, columns of the stored matrix) even when unused.
+    lda = std::max<int64_t>(lda, std::max<int64_t>(1, trans_a ? M : K));
+    ldb = std::max<int64_t>(ldb, std::max<int64_t>(1, trans_b ? K : N));
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha, A, static_cast<int>(lda),
+                B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
+}
+
+void set_num_threads(int n) { openblas_set_num_threads(n); }
+int num_threads() { return openblas_get_num_threads(); }
+
+}  // namespace tg

@@ -1,0 +1,19 @@
+// The BLAS boundary: every matrix product in tapegrad is one call to gemm() here,
+// which forwards to OpenBLAS's cblas_sgemm (row-major, transpose flags).
+#pragma once
+
+#include <cstdint>
+
+namespace tg {
+
+// C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C, row-major, op(X) = X or X^T.
+// beta == 0 means C is not read (it may hold NaN), as the BLAS standard says.
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// Threads OpenBLAS may use; tapegrad's own loops are single-threaded so the two
+// never compete for the cores.
+void set_num_threads(int n);
+int num_threads();
+
+}  // namespace tg

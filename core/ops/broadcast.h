@@ -1,0 +1,59 @@
+// Strided iteration and broadcasting, shared by the elementwise and view ops.
+// reduce_to_shape is the one place where a broadcast gradient is summed back to
+// an input's shape.
+#pragma once
+
+#include <array>
+
+#include "core/tape.h"
+#include "core/tensor.h"
+
+namespace tg {
+
+// NumPy broadcast of two shapes; fails naming op, both shapes and the call site.
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op, const Loc& loc);
+
+// Strides that read t as if it had shape `out` (0 on broadcast dimensions).
+Shape broadcast_strides(const Shape& shape, const Shape& strides, const Shape& out);
+
+// Visit `shape` row by row: f(offsets, n, inner_strides) is called once per
+// innermost run of n elements, with the element offset of each of the K
+// operands at the run's start and each operand's stride along the run.
+template <size_t K, class F>
+void strided_apply(const Shape& shape, const std::array<const int64_t*, K>& strides, F&& f) {
+    int64_t total = numel_of(shape);
+    if (total == 0) return;
+    std::array<int64_t, K> off{}, inner{};
+    size_t nd = shape.size();
+    if (nd == 0) {
+        f(off, int64_t{1}, inner);
+        return;
+    }
+    for (size_t k = 0; k < K; ++k) inner[k] = strides[k][nd - 1];
+    int64_t n = shape[nd - 1];
+    std::vector<int64_t> idx(nd, 0);
+    for (int64_t row = 0, rows = total / n; row < rows; ++row) {
+        f(off, n, inner);
+        for (size_t d = nd - 1; d-- > 0;) {
+            for (size_t k = 0; k < K; ++k) off[k] += strides[k][d];
+            if (++idx[d] < shape[d]) break;
+            for (size_t k = 0; k < K; ++k) off[k] -= strides[k][d] * shape[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+// Sum the contiguous gradient g (shape `from`) over broadcast dimensions and
+// store (assign or add, per the slot) into the slot of shape `to`.
+void reduce_to_shape(const float* g, const Shape& from, const GradSlot& slot);
+
+// dst (slot of a tensor with shape `base`) receives src, a contiguous gradient laid
+// out as the view (view_shape, view_strides, view_offset) of a contiguous `base`.
+// Elements of base outside the view get 0 when the slot assigns.
+void scatter_to_view(const float* src, const Shape& view_shape, const Shape& view_strides,
+                     int64_t view_offset, const GradSlot& slot);
+
+// Gather any strided tensor into a contiguous buffer (used where a kernel needs rows).
+void gather_contiguous(const Tensor& t, float* out);
+
+}  // namespace tg

@@ -1,0 +1,64 @@
+// cross_entropy from logits, fused log-softmax + NLL (PyTorch's F.cross_entropy):
+//   lse_r = log sum_v exp(x[r, v]),   loss = (1/n) sum over kept rows of (lse_r - x[r, t_r])
+//   dx[r, v] = (softmax(x_r)[v] - [v == t_r]) * g / n    (0 on ignored rows)
+// logits [N, V] or [B, T, V]; targets N ids; rows whose target is ignore_index are
+// left out and n counts the rest. Fused: the [N, V] log-probabilities are never
+// stored, only lse per row.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
+
+#include "core/ops.h"
+
+namespace tg {
+
+Tensor cross_entropy(const Tensor& logits, const Ids& targets, int64_t ignore_index, Loc loc) {
+    if (logits.dim() < 2) fail("cross_entropy", loc, "logits must be [N, V] or [B, T, V], got " + shape_str(logits.shape()));
+    int64_t V = logits.shape().back(), N = logits.numel() / V;
+    if (targets.numel() != N)
+        fail("cross_entropy", loc, fmt::format("logits {} have {} rows but targets {} have {} ids",
+                                               shape_str(logits.shape()), N, shape_str(targets.shape), targets.numel()));
+    Tensor xc = logits.is_contiguous() ? logits : logits.clone();
+    std::vector<float> lse(static_cast<size_t>(N));
+    double total = 0;
+    int64_t kept = 0;
+    for (int64_t r = 0; r < N; ++r) {
+        int64_t t = targets.data[r];
+        if (t == ignore_index) continue;
+        if (t < 0 || t >= V)
+            fail("cross_entropy", loc, fmt::format("target {} at row {} is outside [0, {})", t, r, V));
+        const float* x = xc.data() + r * V;
+        float m = -std::numeric_limits<float>::infinity();
+        for (int64_t v = 0; v < V; ++v) m = std::max(m, x[v]);
+        double s = 0;
+        for (int64_t v = 0; v < V; ++v) s += std::exp(static_cast<double>(x[v] - m));
+        lse[r] = m + static_cast<float>(std::log(s));
+        total += lse[r] - x[t];
+        kept++;
+    }
+    Tensor out = Tensor::full({}, kept ? static_cast<float>(total / kept) : std::numeric_limits<float>::quiet_NaN());
+    if (!needs_record({&logits})) return out;
+    record("cross_entropy", loc, {logits}, out,
+           [xc, lse, targets, ignore_index, N, V, kept](const Tensor& g, std::span<GradSlot> gi) {
+               float scale = g.item() / static_cast<float>(kept);
+               for (int64_t r = 0; r < N; ++r) {
+                   int64_t t = targets.data[r];
+                   const float* x = xc.data() + r * V;
+                   float* d = gi[0].data + r * V;
+                   if (t == ignore_index) {
+                       if (!gi[0].accumulate) std::fill_n(d, V, 0.0f);
+                       continue;
+                   }
+                   float l = lse[r];
+                   if (gi[0].accumulate)
+                       for (int64_t v = 0; v < V; ++v) d[v] += std::exp(x[v] - l) * scale;
+                   else
+                       for (int64_t v = 0; v < V; ++v) d[v] = std::exp(x[v] - l) * scale;
+                   d[t] -= scale;
+               }
+           });
+    return out;
+}
+
+}  // namespace tg

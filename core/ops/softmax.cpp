@@ -1,0 +1,81 @@
+// softmax and log_softmax over the last dim, stabilised by the row max.
+// A row that is entirely -inf gives NaN, as in PyTorch (anomaly mode reports it).
+#include <cmath>
+#include <limits>
+
+#include "core/ops.h"
+#include "core/ops/broadcast.h"
+
+namespace tg {
+namespace {
+
+Tensor rows_of(const Tensor& a) {
+    if (a.is_contiguous()) return a;
+    Tensor c = Tensor::empty(a.shape());  // strided input: one gather so rows are contiguous
+    gather_contiguous(a, c.data());
+    return c;
+}
+
+}  // namespace
+
+// y_i = exp(x_i - m) / sum_j exp(x_j - m),  m = max_j x_j
+//   dx_i = y_i (g_i - sum_j g_j y_j)
+Tensor softmax(const Tensor& a, Loc loc) {
+    if (a.dim() < 1) fail("softmax", loc, "needs at least one dim");
+    Tensor ac = rows_of(a);
+    int64_t n = a.shape().back(), rows = a.numel() / std::max<int64_t>(n, 1);
+    Tensor out = Tensor::empty(a.shape());
+    for (int64_t r = 0; r < rows; ++r) {
+        const float* x = ac.data() + r * n;
+        float* y = out.data() + r * n;
+        float m = -std::numeric_limits<float>::infinity();
+        for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+        double s = 0;
+        for (int64_t i = 0; i < n; ++i) s += (y[i] = std::exp(x[i] - m));
+        float inv = static_cast<float>(1.0 / s);
+        for (int64_t i = 0; i < n; ++i) y[i] *= inv;
+    }
+    if (!needs_record({&a})) return out;
+    record("softmax", loc, {a}, out, [out, n, rows](const Tensor& g, std::span<GradSlot> gi) {
+        for (int64_t r = 0; r < rows; ++r) {
+            const float* y = out.data() + r * n;
+            const float* gr = g.data() + r * n;
+            double dot = 0;
+            for (int64_t i = 0; i < n; ++i) dot += static_cast<double>(gr[i]) * y[i];
+            for (int64_t i = 0; i < n; ++i) gi[0].store(r * n + i, y[i] * (gr[i] - static_cast<float>(dot)));
+        }
+    });
+    return out;
+}
+
+// y_i = x_i - m - log sum_j exp(x_j - m)
+//   dx_i = g_i - exp(y_i) sum_j g_j
+Tensor log_softmax(const Tensor& a, Loc loc) {
+    if (a.dim() < 1) fail("log_softmax", loc, "needs at least one dim");
+    Tensor ac = rows_of(a);
+    int64_t n = a.shape().back(), rows = a.numel() / std::max<int64_t>(n, 1);
+    Tensor out = Tensor::empty(a.shape());
+    for (int64_t r = 0; r < rows; ++r) {
+        const float* x = ac.data() + r * n;
+        float* y = out.data() + r * n;
+        float m = -std::numeric_limits<float>::infinity();
+        for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+        double s = 0;
+        for (int64_t i = 0; i < n; ++i) s += std::exp(static_cast<double>(x[i] - m));
+        float lse = m + static_cast<float>(std::log(s));
+        for (int64_t i = 0; i < n; ++i) y[i] = x[i] - lse;
+    }
+    if (!needs_record({&a})) return out;
+    record("log_softmax", loc, {a}, out, [out, n, rows](const Tensor& g, std::span<GradSlot> gi) {
+        for (int64_t r = 0; r < rows; ++r) {
+            const float* y = out.data() + r * n;
+            const float* gr = g.data() + r * n;
+            double gs = 0;
+            for (int64_t i = 0; i < n; ++i) gs += gr[i];
+            for (int64_t i = 0; i < n; ++i) gi[0].store(r * n + i, gr[i] - std::exp(y[i]) * static_cast<float>(gs));
+        }
+    });
+    return out;
+}
+
+}  // namespace tg

@@ -1,0 +1,126 @@
+#include "core/random.h"
+
+#include <cmath>
+#include <numbers>
+#include <sstream>
+#include <stdexcept>
+#include <utility>
+
+namespace tg {
+
+void Generator::manual_seed(uint64_t seed) {
+    seed_ = seed;
+    engine_.seed(static_cast<uint32_t>(seed & 0xffffffffULL));  // PyTorch keeps the low 32 bits
+    has_next_normal_ = false;
+}
+
+uint64_t Generator::random64() {
+    uint64_t hi = random();
+    uint64_t lo = random();
+    return (hi << 32) | lo;
+}
+
+float Generator::uniform_float(float from, float to) {
+    float x = static_cast<float>(random() & ((1u << 24) - 1)) * (1.0f / 16777216.0f);
+    return x * (to - from) + from;
+}
+
+double Generator::uniform_double(double from, double to) {
+    double x = static_cast<double>(random64() & ((1ULL << 53) - 1)) * (1.0 / 9007199254740992.0);
+    return x * (to - from) + from;
+}
+
+void Generator::fill_uniform(float* data, int64_t n, double from, double to) {
+    float f = static_cast<float>(from), t = static_cast<float>(to);
+    for (int64_t i = 0; i < n; ++i) data[i] = uniform_float(f, t);
+}
+
+// PyTorch's normal_distribution<double>: u1, u2 uniform doubles,
+// r = sqrt(-2 log(1 - u2)), theta = 2 pi u1; returns r cos(theta), caches r sin(theta).
+double Generator::normal_double(double mean, double std) {
+    if (has_next_normal_) {
+        has_next_normal_ = false;
+        return next_normal_ * std + mean;
+    }
+    double u1 = uniform_double(0.0, 1.0);
+    double u2 = uniform_double(0.0, 1.0);
+    double r = std::sqrt(-2.0 * std::log(1.0 - u2));
+    double theta = 2.0 * std::numbers::pi * u1;
+    next_normal_ = r * std::sin(theta);
+    has_next_normal_ = true;
+    return r * std::cos(theta) * std + mean;
+}
+
+// Box-Muller over 16 uniforms in float: for j < 8, u1 = 1 - d[j], u2 = d[j+8],
+// r = sqrt(-2 log u1), theta = 2 pi u2, d[j] = r cos(theta), d[j+8] = r sin(theta).
+static void normal_fill_16(float* d, float mean, float std) {
+    for (int j = 0; j < 8; ++j) {
+        float u1 = 1.0f - d[j];
+        float u2 = d[j + 8];
+        float radius = std::sqrt(-2.0f * std::log(u1));
+        float theta = 2.0f * static_cast<float>(std::numbers::pi) * u2;
+        d[j] = radius * std::cos(theta) * std + mean;
+        d[j + 8] = radius * std::sin(theta) * std + mean;
+    }
+}
+
+// Tensor.normal_ on float32: with n >= 16, fill with float uniforms in [0, 1),
+// transform each block of 16; when n % 16 != 0, redraw the last 16 elements
+// (overlapping the previous block) and transform them again. With n < 16, one
+// normal_double per element.
+void Generator::fill_normal(float* data, int64_t n, double mean, double std) {
+    if (n >= 16) {
+        for (int64_t i = 0; i < n; ++i) data[i] = uniform_float(0.0f, 1.0f);
+        float m = static_cast<float>(mean), s = static_cast<float>(std);
+        for (int64_t i = 0; i + 16 <= n; i += 16) normal_fill_16(data + i, m, s);
+        if (n % 16 != 0) {
+            float* tail = data + n - 16;
+            for (int i = 0; i < 16; ++i) tail[i] = uniform_float(0.0f, 1.0f);
+            normal_fill_16(tail, m, s);
+        }
+    } else {
+        for (int64_t i = 0; i < n; ++i) data[i] = static_cast<float>(normal_double(mean, std));
+    }
+}
+
+void Generator::fill_bernoulli(float* data, int64_t n, double p) {
+    for (int64_t i = 0; i < n; ++i) data[i] = uniform_double(0.0, 1.0) < p ? 1.0f : 0.0f;
+}
+
+// Fisher-Yates from the front: for i < n-1, z = random() % (n - i), swap(r[i], r[i+z]).
+std::vector<int64_t> Generator::randperm(int64_t n) {
+    std::vector<int64_t> r(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) r[i] = i;
+    for (int64_t i = 0; i + 1 < n; ++i) {
+        int64_t z = static_cast<int64_t>(random() % static_cast<uint64_t>(n - i));
+        std::swap(r[i], r[i + z]);
+    }
+    return r;
+}
+
+int64_t Generator::random_int64() {
+    return static_cast<int64_t>(random64() % (1ULL << 63));
+}
+
+std::string Generator::state() const {
+    std::ostringstream os;
+    os << seed_ << ' ' << has_next_normal_ << ' ';
+    os.precision(17);
+    os << next_normal_ << ' ' << engine_;
+    return os.str();
+}
+
+void Generator::set_state(const std::string& s) {
+    std::istringstream is(s);
+    is >> seed_ >> has_next_normal_ >> next_normal_ >> engine_;
+    if (!is) throw std::runtime_error("tapegrad: Generator::set_state: malformed generator state");
+}
+
+Generator& default_generator() {
+    static Generator g;
+    return g;
+}
+
+void manual_seed(uint64_t seed) { default_generator().manual_seed(seed); }
+
+}  // namespace tg

@@ -1,0 +1,262 @@
+#include "core/tape.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <ostream>
+#include <unordered_set>
+
+namespace tg {
+namespace {
+
+thread_local Tape t_tape;
+thread_local bool t_grad_enabled = true;
+thread_local std::vector<std::string> t_scopes;
+thread_local std::string t_scope_str;
+bool g_anomaly = false;
+bool g_profiling = false;
+thread_local std::map<std::string, OpProfile> t_profile;
+thread_local std::chrono::steady_clock::time_point t_last_mark = std::chrono::steady_clock::now();
+
+double seconds_since_mark() {
+    auto now = std::chrono::steady_clock::now();
+    double s = std::chrono::duration<double>(now - t_last_mark).count();
+    t_last_mark = now;
+    return s;
+}
+
+std::string describe(const Tensor& t) {
+    return fmt::format("'{}' {}", t.label().empty() ? "(unlabelled)" : t.label(), shape_str(t.shape()));
+}
+
+// First non-finite element of a contiguous buffer, or -1.
+int64_t first_nonfinite(const float* p, int64_t n) {
+    for (int64_t i = 0; i < n; ++i)
+        if (!std::isfinite(p[i])) return i;
+    return -1;
+}
+
+}  // namespace
+
+Tape& tape() { return t_tape; }
+
+void Tape::clear() {
+    entries_.clear();
+    generation_++;
+}
+
+bool grad_enabled() { return t_grad_enabled; }
+NoGradGuard::NoGradGuard() : prev_(t_grad_enabled) { t_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { t_grad_enabled = prev_; }
+
+static void rebuild_scope() {
+    t_scope_str.clear();
+    for (const auto& s : t_scopes) {
+        if (s.empty()) continue;
+        if (!t_scope_str.empty()) t_scope_str += '.';
+        t_scope_str += s;
+    }
+}
+LabelScope::LabelScope(const std::string& name) { t_scopes.push_back(name); rebuild_scope(); }
+LabelScope::~LabelScope() { t_scopes.pop_back(); rebuild_scope(); }
+const std::string& current_scope() { return t_scope_str; }
+std::string scoped(const std::string& name) {
+    return t_scope_str.empty() ? name : t_scope_str + "." + name;
+}
+
+void set_detect_anomaly(bool on) { g_anomaly = on; }
+bool detect_anomaly() { return g_anomaly; }
+
+void set_profiling(bool on) { g_profiling = on; seconds_since_mark(); }
+bool profiling() { return g_profiling; }
+void profile_add(const char* op, double fwd, double bwd) {
+    auto& p = t_profile[op];
+    p.op = op;
+    p.forward_s += fwd;
+    p.backward_s += bwd;
+    if (fwd > 0) p.calls++;
+}
+std::vector<OpProfile> take_profile() {
+    std::vector<OpProfile> out;
+    for (auto& [k, v] : t_profile) out.push_back(v);
+    t_profile.clear();
+    return out;
+}
+
+bool needs_record(std::initializer_list<const Tensor*> inputs) {
+    if (!t_grad_enabled) return false;
+    for (const Tensor* t : inputs)
+        if (t->defined() && t->requires_grad()) return true;
+    return false;
+}
+
+void record(const char* op, const Loc& loc, std::vector<Tensor> inputs, Tensor& out, BackwardFn backward) {
+    if (out.label().empty()) out.set_label(scoped(op));
+    if (g_profiling) profile_add(op, seconds_since_mark(), 0);
+    if (g_anomaly) {
+        Tensor c = out.is_contiguous() ? out : out.clone();
+        if (int64_t i = first_nonfinite(c.data(), c.numel()); i >= 0)
+            fail(op, loc, fmt::format("anomaly: forward output {} has {} at flat index {}", describe(out),
+                                      c.data()[i], i));
+    }
+    if (!t_grad_enabled) return;
+    bool any = false;
+    for (const Tensor& t : inputs) {
+        if (!t.defined() || !t.requires_grad()) continue;
+        any = true;
+        if (!t.is_leaf() && t.impl()->generation != t_tape.generation())
+            fail(op, loc, fmt::format("input {} was made on a tape that backward() has freed; "
+                                      "recompute it, or call backward(retain_graph=true)", describe(t)));
+    }
+    if (!any) return;
+    out.impl()->requires_grad = true;
+    out.impl()->entry = static_cast<int64_t>(t_tape.entries().size());
+    out.impl()->generation = t_tape.generation();
+    t_tape.entries().push_back(TapeEntry{op, loc, std::move(inputs), out, std::move(backward)});
+}
+
+// Apply a tensor's hooks to its (complete) gradient; a hook may replace it.
+static void apply_hooks(TensorImpl* impl, const TapeEntry* e) {
+    for (auto& hook : impl->hooks) {
+        Tensor r = hook(Tensor(impl->grad));
+        if (!r.defined()) continue;
+        if (r.shape() != impl->shape)
+            throw Error(fmt::format("tapegrad: hook on '{}' returned a gradient of shape {} for a tensor of "
+                                    "shape {}{}", impl->label, shape_str(r.shape()), shape_str(impl->shape),
+                                    e ? " [registered on the output of " + std::string(e->op) + " at " +
+                                            loc_str(e->where) + "]" : ""));
+        impl->grad = (r.is_contiguous() ? r : r.clone()).impl_ptr();
+    }
+}
+
+// Run one entry's backward closure, giving each input that needs a gradient a slot.
+static void backward_entry(TapeEntry& e, std::unordered_set<TensorImpl*>& leaves) {
+    TensorImpl* out = e.output.impl();
+    std::vector<GradSlot> slots(e.inputs.size());
+    std::vector<Tensor> fresh(e.inputs.size());  // new buffers, installed after the call
+    std::vector<Tensor> dup_tmp(e.inputs.size());
+    for (size_t j = 0; j < e.inputs.size(); ++j) {
+        const Tensor& in = e.inputs[j];
+        if (!in.defined() || !in.requires_grad()) continue;
+        bool seen_before = false;
+        for (size_t k = 0; k < j; ++k) seen_before |= e.inputs[k].impl() == in.impl();
+        if (seen_before) {  // x*x: the second use gets its own buffer, summed below
+            dup_tmp[j] = Tensor::empty(in.shape());
+            slots[j] = {dup_tmp[j].data(), false, &in.shape()};
+        } else if (in.impl()->grad) {
+            slots[j] = {Tensor(in.impl()->grad).data(), true, &in.shape()};
+        } else {
+            fresh[j] = Tensor::empty(in.shape());
+            slots[j] = {fresh[j].data(), false, &in.shape()};
+        }
+        if (in.is_leaf()) leaves.insert(in.impl());
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    e.backward(Tensor(out->grad), slots);
+    if (g_profiling)
+        profile_add(e.op, 0, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    for (size_t j = 0; j < e.inputs.size(); ++j) {
+        if (fresh[j].defined()) e.inputs[j].impl()->grad = fresh[j].impl_ptr();
+        if (dup_tmp[j].defined()) {
+            float* dst = Tensor(e.inputs[j].impl()->grad).data();
+            const float* src = dup_tmp[j].data();
+            for (int64_t i = 0; i < dup_tmp[j].numel(); ++i) dst[i] += src[i];
+        }
+    }
+    if (!g_anomaly) return;
+    for (size_t j = 0; j < e.inputs.size(); ++j) {
+        if (!slots[j]) continue;
+        Tensor g(e.inputs[j].impl()->grad);
+        if (int64_t i = first_nonfinite(g.data(), g.numel()); i >= 0)
+            throw Error(fmt::format("tapegrad: {}: anomaly: backward wrote {} into the gradient of input {} "
+                                    "({}) at flat index {}; entry output {} [recorded at {}]",
+                                    e.op, g.data()[i], j, describe(e.inputs[j]), i, describe(e.output),
+                                    loc_str(e.where)));
+    }
+}
+
+void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph, const Loc& loc) {
+    if (!root.defined()) fail("backward", loc, "called on an undefined tensor");
+    if (!root.requires_grad())
+        fail("backward", loc, fmt::format("{} does not require grad and has no tape entry", describe(root)));
+    Tensor g = grad;
+    if (!g.defined()) {
+        if (root.numel() != 1)
+            fail("backward", loc, fmt::format("{} is not a scalar: pass an explicit gradient of that shape",
+                                              describe(root)));
+        g = Tensor::ones(root.shape());
+    } else if (g.shape() != root.shape()) {
+        fail("backward", loc, fmt::format("gradient of shape {} for {}", shape_str(g.shape()), describe(root)));
+    }
+    g = g.is_contiguous() ? g.clone() : g.clone();
+    TensorImpl* r = root.impl();
+    if (r->is_leaf()) {  // nothing recorded: the gradient of a leaf w.r.t. itself
+        if (r->grad) {
+            float* d = Tensor(r->grad).data();
+            for (int64_t i = 0; i < g.numel(); ++i) d[i] += g.data()[i];
+        } else {
+            r->grad = g.impl_ptr();
+        }
+        return;
+    }
+    if (r->generation != t_tape.generation())
+        fail("backward", loc, fmt::format("the tape that recorded {} was already freed by an earlier "
+                                          "backward(); pass retain_graph=true to the first call", describe(root)));
+    r->grad = g.impl_ptr();
+    std::unordered_set<TensorImpl*> leaves;
+    auto& entries = t_tape.entries();
+    for (int64_t i = r->entry; i >= 0; --i) {
+        TapeEntry& e = entries[static_cast<size_t>(i)];
+        TensorImpl* out = e.output.impl();
+        if (!out->grad) continue;
+        apply_hooks(out, &e);
+        backward_entry(e, leaves);
+        if (!out->retain_grad) out->grad.reset();
+    }
+    for (TensorImpl* leaf : leaves)
+        if (leaf->grad) apply_hooks(leaf, nullptr);
+    if (!retain_graph) t_tape.clear();
+}
+
+void Tape::dump(std::ostream& os) const {
+    os << fmt::format("tape generation {}, {} entries\n", generation_, entries_.size());
+    for (size_t i = 0; i < entries_.size(); ++i) {
+        const TapeEntry& e = entries_[i];
+        std::string ins;
+        for (const Tensor& t : e.inputs) {
+            if (!t.defined()) continue;
+            ins += (ins.empty() ? "" : ", ") + (t.label().empty() ? std::string("?") : t.label()) +
+                   shape_str(t.shape());
+        }
+        os << fmt::format("#{:<4} {:<14} {:<40} {:<16} <- {}  @ {}\n", i, e.op, e.output.label(),
+                          shape_str(e.output.shape()), ins, loc_str(e.where));
+    }
+}
+
+void Tape::to_dot(std::ostream& os) const {
+    os << "digraph tape {\n  rankdir=LR;\n  node [fontname=\"monospace\", fontsize=10];\n";
+    std::unordered_set<const TensorImpl*> leaves;
+    for (size_t i = 0; i < entries_.size(); ++i) {
+        const TapeEntry& e = entries_[i];
+        os << fmt::format("  e{} [shape=box, label=\"#{} {}\\n{}\\n{}\"];\n", i, i, e.op, e.output.label(),
+                          shape_str(e.output.shape()));
+        for (const Tensor& t : e.inputs) {
+            if (!t.defined()) continue;
+            const TensorImpl* ti = t.impl();
+            if (!ti->is_leaf() && ti->generation == generation_) {
+                os << fmt::format("  e{} -> e{};\n", ti->entry, i);
+            } else {
+                if (leaves.insert(ti).second)
+                    os << fmt::format("  l{} [shape=ellipse, label=\"{}\\n{}{}\"];\n",
+                                      static_cast<const void*>(ti), t.label().empty() ? "leaf" : t.label(),
+                                      shape_str(t.shape()), t.requires_grad() ? "\\nrequires_grad" : "");
+                os << fmt::format("  l{} -> e{};\n", static_cast<const void*>(ti), i);
+            }
+        }
+    }
+    os << "}\n";
+}
+
+}  // namespace tg

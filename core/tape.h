@@ -1,0 +1,107 @@
+// The tape: a per-thread list of recorded ops in execution order, walked in
+// reverse by backward().
+#pragma once
+
+#include <functional>
+#include <iosfwd>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace tg {
+
+// Where a backward closure writes the gradient of one input.
+//   data        contiguous buffer in the input's shape, or null when the input
+//               needs no gradient (the closure must then skip it);
+//   accumulate  false: the buffer is uninitialised (NaN in debug builds of the
+//               tests) and the closure must assign every element;
+//               true:  the input already has a gradient; the closure must add.
+struct GradSlot {
+    float* data = nullptr;
+    bool accumulate = false;
+    const Shape* shape = nullptr;
+    explicit operator bool() const { return data != nullptr; }
+    // store(i, v): data[i] = v or data[i] += v. Branch, never beta*x: NaN*0 is NaN.
+    void store(int64_t i, float v) const {
+        if (accumulate) data[i] += v; else data[i] = v;
+    }
+    float beta() const { return accumulate ? 1.0f : 0.0f; }  // for cblas_sgemm
+};
+
+using BackwardFn = std::function<void(const Tensor& grad_out, std::span<GradSlot> grad_in)>;
+
+struct TapeEntry {
+    const char* op = "";
+    Loc where;
+    std::vector<Tensor> inputs;
+    Tensor output;
+    BackwardFn backward;
+    double seconds = 0;  // forward time, filled when profiling
+};
+
+class Tape {
+public:
+    std::vector<TapeEntry>& entries() { return entries_; }
+    uint64_t generation() const { return generation_; }
+    void clear();  // frees every entry; tensors made before now cannot backward
+    void dump(std::ostream& os) const;
+    void to_dot(std::ostream& os) const;
+    size_t size() const { return entries_.size(); }
+
+private:
+    std::vector<TapeEntry> entries_;
+    uint64_t generation_ = 1;
+};
+
+Tape& tape();  // this thread's tape
+
+bool grad_enabled();
+// Inside a NoGradGuard nothing is recorded (evaluation, optimizer updates).
+class NoGradGuard {
+public:
+    NoGradGuard();
+    ~NoGradGuard();
+    NoGradGuard(const NoGradGuard&) = delete;
+    NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+private:
+    bool prev_;
+};
+
+// Labels: modules push their dotted name; ops label outputs "<scope>.<name>".
+class LabelScope {
+public:
+    explicit LabelScope(const std::string& name);
+    ~LabelScope();
+    LabelScope(const LabelScope&) = delete;
+    LabelScope& operator=(const LabelScope&) = delete;
+};
+const std::string& current_scope();
+std::string scoped(const std::string& name);
+
+// Anomaly mode: every op output (forward) and every gradient (backward) is
+// checked for NaN/Inf; the first one throws naming the entry and the tensor.
+void set_detect_anomaly(bool on);
+bool detect_anomaly();
+
+// Per-op timing of the forward and backward of every entry, for --profile.
+void set_profiling(bool on);
+bool profiling();
+struct OpProfile { std::string op; double forward_s = 0, backward_s = 0; int64_t calls = 0; };
+std::vector<OpProfile> take_profile();  // accumulated since the last call
+void profile_add(const char* op, double fwd, double bwd);
+
+// Called by every op after computing `out` from `inputs`. Checks anomalies,
+// labels the output and, when grad mode is on and an input requires grad,
+// appends the entry and marks `out` as requiring grad.
+void record(const char* op, const Loc& loc, std::vector<Tensor> inputs, Tensor& out,
+            BackwardFn backward);
+// True when an op with these inputs would be recorded (skip saving otherwise).
+bool needs_record(std::initializer_list<const Tensor*> inputs);
+
+// The reverse walk behind Tensor::backward.
+void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph, const Loc& loc);
+
+}  // namespace tg
