@@ -38,9 +38,10 @@ Tensor contig(const Tensor& a) {
 }
 
 // out[o, i] = scale * sum_k a[o, k, i];  da[o, k, i] = scale * g[o, i].
+// dim < 0 reduces over everything (a scalar result).
 Tensor sum_scaled(const Tensor& a, int64_t dim, bool keepdim, float scale_div, const char* op, const Loc& loc) {
     Tensor ac = contig(a);
-    Around s = split(a, dim, keepdim);
+    Around s = dim >= 0 ? split(a, dim, keepdim) : Around{1, a.numel(), 1, {}};
     Tensor out = Tensor::empty(s.out_shape);
     const float* pa = ac.data();
     for (int64_t o = 0; o < s.outer; ++o)
@@ -58,13 +59,10 @@ Tensor sum_scaled(const Tensor& a, int64_t dim, bool keepdim, float scale_div, c
     return out;
 }
 
-Tensor flat_view(const Tensor& a, const Loc& loc) { return a.reshape({a.numel()}, loc); }
-
 }  // namespace
 
 Tensor sum(const Tensor& a, Loc loc) {
-    Tensor out = sum_scaled(flat_view(a, loc), 0, false, 1.0f, "sum", loc);
-    return out;
+    return sum_scaled(a, -1, false, 1.0f, "sum", loc);
 }
 
 Tensor sum(const Tensor& a, int64_t dim, bool keepdim, Loc loc) {
@@ -72,7 +70,7 @@ Tensor sum(const Tensor& a, int64_t dim, bool keepdim, Loc loc) {
 }
 
 Tensor mean(const Tensor& a, Loc loc) {
-    return sum_scaled(flat_view(a, loc), 0, false, static_cast<float>(a.numel()), "mean", loc);
+    return sum_scaled(a, -1, false, static_cast<float>(a.numel()), "mean", loc);
 }
 
 Tensor mean(const Tensor& a, int64_t dim, bool keepdim, Loc loc) {

@@ -1,0 +1,137 @@
+// Tape semantics: accumulation, no_grad, retain_grad, hooks, dump/DOT, errors, anomaly mode.
+#include <catch2/catch.hpp>
+
+#include <sstream>
+
+#include "core/tapegrad.h"
+#include "test_util.h"
+
+using namespace tg;
+
+TEST_CASE("gradients accumulate across uses and across backward calls until zero_grad", "[tape]") {
+    Tensor x = Tensor::from_vector({1, 2, 3}, {3}).requires_grad_();
+    Tensor y = sum(add(mul(x, x), x));  // d/dx = 2x + 1
+    y.backward();
+    CHECK(x.grad().to_vector() == std::vector<float>{3, 5, 7});
+    sum(x).backward();
+    CHECK(x.grad().to_vector() == std::vector<float>{4, 6, 8});
+    x.zero_grad();
+    CHECK_FALSE(x.grad().defined());
+    sum(mul(x, 2.0f)).backward();
+    CHECK(x.grad().to_vector() == std::vector<float>{2, 2, 2});
+}
+
+TEST_CASE("NoGradGuard records nothing", "[tape]") {
+    Tensor x = test::leaf({2, 2}, 1);
+    size_t before = tape().size();
+    {
+        NoGradGuard ng;
+        Tensor y = exp(x);
+        CHECK_FALSE(y.requires_grad());
+    }
+    CHECK(tape().size() == before);
+    tape().clear();
+}
+
+TEST_CASE("retain_grad keeps an intermediate's gradient; others are freed", "[tape]") {
+    Tensor x = test::leaf({3}, 2);
+    Tensor h = mul(x, 3.0f);
+    h.retain_grad();
+    Tensor h2 = exp(h);
+    sum(h2).backward();
+    REQUIRE(h.grad().defined());
+    CHECK_FALSE(h2.grad().defined());
+    std::vector<float> hv = h.to_vector(), hg = h.grad().to_vector();
+    for (size_t i = 0; i < hv.size(); ++i) CHECK(hg[i] == Approx(std::exp(hv[i])));
+}
+
+TEST_CASE("a hook sees the gradient and may replace it", "[tape]") {
+    Tensor x = test::leaf({3}, 3);
+    Tensor h = mul(x, 2.0f);
+    std::vector<float> seen;
+    h.register_hook([&](const Tensor& g) {
+        seen = g.to_vector();
+        return mul(g, 10.0f);  // hooks run with the tape off for their own ops
+    });
+    sum(h).backward();
+    CHECK(seen == std::vector<float>{1, 1, 1});
+    CHECK(x.grad().to_vector() == std::vector<float>{20, 20, 20});
+}
+
+TEST_CASE("backward errors: non-scalar, freed tape, op on freed-tape tensors", "[tape]") {
+    Tensor x = test::leaf({2}, 4);
+    Tensor y = mul(x, 2.0f);
+    REQUIRE_THROWS_WITH(y.backward(), Catch::Contains("not a scalar") && Catch::Contains("test_tape.cpp"));
+    Tensor l = sum(y);
+    l.backward();
+    REQUIRE_THROWS_WITH(l.backward(), Catch::Contains("already freed") && Catch::Contains("retain_graph"));
+    REQUIRE_THROWS_WITH(add(y, x), Catch::Contains("freed") && Catch::Contains("add"));
+    Tensor z = mul(x, 3.0f);
+    Tensor lz = sum(z);
+    lz.backward(Tensor(), /*retain_graph=*/true);
+    lz.backward();
+    CHECK(x.grad().to_vector()[0] == Approx(2 + 3 + 3));
+    Tensor c = Tensor::ones({2});
+    REQUIRE_THROWS_WITH(c.backward(), Catch::Contains("does not require grad"));
+}
+
+TEST_CASE("shape errors name the op, both shapes and the call site", "[tape][errors]") {
+    Tensor a = Tensor::zeros({2, 3}), b = Tensor::zeros({4, 5});
+    REQUIRE_THROWS_WITH(add(a, b), Catch::Contains("add") && Catch::Contains("[2, 3]") && Catch::Contains("[4, 5]") &&
+                                       Catch::Contains("test_tape.cpp:"));
+    REQUIRE_THROWS_WITH(matmul(a, b), Catch::Contains("matmul") && Catch::Contains("[2, 3]") &&
+                                          Catch::Contains("[4, 5]") && Catch::Contains("test_tape.cpp:"));
+    REQUIRE_THROWS_WITH(linear(a, b, Tensor()), Catch::Contains("linear") && Catch::Contains("[2, 3]") &&
+                                                    Catch::Contains("[4, 5]"));
+    REQUIRE_THROWS_WITH(layer_norm(a, Tensor::ones({4}), Tensor::zeros({4})),
+                        Catch::Contains("layer_norm") && Catch::Contains("[4]") && Catch::Contains("[2, 3]"));
+    REQUIRE_THROWS_WITH(cross_entropy(a, Ids{{3}, {0, 1, 2}}), Catch::Contains("cross_entropy") &&
+                                                                  Catch::Contains("[2, 3]") && Catch::Contains("[3]"));
+    REQUIRE_THROWS_WITH(embedding(b, Ids{{1}, {9}}), Catch::Contains("embedding") && Catch::Contains("id 9"));
+    REQUIRE_THROWS_WITH(cat({a, b}, 0), Catch::Contains("cat") && Catch::Contains("[2, 3]") && Catch::Contains("[4, 5]"));
+    REQUIRE_THROWS_WITH(masked_fill(a, b, 0.f), Catch::Contains("masked_fill"));
+    REQUIRE_THROWS_WITH(sum(a, 5), Catch::Contains("dim 5 out of range"));
+}
+
+TEST_CASE("entries carry op, scoped label and call site; dump and DOT show them", "[tape]") {
+    tape().clear();
+    Tensor x = test::leaf({2, 3}, 5);
+    x.set_label("x");
+    Tensor s;
+    {
+        LabelScope blk("trf_blocks.3");
+        LabelScope att("att");
+        s = mul(x, 0.5f).named("scores");
+    }
+    Tensor l = sum(exp(s));
+    REQUIRE(tape().size() == 3);
+    const TapeEntry& e = tape().entries()[0];
+    CHECK(std::string(e.op) == "mul_scalar");
+    CHECK(e.output.label() == "trf_blocks.3.att.scores");
+    CHECK(std::string(e.where.file_name()).find("test_tape.cpp") != std::string::npos);
+    std::ostringstream dump, dot;
+    tape().dump(dump);
+    tape().to_dot(dot);
+    CHECK_THAT(dump.str(), Catch::Contains("trf_blocks.3.att.scores") && Catch::Contains("mul_scalar") &&
+                               Catch::Contains("test_tape.cpp:") && Catch::Contains("x[2, 3]"));
+    CHECK_THAT(dot.str(), Catch::StartsWith("digraph tape") && Catch::Contains("e0 -> e1"));
+    l.backward();
+}
+
+TEST_CASE("anomaly mode names the entry that made a NaN, forward and backward", "[tape][anomaly]") {
+    set_detect_anomaly(true);
+    Tensor x = Tensor::from_vector({1, -1}, {2}).requires_grad_();
+    {
+        LabelScope sc("blk");
+        REQUIRE_THROWS_WITH(log(x), Catch::Contains("log") && Catch::Contains("blk.log") &&
+                                        Catch::Contains("nan") && Catch::Contains("test_tape.cpp"));
+    }
+    tape().clear();
+    // backward: sqrt at 0 is finite forward, infinite gradient backward
+    Tensor z = Tensor::from_vector({0, 4}, {2}).requires_grad_();
+    Tensor l = sum(sqrt(z));
+    REQUIRE_THROWS_WITH(l.backward(), Catch::Contains("pow") && Catch::Contains("backward") &&
+                                          Catch::Contains("inf"));
+    set_detect_anomaly(false);
+    tape().clear();
+}
