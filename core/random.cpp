@@ -22,7 +22,8 @@ uint64_t Generator::random64() {
 
 float Generator::uniform_float(float from, float to) {
     float x = static_cast<float>(random() & ((1u << 24) - 1)) * (1.0f / 16777216.0f);
-    return x * (to - from) + from;
+    // PyTorch's AVX2 kernel is compiled with FMA contraction: one rounding.
+    return std::fma(x, to - from, from);
 }
 
 double Generator::uniform_double(double from, double to) {
@@ -123,4 +124,13 @@ Generator& default_generator() {
 
 void manual_seed(uint64_t seed) { default_generator().manual_seed(seed); }
 
+}  // namespace tg
+
+namespace tg {
+double linear_weight_bound(int64_t fan_in) {
+    double gain = std::sqrt(2.0 / (1.0 + 5.0));  // calculate_gain('leaky_relu', sqrt(5))
+    double std_ = gain / std::sqrt(static_cast<double>(fan_in));
+    return std::sqrt(3.0) * std_;
+}
+double linear_bias_bound(int64_t fan_in) { return fan_in > 0 ? 1.0 / std::sqrt(static_cast<double>(fan_in)) : 0.0; }
 }  // namespace tg

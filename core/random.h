@@ -26,7 +26,8 @@ public:
     uint64_t random64();
 
     // float32 uniform in [from, to): one 32-bit draw r, x = (r & (2^24-1)) * 2^-24,
-    // returned as x * (to - from) + from, all in float.
+    // returned as fma(x, to - from, from) in float (one rounding, as
+    // PyTorch's AVX2 build computes it).
     float uniform_float(float from, float to);
     // float64 uniform in [from, to): x = (random64() & (2^53-1)) * 2^-53.
     double uniform_double(double from, double to);
@@ -59,4 +60,13 @@ private:
 Generator& default_generator();
 void manual_seed(uint64_t seed);
 
+}  // namespace tg
+
+namespace tg {
+// nn.Linear's reset_parameters, to the last bit: the weight gets
+// kaiming_uniform_(a = sqrt(5)), i.e. uniform(-b, b) with
+// b = sqrt(3) * (sqrt(2 / (1 + 5)) / sqrt(fan_in)) evaluated in double as Python
+// does; the bias gets uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+double linear_weight_bound(int64_t fan_in);
+double linear_bias_bound(int64_t fan_in);
 }  // namespace tg
