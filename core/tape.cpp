@@ -190,9 +190,12 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph, con
     } else if (g.shape() != root.shape()) {
         fail("backward", loc, fmt::format("gradient of shape {} for {}", shape_str(g.shape()), describe(root)));
     }
-    g = g.is_contiguous() ? g.clone() : g.clone();
+    // The seed gradient is used in place when contiguous (no copy of a large
+    // [N, V] gradient); a detached handle keeps the caller's tensor out of the tape.
+    g = g.is_contiguous() ? g.detach() : g.clone();
     TensorImpl* r = root.impl();
     if (r->is_leaf()) {  // nothing recorded: the gradient of a leaf w.r.t. itself
+        g = g.clone();
         if (r->grad) {
             float* d = Tensor(r->grad).data();
             for (int64_t i = 0; i < g.numel(); ++i) d[i] += g.data()[i];

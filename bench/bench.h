@@ -1,0 +1,30 @@
+// Shared pieces of the benchmarks (Release build only; see `make bench`).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+namespace tg::bench {
+
+struct Options {
+    int reps = 5;
+    bool torch = false;     // also run tools/torch_bench.py and print ratios
+    std::string what = "all";
+};
+
+// Best wall time of `reps` runs of f, after one warm-up run.
+inline double best_of(int reps, const std::function<void()>& f) {
+    f();
+    double best = 1e300;
+    for (int i = 0; i < reps; ++i) {
+        auto t0 = std::chrono::steady_clock::now();
+        f();
+        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return best;
+}
+
+void run_core(const Options& opt);
+
+}  // namespace tg::bench
