@@ -139,10 +139,16 @@ Tensor mul(const Tensor& a, float s, Loc loc) {
     return unary(a, "mul_scalar", loc, [s](float x) { return x * s; }, [s](float, float) { return s; });
 }
 
+// div_scalar: out = a / s.  da = g / s.  A primitive rather than a * (1/s): the
+// attention scale 1/sqrt(HS) is inexact for most HS, and PyTorch divides.
+Tensor div(const Tensor& a, float s, Loc loc) {
+    return unary(a, "div_scalar", loc, [s](float x) { return x / s; }, [s](float, float) { return 1.0f / s; });
+}
+
 Tensor sub(const Tensor& a, const Tensor& b, Loc loc) { return add(a, neg(b, loc), loc); }
 Tensor div(const Tensor& a, const Tensor& b, Loc loc) { return mul(a, pow(b, -1.0f, loc), loc); }
 Tensor sub(const Tensor& a, float s, Loc loc) { return add(a, -s, loc); }
-Tensor div(const Tensor& a, float s, Loc loc) { return mul(a, 1.0f / s, loc); }
+
 Tensor sqrt(const Tensor& a, Loc loc) { return pow(a, 0.5f, loc); }
 
 }  // namespace tg

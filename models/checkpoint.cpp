@@ -1,0 +1,91 @@
+#include "models/checkpoint.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+namespace tg::models {
+
+using json = nlohmann::json;
+
+std::string config_to_json(const GPTConfig& c) {
+    json j = {{"vocab_size", c.vocab_size}, {"context_length", c.context_length}, {"emb_dim", c.emb_dim},
+              {"n_heads", c.n_heads},       {"n_layers", c.n_layers},             {"drop_rate", c.drop_rate},
+              {"qkv_bias", c.qkv_bias},     {"attention", c.attention},           {"out_proj", c.has_out_proj()}};
+    return j.dump();
+}
+
+GPTConfig config_from_json(const std::string& s) {
+    try {
+        json j = json::parse(s);
+        GPTConfig c;
+        c.vocab_size = j.at("vocab_size");
+        c.context_length = j.at("context_length");
+        c.emb_dim = j.at("emb_dim");
+        c.n_heads = j.at("n_heads");
+        c.n_layers = j.at("n_layers");
+        c.drop_rate = j.at("drop_rate");
+        c.qkv_bias = j.at("qkv_bias");
+        c.attention = j.at("attention");
+        c.out_proj = j.at("out_proj").get<bool>();
+        return c;
+    } catch (const json::exception& e) {
+        throw Error(std::string("tapegrad: checkpoint config is malformed: ") + e.what());
+    }
+}
+
+void save_checkpoint(const std::string& path, const GPTModel& model, const optim::Optimizer* opt,
+                     const std::map<std::string, std::string>& extra) {
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    for (auto& [n, t] : model.state_dict()) tensors.emplace_back(n, t);
+    std::map<std::string, std::string> meta = extra;
+    meta["format"] = "pt";
+    meta["tapegrad.config"] = config_to_json(model.config());
+    if (opt) {
+        for (auto& [n, t] : opt->state_tensors()) tensors.emplace_back("optimizer." + n, t);
+        json o = json::object();
+        for (auto& [k, v] : opt->state_scalars()) o[k] = v;
+        meta["tapegrad.optimizer"] = o.dump();
+    }
+    write_safetensors(path, tensors, meta);
+}
+
+GPTConfig checkpoint_config(const SafeTensors& st, const std::string& path) {
+    auto it = st.metadata.find("tapegrad.config");
+    if (it == st.metadata.end())
+        throw Error("tapegrad: checkpoint '" + path + "' has no tapegrad.config metadata (a plain state_dict needs "
+                    "the model flags, e.g. --init-from with --preset)");
+    return config_from_json(it->second);
+}
+
+void load_model_weights(GPTModel& model, const SafeTensors& st, const std::string& path) {
+    std::map<std::string, Tensor> sd;
+    for (auto& [n, t] : st.f32)
+        if (n.rfind("optimizer.", 0) != 0) sd[n] = t;
+    try {
+        model.load_state_dict(sd, true);
+    } catch (const Error& e) {
+        throw Error(std::string(e.what()) + " (in '" + path + "')");
+    }
+}
+
+void load_optimizer_state(optim::Optimizer& opt, const std::string& type, const SafeTensors& st,
+                          const std::string& path) {
+    auto it = st.metadata.find("tapegrad.optimizer");
+    if (it == st.metadata.end()) throw Error("tapegrad: checkpoint '" + path + "' holds no optimizer state");
+    std::map<std::string, double> scalars;
+    try {
+        json parsed = json::parse(it->second);  // named: items() must not outlive it
+        for (auto& [k, v] : parsed.items()) scalars[k] = v.get<double>();
+    } catch (const json::exception& e) {
+        throw Error("tapegrad: checkpoint '" + path + "': optimizer metadata is malformed: " + e.what());
+    }
+    if (auto t = st.metadata.find("tapegrad.optimizer_type"); t != st.metadata.end() && t->second != type)
+        throw Error("tapegrad: checkpoint '" + path + "' holds " + t->second + " state, not " + type);
+    std::map<std::string, Tensor> tensors;
+    for (auto& [n, t] : st.f32)
+        if (n.rfind("optimizer.", 0) == 0) tensors[n.substr(10)] = t;
+    opt.load_state(tensors, scalars);
+}
+
+}  // namespace tg::models

@@ -1,0 +1,36 @@
+// Checkpoints: one safetensors file holding
+//   - the model's state_dict under the book's names (loads into PyTorch's GPTModel
+//     after dropping the "optimizer." entries; see tools/torch_gpt.py),
+//   - optionally the optimizer's state as "optimizer.<kind>.<param name>",
+//   - metadata: "tapegrad.config" (GPTConfig as JSON), "tapegrad.optimizer"
+//     (type and scalars) and any caller entries (training position, RNG state).
+// A file exported from PyTorch (state_dict only, no metadata) loads as weights.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "models/gpt.h"
+#include "models/safetensors.h"
+#include "optim/optimizer.h"
+
+namespace tg::models {
+
+std::string config_to_json(const GPTConfig& cfg);
+GPTConfig config_from_json(const std::string& s);
+
+void save_checkpoint(const std::string& path, const GPTModel& model, const optim::Optimizer* opt = nullptr,
+                     const std::map<std::string, std::string>& extra_metadata = {});
+
+// The config saved with a tapegrad checkpoint; throws if the file has none.
+GPTConfig checkpoint_config(const SafeTensors& st, const std::string& path);
+
+// Load the model's parameters (all required, shapes checked) and any buffers;
+// entries under "optimizer." are skipped; any other unknown name is an error.
+void load_model_weights(GPTModel& model, const SafeTensors& st, const std::string& path);
+
+// Load optimizer state saved by save_checkpoint (same optimizer type required).
+void load_optimizer_state(optim::Optimizer& opt, const std::string& type, const SafeTensors& st,
+                          const std::string& path);
+
+}  // namespace tg::models

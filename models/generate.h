@@ -1,0 +1,25 @@
+// Text generation as the book's `generate` (Chapter 5): crop the context to the
+// last context_length tokens, take the last position's logits, optionally keep
+// the top-k (others -inf), then greedy argmax (temperature 0) or sampling from
+// softmax(logits / temperature); stop early at eos_id when given.
+#pragma once
+
+#include <optional>
+
+#include "models/gpt.h"
+
+namespace tg::models {
+
+struct GenerateOptions {
+    int64_t max_new_tokens = 25;
+    float temperature = 0.0f;
+    std::optional<int64_t> top_k;
+    std::optional<int64_t> eos_id;
+};
+
+// ids: one sequence; returns it with the new tokens appended. Runs in eval mode
+// under NoGradGuard; restores the model's training flag. Sampling draws from gen.
+std::vector<int64_t> generate(GPTModel& model, std::vector<int64_t> ids, const GenerateOptions& opt,
+                              Generator& gen = default_generator());
+
+}  // namespace tg::models

@@ -1,0 +1,191 @@
+#include "models/safetensors.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+namespace tg::models {
+namespace {
+
+using json = nlohmann::json;
+
+[[noreturn]] void reject(const std::string& what, const std::string& why) {
+    throw Error("tapegrad: safetensors: " + what + ": " + why);
+}
+
+struct Entry {
+    std::string name, dtype;
+    Shape shape;
+    uint64_t begin = 0, end = 0;
+};
+
+Entry parse_entry(const std::string& what, const std::string& name, const json& v, uint64_t data_size) {
+    if (!v.is_object()) reject(what, "entry '" + name + "' is not an object");
+    Entry e;
+    e.name = name;
+    if (!v.contains("dtype") || !v["dtype"].is_string()) reject(what, "entry '" + name + "' has no dtype string");
+    e.dtype = v["dtype"].get<std::string>();
+    if (e.dtype != "F32" && e.dtype != "I64")
+        reject(what, "entry '" + name + "' has unsupported dtype " + e.dtype + " (tapegrad reads F32 and I64)");
+    if (!v.contains("shape") || !v["shape"].is_array()) reject(what, "entry '" + name + "' has no shape array");
+    uint64_t numel = 1;
+    for (const json& d : v["shape"]) {
+        if (!d.is_number_unsigned()) reject(what, "entry '" + name + "' has a non-integer or negative dimension");
+        uint64_t n = d.get<uint64_t>();
+        if (n != 0 && numel > (uint64_t{1} << 40) / n) reject(what, "entry '" + name + "' has an absurdly large shape");
+        numel *= n;
+        e.shape.push_back(static_cast<int64_t>(n));
+    }
+    const json& off = v.contains("data_offsets") ? v["data_offsets"] : json();
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+        reject(what, "entry '" + name + "' needs data_offsets [begin, end]");
+    e.begin = off[0].get<uint64_t>();
+    e.end = off[1].get<uint64_t>();
+    if (e.begin > e.end || e.end > data_size)
+        reject(what, fmt::format("entry '{}' has data_offsets [{}, {}] outside the {} data bytes", name, e.begin,
+                                 e.end, data_size));
+    uint64_t want = numel * (e.dtype == "F32" ? 4 : 8);
+    if (e.end - e.begin != want)
+        reject(what, fmt::format("entry '{}' spans {} bytes but {} {} needs {}", name, e.end - e.begin, e.dtype,
+                                 shape_str(e.shape), want));
+    return e;
+}
+
+}  // namespace
+
+std::map<std::string, Tensor> SafeTensors::f32_map() const { return {f32.begin(), f32.end()}; }
+
+const Tensor& SafeTensors::get(const std::string& name) const {
+    for (auto& [n, t] : f32)
+        if (n == name) return t;
+    throw Error("tapegrad: safetensors: no tensor named '" + name + "'");
+}
+
+SafeTensors parse_safetensors(const uint8_t* data, size_t size, const std::string& what) {
+    if (size < 8) reject(what, fmt::format("file is {} bytes, shorter than the 8-byte header length", size));
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; --i) n = (n << 8) | data[i];
+    if (n > size - 8) reject(what, fmt::format("header length {} runs past the end of the {}-byte file", n, size));
+    json header;
+    try {
+        header = json::parse(data + 8, data + 8 + n);
+    } catch (const json::exception& e) {
+        reject(what, std::string("header is not valid JSON: ") + e.what());
+    }
+    if (!header.is_object()) reject(what, "header is not a JSON object");
+    uint64_t data_size = size - 8 - n;
+    const uint8_t* base = data + 8 + n;
+    SafeTensors st;
+    std::vector<Entry> entries;
+    for (auto& [name, v] : header.items()) {
+        if (name == "__metadata__") {
+            if (!v.is_object()) reject(what, "__metadata__ is not an object");
+            for (auto& [k, s] : v.items()) {
+                if (!s.is_string()) reject(what, "__metadata__ value of '" + k + "' is not a string");
+                st.metadata[k] = s.get<std::string>();
+            }
+            continue;
+        }
+        entries.push_back(parse_entry(what, name, v, data_size));
+    }
+    std::vector<Entry> by_offset = entries;
+    std::sort(by_offset.begin(), by_offset.end(), [](auto& a, auto& b) { return a.begin < b.begin; });
+    for (size_t i = 1; i < by_offset.size(); ++i)
+        if (by_offset[i].begin < by_offset[i - 1].end)
+            reject(what, "entries '" + by_offset[i - 1].name + "' and '" + by_offset[i].name + "' overlap");
+    std::sort(entries.begin(), entries.end(), [](auto& a, auto& b) { return a.begin < b.begin; });
+    for (const Entry& e : entries) {
+        const uint8_t* p = base + e.begin;
+        if (e.dtype == "F32") {
+            Tensor t = Tensor::empty(e.shape);
+            std::memcpy(t.data(), p, e.end - e.begin);  // little-endian host, as the format
+            st.f32.emplace_back(e.name, t);
+        } else {
+            Ids ids{e.shape, std::vector<int64_t>((e.end - e.begin) / 8)};
+            std::memcpy(ids.data.data(), p, e.end - e.begin);
+            st.i64[e.name] = ids;
+        }
+    }
+    return st;
+}
+
+SafeTensors read_safetensors(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw Error("tapegrad: safetensors: cannot open '" + path + "': " + std::strerror(errno));
+    std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    return parse_safetensors(bytes.data(), bytes.size(), path);
+}
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+    namespace fs = std::filesystem;
+    fs::path target(path);
+    fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+    std::string tmp = (dir / ("." + target.filename().string() + ".tmp." + std::to_string(::getpid()))).string();
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) throw Error("tapegrad: cannot write '" + tmp + "': " + std::strerror(errno));
+    size_t done = 0;
+    while (done < bytes.size()) {
+        ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            int err = errno;
+            ::close(fd);
+            ::unlink(tmp.c_str());
+            throw Error("tapegrad: writing '" + tmp + "' failed: " + std::strerror(err));
+        }
+        done += static_cast<size_t>(w);
+    }
+    if (::fsync(fd) != 0 || ::close(fd) != 0) {
+        ::unlink(tmp.c_str());
+        throw Error("tapegrad: flushing '" + tmp + "' failed: " + std::strerror(errno));
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        int err = errno;
+        ::unlink(tmp.c_str());
+        throw Error("tapegrad: renaming onto '" + path + "' failed: " + std::strerror(err));
+    }
+    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+}
+
+void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                       const std::map<std::string, std::string>& metadata, const std::map<std::string, Ids>& ids) {
+    json header = json::object();
+    if (!metadata.empty()) header["__metadata__"] = metadata;
+    uint64_t off = 0;
+    for (auto& [name, t] : tensors) {
+        uint64_t bytes = static_cast<uint64_t>(t.numel()) * 4;
+        header[name] = {{"dtype", "F32"}, {"shape", t.shape()}, {"data_offsets", {off, off + bytes}}};
+        off += bytes;
+    }
+    for (auto& [name, v] : ids) {
+        uint64_t bytes = v.data.size() * 8;
+        header[name] = {{"dtype", "I64"}, {"shape", v.shape}, {"data_offsets", {off, off + bytes}}};
+        off += bytes;
+    }
+    std::string h = header.dump();
+    while ((h.size() + 8) % 8 != 0) h.push_back(' ');  // pad so the data starts 8-byte aligned
+    std::string out;
+    out.reserve(8 + h.size() + off);
+    uint64_t n = h.size();
+    for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
+    out += h;
+    for (auto& [name, t] : tensors) {
+        std::vector<float> v = t.to_vector();
+        out.append(reinterpret_cast<const char*>(v.data()), v.size() * 4);
+    }
+    for (auto& [name, v] : ids) out.append(reinterpret_cast<const char*>(v.data.data()), v.data.size() * 8);
+    write_file_atomic(path, out);
+}
+
+}  // namespace tg::models

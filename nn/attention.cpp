@@ -1,0 +1,114 @@
+#include "nn/attention.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
+#include <map>
+
+namespace tg::nn {
+
+Tensor causal_attention_weights(const Tensor& scores, const Tensor& mask, int64_t head_dim, const Dropout& drop) {
+    int64_t T = scores.shape().back();
+    Tensor m = mask.slice(0, 0, T).slice(1, 0, T);
+    Tensor masked = masked_fill(scores, m, -std::numeric_limits<float>::infinity());
+    Tensor w = softmax(div(masked, std::sqrt(static_cast<float>(head_dim)))).named("weights");
+    return drop.forward(w);
+}
+
+MultiHeadAttention::MultiHeadAttention(const AttentionSpec& s) : Attention(s) {
+    if (s.d_out % s.num_heads != 0)
+        throw Error(fmt::format("tapegrad: MultiHeadAttention: d_out {} is not divisible by num_heads {}", s.d_out,
+                                s.num_heads));
+    W_query = register_module("W_query", std::make_shared<Linear>(s.d_in, s.d_out, s.qkv_bias));
+    W_key = register_module("W_key", std::make_shared<Linear>(s.d_in, s.d_out, s.qkv_bias));
+    W_value = register_module("W_value", std::make_shared<Linear>(s.d_in, s.d_out, s.qkv_bias));
+    if (s.out_proj) out_proj = register_module("out_proj", std::make_shared<Linear>(s.d_out, s.d_out));
+    dropout = register_module("dropout", std::make_shared<Dropout>(s.dropout));
+    mask = register_buffer("mask", causal_mask(s.context_length));
+}
+
+// q, k, v [B, T, C] viewed as [B, NH, T, HS] without copies; q @ k^T reads them
+// in place through gemm's leading dimension.
+Tensor MultiHeadAttention::forward(const Tensor& x) {
+    auto sc = scope();
+    int64_t B = x.size(0), T = x.size(1), NH = spec_.num_heads, HS = spec_.head_dim();
+    if (T > spec_.context_length)
+        throw Error(fmt::format("tapegrad: attention: {} tokens exceed context_length {}", T, spec_.context_length));
+    Tensor k = W_key->forward(x).view({B, T, NH, HS}).transpose(1, 2);
+    Tensor q = W_query->forward(x).view({B, T, NH, HS}).transpose(1, 2);
+    Tensor v = W_value->forward(x).view({B, T, NH, HS}).transpose(1, 2);
+    Tensor scores = matmul(q, k.transpose(2, 3)).named("scores");  // [B, NH, T, T]
+    if (observe) observe(scores, x, -1);
+    Tensor w = causal_attention_weights(scores, mask, HS, *dropout);
+    Tensor ctx = matmul(w, v).transpose(1, 2).reshape({B, T, spec_.d_out}).named("context");
+    return out_proj ? out_proj->forward(ctx) : ctx;
+}
+
+CA_alt1::CA_alt1(int64_t d_in, int64_t hd, int64_t context_length, float p, bool qkv_bias) : head_dim(hd) {
+    S = register_module("S", std::make_shared<Linear>(d_in, d_in, qkv_bias));
+    W_value = register_module("W_value", std::make_shared<Linear>(d_in, hd, qkv_bias));
+    dropout = register_module("dropout", std::make_shared<Dropout>(p));
+    mask = register_buffer("mask", causal_mask(context_length));
+}
+
+// scores = S(x) @ x^T  [B, T, T]: x^T is a transposed view, a gemm flag.
+Tensor CA_alt1::forward(const Tensor& x, const Attention* owner, int64_t head) {
+    auto sc = scope();
+    Tensor sx = S->forward(x);
+    Tensor scores = matmul(sx, x.transpose(1, 2)).named("scores");
+    if (owner && owner->observe) owner->observe(scores, x, head);
+    Tensor w = causal_attention_weights(scores, mask, head_dim, *dropout);
+    return matmul(w, W_value->forward(x)).named("context");
+}
+
+MHA_alt1::MHA_alt1(const AttentionSpec& s) : Attention(s) {
+    if (s.d_out % s.num_heads != 0)
+        throw Error(fmt::format("tapegrad: MHA_alt1: d_out {} is not divisible by num_heads {}", s.d_out, s.num_heads));
+    for (int64_t h = 0; h < s.num_heads; ++h)
+        heads.push_back(register_module("heads." + std::to_string(h),
+                                        std::make_shared<CA_alt1>(s.d_in, s.head_dim(), s.context_length, s.dropout,
+                                                                  s.qkv_bias)));
+    if (s.out_proj) out_proj = register_module("out_proj", std::make_shared<Linear>(s.d_out, s.d_out));
+}
+
+Tensor MHA_alt1::forward(const Tensor& x) {
+    auto sc = scope();
+    if (x.size(1) > spec_.context_length)
+        throw Error(fmt::format("tapegrad: attention: {} tokens exceed context_length {}", x.size(1),
+                                spec_.context_length));
+    std::vector<Tensor> outs;
+    for (size_t h = 0; h < heads.size(); ++h) outs.push_back(heads[h]->forward(x, this, static_cast<int64_t>(h)));
+    Tensor ctx = cat(outs, -1).named("context");
+    return out_proj ? out_proj->forward(ctx) : ctx;
+}
+
+namespace {
+std::map<std::string, AttentionFactory>& registry() {
+    static std::map<std::string, AttentionFactory> r = {
+        {"mha", [](const AttentionSpec& s) { return std::make_shared<MultiHeadAttention>(s); }},
+        {"alt1", [](const AttentionSpec& s) { return std::make_shared<MHA_alt1>(s); }},
+    };
+    return r;
+}
+}  // namespace
+
+void register_attention(const std::string& name, AttentionFactory factory) { registry()[name] = std::move(factory); }
+
+std::shared_ptr<Attention> make_attention(const std::string& name, const AttentionSpec& spec) {
+    auto it = registry().find(name);
+    if (it == registry().end()) {
+        std::string known;
+        for (auto& n : attention_names()) known += (known.empty() ? "" : ", ") + n;
+        throw Error("tapegrad: unknown attention '" + name + "' (known: " + known + ")");
+    }
+    return it->second(spec);
+}
+
+std::vector<std::string> attention_names() {
+    std::vector<std::string> out;
+    for (auto& [n, f] : registry()) out.push_back(n);
+    return out;
+}
+
+}  // namespace tg::nn

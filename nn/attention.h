@@ -1,0 +1,85 @@
+// Causal self-attention variants, all behind one interface so the GPT block, the
+// CLI's --attention flag and the gradient probes treat them alike.
+//
+//   mha   the book's MultiHeadAttention (Chapter 3): per head h,
+//         scores_h = (x Wq_h^T)(x Wk_h^T)^T = x (Wq_h^T Wk_h) x^T,  [B, T, T]
+//   alt1  MHA_alt1 from the discussion: per head a full C x C matrix S_h,
+//         scores_h = S_h(x) x^T = x S_h^T x^T; heads concatenated.
+// Both: causal mask with -inf, softmax(scores / sqrt(HS)), dropout on the weights,
+// context = weights @ values. out_proj is a separate switch for either variant.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "nn/layers.h"
+
+namespace tg::nn {
+
+struct AttentionSpec {
+    int64_t d_in = 0, d_out = 0, context_length = 0, num_heads = 1;
+    float dropout = 0;
+    bool qkv_bias = false;
+    bool out_proj = true;
+    int64_t head_dim() const { return d_out / num_heads; }
+};
+
+class Attention : public Module {
+public:
+    virtual Tensor forward(const Tensor& x) = 0;  // x [B, T, C] -> [B, T, d_out]
+    const AttentionSpec& spec() const { return spec_; }
+
+    // Called during forward with each head's pre-mask scores tensor (before the
+    // 1/sqrt(HS) scale) so a probe can register a gradient hook on it:
+    //   observe(scores, head): mha passes all heads at once, scores [B, NH, T, T],
+    //   head = -1; alt1 passes scores [B, T, T] per head.
+    // x is the attention's input [B, T, C].
+    std::function<void(const Tensor& scores, const Tensor& x, int64_t head)> observe;
+
+protected:
+    explicit Attention(const AttentionSpec& s) : spec_(s) {}
+    AttentionSpec spec_;
+};
+
+// The book's MultiHeadAttention: W_query, W_key, W_value, out_proj, mask.
+class MultiHeadAttention : public Attention {
+public:
+    explicit MultiHeadAttention(const AttentionSpec& s);
+    Tensor forward(const Tensor& x) override;
+    std::shared_ptr<Linear> W_query, W_key, W_value, out_proj;  // out_proj null when switched off
+    std::shared_ptr<Dropout> dropout;
+    Tensor mask;
+};
+
+// One head of MHA_alt1: S [C, C], W_value [HS, C], its own mask.
+class CA_alt1 : public Module {
+public:
+    CA_alt1(int64_t d_in, int64_t head_dim, int64_t context_length, float dropout, bool qkv_bias);
+    Tensor forward(const Tensor& x, const Attention* owner, int64_t head);
+    std::shared_ptr<Linear> S, W_value;
+    std::shared_ptr<Dropout> dropout;
+    Tensor mask;
+    int64_t head_dim;
+};
+
+// MHA_alt1: heads.{h} = CA_alt1, concatenated on the last dim; optional out_proj.
+class MHA_alt1 : public Attention {
+public:
+    explicit MHA_alt1(const AttentionSpec& s);
+    Tensor forward(const Tensor& x) override;
+    std::vector<std::shared_ptr<CA_alt1>> heads;
+    std::shared_ptr<Linear> out_proj;
+};
+
+// softmax(masked_fill(scores, mask[:T, :T], -inf) / sqrt(HS)), then dropout.
+Tensor causal_attention_weights(const Tensor& scores, const Tensor& mask, int64_t head_dim, const Dropout& drop);
+
+// The registry behind --attention: "mha" and "alt1" are built in; an extension
+// registers its own (examples/lowrank_attention.cpp).
+using AttentionFactory = std::function<std::shared_ptr<Attention>(const AttentionSpec&)>;
+void register_attention(const std::string& name, AttentionFactory factory);
+std::shared_ptr<Attention> make_attention(const std::string& name, const AttentionSpec& spec);
+std::vector<std::string> attention_names();
+
+}  // namespace tg::nn

@@ -1,0 +1,67 @@
+// Module: a named node of a model tree, owning parameters, buffers and children.
+// Dotted names follow PyTorch's state_dict exactly ("trf_blocks.0.att.W_query.weight"),
+// and forward() pushes the module's local name as a LabelScope so every tape entry
+// it records is labelled with its place in the tree.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tapegrad.h"
+
+namespace tg::nn {
+
+using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+class Module {
+public:
+    virtual ~Module() = default;
+    Module() = default;
+    Module(const Module&) = delete;
+    Module& operator=(const Module&) = delete;
+
+    // PyTorch's order: own parameters, then own buffers, then children, recursively.
+    NamedTensors named_parameters() const;
+    NamedTensors named_buffers() const;
+    NamedTensors state_dict() const;  // parameters and buffers
+    std::vector<Tensor> parameters() const;
+    int64_t num_parameters() const;
+
+    void train(bool on = true);
+    void eval() { train(false); }
+    bool is_training() const { return training_; }
+    void zero_grad();
+
+    // Copy values into the existing tensors (optimizers keep their references).
+    // strict: every name must be present and no other name given; a shape mismatch
+    // is always an error. Buffers missing from `sd` are kept.
+    void load_state_dict(const std::map<std::string, Tensor>& sd, bool strict = true);
+
+    const std::string& local_name() const { return name_; }
+    // Give every parameter its dotted name as label (for dumps and the debugger).
+    void label_parameters();
+
+protected:
+    Tensor& register_parameter(const std::string& name, Tensor t);
+    Tensor& register_buffer(const std::string& name, Tensor t);
+    template <class M>
+    std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
+        m->name_ = name;
+        children_.emplace_back(name, m);
+        return m;
+    }
+    // Push this module's name onto the label scope for the duration of forward().
+    LabelScope scope() const { return LabelScope(name_); }
+
+private:
+    void collect(const std::string& prefix, bool params, bool buffers, NamedTensors& out) const;
+    NamedTensors params_, buffers_;
+    std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+    bool training_ = true;
+    std::string name_;
+};
+
+}  // namespace tg::nn
