@@ -3,7 +3,7 @@
 # installs what is missing, otherwise it prints the exact apt-get line and stops.
 
 DEB_PACKAGES := cmake g++ make libopenblas-dev liblapacke-dev libfmt-dev catch2 \
-                nlohmann-json3-dev libcli11-dev libpcre2-dev
+                nlohmann-json3-dev libcli11-dev libpcre2-dev clang libclang-rt-14-dev gdb
 JOBS ?= 2
 BUILD ?= build/release
 CMAKE_FLAGS ?=
@@ -45,6 +45,14 @@ sanitize: deps
 	cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_SANITIZE=ON
 	cmake --build build/sanitize -j $(JOBS)
 	cd build/sanitize && ctest --output-on-failure -j $(JOBS) -LE slow
+
+# libFuzzer on the safetensors parser, bounded time, fixtures as seed corpus.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	CC=clang CXX=clang++ cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAPEGRAD_FUZZ=ON
+	cmake --build build/fuzz -j $(JOBS) --target fuzz_safetensors
+	mkdir -p build/fuzz/corpus && cp tests/fixtures/*.safetensors build/fuzz/corpus/
+	build/fuzz/fuzz_safetensors -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -max_len=65536 build/fuzz/corpus
 
 debug: deps
 	cmake -S . -B build/debug -DCMAKE_BUILD_TYPE=Debug

@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <source_location>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -15,7 +14,28 @@
 namespace tg {
 
 using Shape = std::vector<int64_t>;
-using Loc = std::source_location;
+
+// The caller's source location, recorded on every tape entry. The interface of
+// std::source_location, built on the __builtin_FILE/LINE/FUNCTION intrinsics that
+// both GCC and Clang evaluate at the call site of a default argument (Clang 14's
+// std::source_location does not compile against libstdc++ 12).
+class Loc {
+public:
+    static constexpr Loc current(const char* file = __builtin_FILE(), unsigned line = __builtin_LINE(),
+                                 const char* function = __builtin_FUNCTION()) {
+        return Loc(file, line, function);
+    }
+    constexpr Loc() = default;
+    constexpr const char* file_name() const { return file_; }
+    constexpr unsigned line() const { return line_; }
+    constexpr const char* function_name() const { return function_; }
+
+private:
+    constexpr Loc(const char* f, unsigned l, const char* fn) : file_(f), line_(l), function_(fn) {}
+    const char* file_ = "";
+    unsigned line_ = 0;
+    const char* function_ = "";
+};
 
 std::string shape_str(const Shape& s);
 int64_t numel_of(const Shape& s);

@@ -13,8 +13,8 @@ namespace tg::models {
 struct GenerateOptions {
     int64_t max_new_tokens = 25;
     float temperature = 0.0f;
-    std::optional<int64_t> top_k;
-    std::optional<int64_t> eos_id;
+    std::optional<int64_t> top_k{};
+    std::optional<int64_t> eos_id{};
 };
 
 // ids: one sequence; returns it with the new tokens appended. Runs in eval mode
