@@ -3,7 +3,7 @@
 # installs what is missing, otherwise it prints the exact apt-get line and stops.
 
 DEB_PACKAGES := cmake g++ make libopenblas-dev liblapacke-dev libfmt-dev catch2 \
-                nlohmann-json3-dev libcli11-dev libpcre2-dev clang libclang-rt-14-dev gdb
+                nlohmann-json3-dev libcli11-dev libpcre2-dev clang libclang-rt-14-dev gdb gnuplot-nox
 JOBS ?= 2
 BUILD ?= build/release
 CMAKE_FLAGS ?=

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -83,6 +84,18 @@ std::vector<OpProfile> take_profile() {
     for (auto& [k, v] : t_profile) out.push_back(v);
     t_profile.clear();
     return out;
+}
+
+void print_profile(std::ostream& os, double step_seconds) {
+    std::vector<OpProfile> ops = take_profile();
+    std::sort(ops.begin(), ops.end(), [](auto& a, auto& b) { return a.forward_s + a.backward_s > b.forward_s + b.backward_s; });
+    double total = 0;
+    for (auto& p : ops) total += p.forward_s + p.backward_s;
+    os << fmt::format("per-op profile of one step ({:.3f} s; ops account for {:.3f} s)\n", step_seconds, total);
+    os << fmt::format("{:<16} {:>6} {:>11} {:>11} {:>8}\n", "op", "calls", "forward ms", "backward ms", "share");
+    for (auto& p : ops)
+        os << fmt::format("{:<16} {:>6} {:>11.2f} {:>11.2f} {:>7.1f}%\n", p.op, p.calls, p.forward_s * 1e3,
+                          p.backward_s * 1e3, 100.0 * (p.forward_s + p.backward_s) / std::max(step_seconds, 1e-12));
 }
 
 bool needs_record(std::initializer_list<const Tensor*> inputs) {

@@ -91,6 +91,9 @@ void set_profiling(bool on);
 bool profiling();
 struct OpProfile { std::string op; double forward_s = 0, backward_s = 0; int64_t calls = 0; };
 std::vector<OpProfile> take_profile();  // accumulated since the last call
+// Print the accumulated profile, most expensive op first, with each op's share
+// of `step_seconds`; clears it.
+void print_profile(std::ostream& os, double step_seconds);
 void profile_add(const char* op, double fwd, double bwd);
 
 // Called by every op after computing `out` from `inputs`. Checks anomalies,

@@ -1,0 +1,31 @@
+// metrics.csv: one row per optimizer step, flushed as written, so an interrupted
+// run keeps everything it logged. train_loss and val_loss are filled on the rows
+// where evaluation ran.
+#pragma once
+
+#include <cstdio>
+#include <optional>
+#include <string>
+
+namespace tg::train {
+
+struct StepRow {
+    int64_t epoch, step, tokens_seen;
+    double batch_loss, lr, grad_norm, elapsed_s;
+    std::optional<double> train_loss, val_loss;
+};
+
+class MetricsWriter {
+public:
+    // append: keep an existing file's rows (a resumed run).
+    MetricsWriter(const std::string& path, bool append);
+    ~MetricsWriter();
+    MetricsWriter(const MetricsWriter&) = delete;
+    MetricsWriter& operator=(const MetricsWriter&) = delete;
+    void write(const StepRow& r);
+
+private:
+    std::FILE* f_ = nullptr;
+};
+
+}  // namespace tg::train

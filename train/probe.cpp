@@ -1,0 +1,365 @@
+#include "train/probe.h"
+
+#include <fmt/format.h>
+#include <lapacke.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "core/blas.h"
+#include "core/ops/broadcast.h"
+
+namespace tg::train {
+namespace {
+
+double dot(const float* a, const float* b, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; ++i) s += static_cast<double>(a[i]) * b[i];
+    return s;
+}
+
+// Gram matrix A A^T of A [r, c] (row-major), in float.
+std::vector<float> gram(const float* a, int64_t r, int64_t c) {
+    std::vector<float> g(static_cast<size_t>(r * r));
+    gemm(false, true, r, r, c, 1.0f, a, c, a, c, 0.0f, g.data(), r);
+    return g;
+}
+
+// Descending singular values of a [m, n] row-major float matrix (LAPACK gesdd, values only).
+std::vector<double> singular_values(std::vector<float> a, int64_t m, int64_t n) {
+    std::vector<float> s(static_cast<size_t>(std::min(m, n)));
+    int info = LAPACKE_sgesdd(LAPACK_ROW_MAJOR, 'N', static_cast<int>(m), static_cast<int>(n), a.data(),
+                              static_cast<int>(n), s.data(), nullptr, static_cast<int>(m), nullptr, static_cast<int>(n));
+    if (info != 0) throw Error(fmt::format("tapegrad: probe: LAPACK sgesdd failed (info {})", info));
+    return {s.begin(), s.end()};
+}
+
+// R factor (upper triangle, [k, k]) of the QR of A^T, A [k, c] row-major, k <= c, in double.
+std::vector<double> r_of_transpose(const float* a, int64_t k, int64_t c) {
+    std::vector<double> at(static_cast<size_t>(c * k));  // A^T [c, k] row-major
+    for (int64_t i = 0; i < k; ++i)
+        for (int64_t j = 0; j < c; ++j) at[j * k + i] = a[i * c + j];
+    std::vector<double> tau(static_cast<size_t>(k));
+    int info = LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, static_cast<int>(c), static_cast<int>(k), at.data(), static_cast<int>(k), tau.data());
+    if (info != 0) throw Error(fmt::format("tapegrad: probe: LAPACK dgeqrf failed (info {})", info));
+    std::vector<double> r(static_cast<size_t>(k * k), 0.0);
+    for (int64_t i = 0; i < k; ++i)
+        for (int64_t j = i; j < k; ++j) r[i * k + j] = at[i * k + j];
+    return r;
+}
+
+// Singular values of M = Wq^T Wk through the [HS, HS] core R_q R_k^T.
+std::vector<double> lowrank_singular_values(const float* wq, const float* wk, int64_t hs, int64_t c) {
+    std::vector<double> rq = r_of_transpose(wq, hs, c), rk = r_of_transpose(wk, hs, c);
+    std::vector<double> core(static_cast<size_t>(hs * hs), 0.0);
+    for (int64_t i = 0; i < hs; ++i)
+        for (int64_t j = 0; j < hs; ++j) {
+            double s = 0;
+            for (int64_t t = 0; t < hs; ++t) s += rq[i * hs + t] * rk[j * hs + t];
+            core[i * hs + j] = s;
+        }
+    std::vector<double> sv(static_cast<size_t>(hs));
+    int info = LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'N', static_cast<int>(hs), static_cast<int>(hs), core.data(),
+                              static_cast<int>(hs), sv.data(), nullptr, static_cast<int>(hs), nullptr, static_cast<int>(hs));
+    if (info != 0) throw Error(fmt::format("tapegrad: probe: LAPACK dgesdd failed (info {})", info));
+    return sv;
+}
+
+// Largest eigenvalue of a symmetric [n, n] float matrix.
+double top_eigenvalue(const std::vector<float>& s, int64_t n) {
+    std::vector<double> a(s.begin(), s.end()), w(static_cast<size_t>(n));
+    int info = LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', static_cast<int>(n), a.data(), static_cast<int>(n), w.data());
+    if (info != 0) throw Error(fmt::format("tapegrad: probe: LAPACK dsyev failed (info {})", info));
+    return w.back();
+}
+
+void spectrum_summary(HeadDynamics& r, const std::vector<double>& sv, double fro2) {
+    double top = sv.empty() ? 0 : sv[0], nuc = 0;
+    for (double s : sv) nuc += s;
+    r.nuclear = nuc;
+    r.stable_rank = top > 0 ? fro2 / (top * top) : 0;
+    double h = 0;
+    for (double s : sv)
+        if (s > 0 && nuc > 0) h -= (s / nuc) * std::log(s / nuc);
+    r.effective_rank = std::exp(h);
+    r.sv.assign(sv.begin(), sv.begin() + std::min<size_t>(sv.size(), DynamicsProbe::kTopSV));
+}
+
+// Mean over rows of the entropy of softmax(masked scores / sqrt(HS)); scores [n, T, T].
+double attention_entropy(const float* s, int64_t n, int64_t T, int64_t hs) {
+    double total = 0;
+    float scale = 1.0f / std::sqrt(static_cast<float>(hs));
+    for (int64_t b = 0; b < n; ++b)
+        for (int64_t i = 0; i < T; ++i) {
+            const float* row = s + (b * T + i) * T;
+            double m = -1e300, z = 0, e = 0;
+            for (int64_t j = 0; j <= i; ++j) m = std::max(m, static_cast<double>(row[j] * scale));
+            for (int64_t j = 0; j <= i; ++j) z += std::exp(row[j] * scale - m);
+            for (int64_t j = 0; j <= i; ++j) {
+                double p = std::exp(row[j] * scale - m) / z;
+                if (p > 0) e -= p * std::log(p);
+            }
+            total += e;
+        }
+    return total / static_cast<double>(n * T);
+}
+
+}  // namespace
+
+struct DynamicsProbe::Head {
+    std::vector<float> D;       // dL/dscores [B, T, T]
+    std::vector<float> G;       // [C, C]
+    std::vector<float> a, b;    // before the update: Wq, Wk [HS, C] (mha) or S [C, C] (alt1)
+    HeadDynamics row;
+    bool have_grad = false;
+};
+
+struct DynamicsProbe::Layer {
+    nn::Attention* att = nullptr;
+    bool alt1 = false;
+    std::vector<Head> heads;
+    Tensor x;  // attention input [B, T, C]
+    int64_t B = 0, T = 0;
+};
+
+DynamicsProbe::DynamicsProbe(models::GPTModel& model, const std::string& csv_path, int64_t every, bool append)
+    : model_(model), every_(std::max<int64_t>(every, 1)) {
+    for (size_t l = 0; l < model.trf_blocks.size(); ++l) {
+        Layer L;
+        L.att = model.trf_blocks[l]->att.get();
+        L.alt1 = dynamic_cast<nn::MHA_alt1*>(L.att) != nullptr;
+        if (!L.alt1 && !dynamic_cast<nn::MultiHeadAttention*>(L.att))
+            throw Error("tapegrad: probe: attention '" + model.config().attention +
+                        "' has no bilinear matrix the probe knows (mha and alt1 only)");
+        L.heads.resize(static_cast<size_t>(L.att->spec().num_heads));
+        layers_.push_back(std::move(L));
+    }
+    if (!csv_path.empty()) {
+        bool exists = append && std::filesystem::exists(csv_path);
+        csv_ = std::fopen(csv_path.c_str(), append ? "a" : "w");
+        if (!csv_) throw Error("tapegrad: probe: cannot write '" + csv_path + "'");
+        if (!exists) fmt::print(csv_, "{}\n", csv_header());
+        std::fflush(csv_);
+    }
+}
+
+DynamicsProbe::~DynamicsProbe() {
+    for (auto& L : layers_) L.att->observe = nullptr;
+    if (csv_) std::fclose(csv_);
+}
+
+std::string DynamicsProbe::csv_header() {
+    std::string h = "step,layer,head,g_norm,dwq_norm,dwk_norm,ds_norm,m_norm,dm_norm,dm_rel,"
+                    "term_q_norm,term_k_norm,term_x_norm,term_s_norm,term_q_cos,term_k_cos,term_x_cos,term_s_cos,"
+                    "dm_cos,wq_top,wq_trace,wk_top,wk_trace,stable_rank,effective_rank,nuclear,attn_entropy";
+    for (int i = 1; i <= kTopSV; ++i) h += fmt::format(",sv{}", i);
+    return h;
+}
+
+const std::vector<float>& DynamicsProbe::G(int64_t layer, int64_t head) const {
+    return layers_.at(static_cast<size_t>(layer)).heads.at(static_cast<size_t>(head)).G;
+}
+
+void DynamicsProbe::begin_step(int64_t step) {
+    step_ = step;
+    active_ = step % every_ == 0;
+    for (size_t li = 0; li < layers_.size(); ++li) {
+        Layer& L = layers_[li];
+        if (!active_) {
+            L.att->observe = nullptr;
+            continue;
+        }
+        for (auto& h : L.heads) h.have_grad = false;
+        L.att->observe = [this, li](const Tensor& scores, const Tensor& x, int64_t head) {
+            if (!active_ || !scores.requires_grad()) return;  // evaluation passes are not probed
+            auto t0 = std::chrono::steady_clock::now();
+            Layer& L = layers_[li];
+            L.x = x;
+            L.B = x.size(0);
+            L.T = x.size(1);
+            int64_t T = L.T, hs = L.att->spec().head_dim(), nh = static_cast<int64_t>(L.heads.size());
+            std::vector<float> s(static_cast<size_t>(scores.numel()));
+            gather_contiguous(scores, s.data());
+            // mha hands all heads [B, NH, T, T] at once (head = -1); alt1 one head [B, T, T].
+            for (int64_t h = (head < 0 ? 0 : head); h < (head < 0 ? nh : head + 1); ++h) {
+                std::vector<float> one(static_cast<size_t>(L.B * T * T));
+                for (int64_t b = 0; b < L.B; ++b)
+                    std::copy_n(s.data() + ((head < 0 ? b * nh + h : b) * T * T), T * T, one.data() + b * T * T);
+                L.heads[h].row.attn_entropy = attention_entropy(one.data(), L.B, T, hs);
+            }
+            Tensor sc = scores;
+            sc.register_hook([this, li, head](const Tensor& g) {
+                Layer& L = layers_[li];
+                int64_t T = L.T, nh = static_cast<int64_t>(L.heads.size());
+                for (int64_t h = (head < 0 ? 0 : head); h < (head < 0 ? nh : head + 1); ++h) {
+                    Head& H = L.heads[h];
+                    H.D.resize(static_cast<size_t>(L.B * T * T));
+                    for (int64_t b = 0; b < L.B; ++b)
+                        std::copy_n(g.data() + ((head < 0 ? b * nh + h : b) * T * T), T * T, H.D.data() + b * T * T);
+                    H.have_grad = true;
+                }
+                return Tensor();
+            });
+            seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        };
+    }
+}
+
+void DynamicsProbe::after_backward() {
+    if (!active_) return;
+    auto t0 = std::chrono::steady_clock::now();
+    for (size_t li = 0; li < layers_.size(); ++li) {
+        Layer& L = layers_[li];
+        int64_t C = L.att->spec().d_in, T = L.T, hs = L.att->spec().head_dim();
+        std::vector<float> x(static_cast<size_t>(L.x.numel()));
+        gather_contiguous(L.x, x.data());
+        std::vector<float> y(static_cast<size_t>(T * C));
+        for (size_t h = 0; h < L.heads.size(); ++h) {
+            Head& H = L.heads[h];
+            if (!H.have_grad) throw Error(fmt::format("tapegrad: probe: no gradient reached the scores of layer {} head {}", li, h));
+            H.G.assign(static_cast<size_t>(C * C), 0.0f);
+            for (int64_t b = 0; b < L.B; ++b) {  // G += x_b^T (D_b x_b)
+                gemm(false, false, T, C, T, 1.0f, H.D.data() + b * T * T, T, x.data() + b * T * C, C, 0.0f, y.data(), C);
+                gemm(true, false, C, C, T, 1.0f, x.data() + b * T * C, C, y.data(), C, 1.0f, H.G.data(), C);
+            }
+            HeadDynamics& r = H.row;
+            r.step = step_;
+            r.layer = static_cast<int64_t>(li);
+            r.head = static_cast<int64_t>(h);
+            r.g_norm = std::sqrt(dot(H.G.data(), H.G.data(), C * C));
+            r.merged = L.alt1;
+            if (L.alt1) {
+                Tensor g = static_cast<nn::MHA_alt1*>(L.att)->heads[h]->S->weight.grad();
+                r.ds_norm = std::sqrt(dot(g.data(), g.data(), g.numel()));
+            } else {
+                auto* m = static_cast<nn::MultiHeadAttention*>(L.att);
+                Tensor gq = m->W_query->weight.grad(), gk = m->W_key->weight.grad();
+                r.dwq_norm = std::sqrt(dot(gq.data() + h * hs * C, gq.data() + h * hs * C, hs * C));
+                r.dwk_norm = std::sqrt(dot(gk.data() + h * hs * C, gk.data() + h * hs * C, hs * C));
+            }
+        }
+    }
+    seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void DynamicsProbe::snapshot(Layer& L, Head& H, std::vector<float>& a, std::vector<float>& b) const {
+    int64_t C = L.att->spec().d_in, hs = L.att->spec().head_dim();
+    int64_t h = &H - L.heads.data();
+    if (L.alt1) {
+        Tensor s = static_cast<nn::MHA_alt1*>(L.att)->heads[h]->S->weight;
+        a.assign(s.data(), s.data() + C * C);
+        b.clear();
+    } else {
+        auto* m = static_cast<nn::MultiHeadAttention*>(L.att);
+        a.assign(m->W_query->weight.data() + h * hs * C, m->W_query->weight.data() + (h + 1) * hs * C);
+        b.assign(m->W_key->weight.data() + h * hs * C, m->W_key->weight.data() + (h + 1) * hs * C);
+    }
+}
+
+void DynamicsProbe::before_update() {
+    if (!active_) return;
+    auto t0 = std::chrono::steady_clock::now();
+    for (auto& L : layers_)
+        for (auto& H : L.heads) snapshot(L, H, H.a, H.b);
+    seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void DynamicsProbe::after_update(double) {
+    if (!active_) return;
+    auto t0 = std::chrono::steady_clock::now();
+    size_t first = rows_.size();
+    for (auto& L : layers_) {
+        int64_t C = L.att->spec().d_in, hs = L.att->spec().head_dim();
+        for (auto& H : L.heads) {
+            HeadDynamics& r = H.row;
+            std::vector<float> a1, b1;
+            snapshot(L, H, a1, b1);
+            const float* G = H.G.data();
+            if (L.alt1) {
+                // M = S^T, dM = dS^T: <dS^T, G> = sum_ij dS_ij G_ji
+                std::vector<float> dS(a1.size());
+                for (size_t i = 0; i < dS.size(); ++i) dS[i] = a1[i] - H.a[i];
+                double ip = 0;
+                for (int64_t i = 0; i < C; ++i)
+                    for (int64_t j = 0; j < C; ++j) ip += static_cast<double>(dS[i * C + j]) * G[j * C + i];
+                double m2 = dot(H.a.data(), H.a.data(), C * C), d2 = dot(dS.data(), dS.data(), C * C);
+                r.m_norm = std::sqrt(m2);
+                r.dm_norm = r.term_norm[0] = std::sqrt(d2);
+                r.term_cos[0] = r.dm_cos = (r.dm_norm > 0 && r.g_norm > 0) ? -ip / (r.dm_norm * r.g_norm) : 0;
+                spectrum_summary(r, singular_values(H.a, C, C), m2);
+            } else {
+                const float *A = H.a.data(), *B = H.b.data();
+                std::vector<float> dA(a1.size()), dB(b1.size());
+                for (size_t i = 0; i < dA.size(); ++i) dA[i] = a1[i] - A[i];
+                for (size_t i = 0; i < dB.size(); ++i) dB[i] = b1[i] - B[i];
+                auto gA = gram(A, hs, C), gB = gram(B, hs, C), gdA = gram(dA.data(), hs, C), gdB = gram(dB.data(), hs, C);
+                double m2 = dot(gA.data(), gB.data(), hs * hs);
+                double tq = dot(gdA.data(), gB.data(), hs * hs), tk = dot(gA.data(), gdB.data(), hs * hs);
+                double tx = dot(gdA.data(), gdB.data(), hs * hs);
+                // <A^T B, G> = <A, B G^T>;  <A^T B, G> with B G^T [hs, C] by gemm
+                std::vector<float> BGt(static_cast<size_t>(hs * C)), dBGt(static_cast<size_t>(hs * C)), AG(static_cast<size_t>(hs * C));
+                gemm(false, true, hs, C, C, 1.0f, B, C, G, C, 0.0f, BGt.data(), C);
+                gemm(false, true, hs, C, C, 1.0f, dB.data(), C, G, C, 0.0f, dBGt.data(), C);
+                double iq = dot(dA.data(), BGt.data(), hs * C);   // <dWq^T Wk, G>
+                double ik = 0;                                     // <Wq^T dWk, G> = <dWk, Wq G>
+                gemm(false, false, hs, C, C, 1.0f, A, C, G, C, 0.0f, AG.data(), C);
+                ik = dot(dB.data(), AG.data(), hs * C);
+                double ix = dot(dA.data(), dBGt.data(), hs * C);  // <dWq^T dWk, G>
+                // ||dM||^2 with dM = U^T V, U = [A+dA; A], V = [B+dB; -B]
+                std::vector<float> U(static_cast<size_t>(2 * hs * C)), V(U.size());
+                std::copy(a1.begin(), a1.end(), U.begin());
+                std::copy(A, A + hs * C, U.begin() + hs * C);
+                std::copy(b1.begin(), b1.end(), V.begin());
+                for (int64_t i = 0; i < hs * C; ++i) V[hs * C + i] = -B[i];
+                auto gU = gram(U.data(), 2 * hs, C), gV = gram(V.data(), 2 * hs, C);
+                double dm2 = std::max(0.0, dot(gU.data(), gV.data(), 4 * hs * hs));
+                r.m_norm = std::sqrt(m2);
+                r.dm_norm = std::sqrt(dm2);
+                double norms[3] = {std::sqrt(std::max(0.0, tq)), std::sqrt(std::max(0.0, tk)), std::sqrt(std::max(0.0, tx))};
+                double ips[3] = {iq, ik, ix};
+                for (int t = 0; t < 3; ++t) {
+                    r.term_norm[t] = norms[t];
+                    r.term_cos[t] = (norms[t] > 0 && r.g_norm > 0) ? -ips[t] / (norms[t] * r.g_norm) : 0;
+                }
+                r.dm_cos = (r.dm_norm > 0 && r.g_norm > 0) ? -(iq + ik + ix) / (r.dm_norm * r.g_norm) : 0;
+                r.wq_top = top_eigenvalue(gA, hs);
+                r.wq_trace = dot(A, A, hs * C);
+                r.wk_top = top_eigenvalue(gB, hs);
+                r.wk_trace = dot(B, B, hs * C);
+                spectrum_summary(r, lowrank_singular_values(A, B, hs, C), m2);
+            }
+            r.dm_rel = r.m_norm > 0 ? r.dm_norm / r.m_norm : 0;
+            rows_.push_back(r);
+        }
+    }
+    write_rows(first);
+    active_ = false;
+    seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void DynamicsProbe::write_rows(size_t from) {
+    if (!csv_) return;
+    for (size_t i = from; i < rows_.size(); ++i) {
+        const HeadDynamics& r = rows_[i];
+        bool a = r.merged;
+        auto v = [](double x) { return fmt::format("{:.6g}", x); };
+        std::string line = fmt::format("{},{},{},{},{},{},{},{},{},{},", r.step, r.layer, r.head, v(r.g_norm),
+                                       a ? "" : v(r.dwq_norm), a ? "" : v(r.dwk_norm), a ? v(r.ds_norm) : "",
+                                       v(r.m_norm), v(r.dm_norm), v(r.dm_rel));
+        if (a)
+            line += fmt::format(",,,{},,,,{},", v(r.term_norm[0]), v(r.term_cos[0]));
+        else
+            line += fmt::format("{},{},{},,{},{},{},,", v(r.term_norm[0]), v(r.term_norm[1]), v(r.term_norm[2]),
+                                v(r.term_cos[0]), v(r.term_cos[1]), v(r.term_cos[2]));
+        line += fmt::format("{},{},{},{},{},{},{},{},{}", v(r.dm_cos), a ? "" : v(r.wq_top), a ? "" : v(r.wq_trace),
+                            a ? "" : v(r.wk_top), a ? "" : v(r.wk_trace), v(r.stable_rank), v(r.effective_rank),
+                            v(r.nuclear), v(r.attn_entropy));
+        for (int k = 0; k < kTopSV; ++k) line += "," + (k < static_cast<int>(r.sv.size()) ? v(r.sv[k]) : std::string());
+        fmt::print(csv_, "{}\n", line);
+    }
+    std::fflush(csv_);
+}
+
+}  // namespace tg::train

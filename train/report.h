@@ -1,0 +1,15 @@
+// report.md of a compare run directory: parameter counts, speed, losses, samples
+// for each variant, and (when dynamics.csv exists) what the gradient dynamics
+// show, stated from the measured numbers; plus the PNG plots (train/plots.h).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace tg::train {
+
+// Variants: the subfolders of run_dir holding a metrics.csv (mha first).
+std::vector<std::string> run_variants(const std::string& run_dir);
+void write_report(const std::string& run_dir);
+
+}  // namespace tg::train

@@ -1,0 +1,36 @@
+#include "train/summary.h"
+
+#include <nlohmann/json.hpp>
+
+#include "models/checkpoint.h"
+#include "models/safetensors.h"
+
+namespace tg::train {
+
+void write_summary(const std::string& dir, const TrainOptions& o, const TrainResult& r) {
+    nlohmann::json j;
+    j["config"] = nlohmann::json::parse(models::config_to_json(o.config));
+    j["num_parameters"] = r.num_parameters;
+    j["steps"] = r.steps;
+    j["tokens_seen"] = r.tokens_seen;
+    j["seconds"] = r.seconds;
+    j["train_seconds"] = r.train_seconds;
+    j["seconds_per_step"] = r.steps ? r.train_seconds / static_cast<double>(r.steps) : 0.0;
+    j["tokens_per_second"] = r.train_seconds > 0 ? static_cast<double>(r.tokens_seen) / r.train_seconds : 0.0;
+    j["probe_seconds"] = r.probe_seconds;
+    j["probe_every"] = o.probe_every;
+    j["samples"] = r.samples;
+    j["book_lines"] = r.book_lines;
+    j["lr"] = o.lr;
+    j["weight_decay"] = o.weight_decay;
+    j["seed"] = o.seed;
+    j["batch_size"] = o.batch_size;
+    j["epochs"] = o.epochs;
+    if (!r.evals.empty()) {
+        j["final_train_loss"] = r.evals.back().train_loss;
+        j["final_val_loss"] = r.evals.back().val_loss;
+    }
+    models::write_file_atomic(dir + "/summary.json", j.dump(2) + "\n");
+}
+
+}  // namespace tg::train
