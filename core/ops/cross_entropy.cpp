@@ -32,7 +32,7 @@ Tensor cross_entropy(const Tensor& logits, const Ids& targets, int64_t ignore_in
         float m = -std::numeric_limits<float>::infinity();
         for (int64_t v = 0; v < V; ++v) m = std::max(m, x[v]);
         double s = 0;
-        for (int64_t v = 0; v < V; ++v) s += std::exp(static_cast<double>(x[v] - m));
+        for (int64_t v = 0; v < V; ++v) s += std::exp(x[v] - m);  // float exp, double sum
         lse[r] = m + static_cast<float>(std::log(s));
         total += lse[r] - x[t];
         kept++;

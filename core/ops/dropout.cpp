@@ -18,10 +18,13 @@ Tensor dropout_with_mask(const Tensor& a, const Tensor& mask, float p, Loc loc) 
     Tensor noise = Tensor::empty(a.shape());
     Tensor out = Tensor::empty(a.shape());
     float keep = static_cast<float>(1.0 - static_cast<double>(p));
+    // mask / keep for a 0/1 mask is exactly 0 or 1/keep: one division, not one per element.
+    const float inv = 1.0f / keep;
     const float *pm = mask.data(), *pa = ac.data();
+    float *pn = noise.data(), *po = out.data();
     for (int64_t i = 0, n = a.numel(); i < n; ++i) {
-        noise.data()[i] = pm[i] / keep;
-        out.data()[i] = pa[i] * noise.data()[i];
+        pn[i] = pm[i] != 0.0f ? (pm[i] == 1.0f ? inv : pm[i] / keep) : 0.0f;
+        po[i] = pa[i] * pn[i];
     }
     if (!needs_record({&a})) return out;
     record("dropout", loc, {a}, out, [noise](const Tensor& g, std::span<GradSlot> gi) {
