@@ -51,7 +51,15 @@ const out = cases.map((c) => {
   };
 });
 const verdict = readFileSync(here + "../data/the-verdict.txt", "utf8");
-const fx = { cases: out, verdict_ids: Array.from(enc.encode_ordinary(verdict)) };
+// The book's split: the first int(0.9 * len) characters train, the rest validate.
+const chars = Array.from(verdict);
+const cut = Math.floor(0.9 * chars.length);
+const fx = {
+  cases: out,
+  verdict_ids: Array.from(enc.encode_ordinary(verdict)),
+  verdict_train_ids: Array.from(enc.encode(chars.slice(0, cut).join(""), "all")),
+  verdict_val_ids: Array.from(enc.encode(chars.slice(cut).join(""), "all")),
+};
 writeFileSync(here + "../tests/fixtures/tokenizer.json", JSON.stringify(fx));
 console.log(`wrote ${out.length} cases; the-verdict.txt: ${fx.verdict_ids.length} tokens`);
 enc.free();

@@ -123,7 +123,10 @@ void plot_dynamics(const std::string& run_dir, const std::vector<std::string>& v
             dat += "\n";
             for (auto& [step, m] : s[l].by_step) {
                 dat += std::to_string(step);
-                for (auto& c : kDynCols) dat += " " + num(m[c]);
+                for (auto& c : kDynCols) {
+                    dat += ' ';
+                    dat += num(m[c]);
+                }
                 dat += "\n";
             }
             write_file((pdir / fmt::format("dyn_{}_L{}.dat", v, l)).string(), dat);

@@ -356,7 +356,10 @@ void DynamicsProbe::write_rows(size_t from) {
         line += fmt::format("{},{},{},{},{},{},{},{},{}", v(r.dm_cos), a ? "" : v(r.wq_top), a ? "" : v(r.wq_trace),
                             a ? "" : v(r.wk_top), a ? "" : v(r.wk_trace), v(r.stable_rank), v(r.effective_rank),
                             v(r.nuclear), v(r.attn_entropy));
-        for (int k = 0; k < kTopSV; ++k) line += "," + (k < static_cast<int>(r.sv.size()) ? v(r.sv[k]) : std::string());
+        for (int k = 0; k < kTopSV; ++k) {
+            line += ',';
+            if (k < static_cast<int>(r.sv.size())) line += v(r.sv[k]);
+        }
         fmt::print(csv_, "{}\n", line);
     }
     std::fflush(csv_);

@@ -182,6 +182,7 @@ void Run::step(const Batch& b, int64_t epoch) {
     pos_.global_step++;
     res_.steps++;
     double l = loss.item();
+    res_.step_losses.push_back(l);
     pending_eval_.reset();
     if (o_.eval_freq > 0 && pos_.global_step % o_.eval_freq == 0) evaluate(epoch);
     if (metrics_) {

@@ -56,6 +56,7 @@ struct TrainResult {
     int64_t steps = 0, tokens_seen = 0;
     double seconds = 0, train_seconds = 0;  // wall time; time inside optimizer steps
     std::vector<EvalPoint> evals;
+    std::vector<double> step_losses;        // the training batch loss of every step
     std::vector<std::string> samples;       // one per finished epoch
     double probe_seconds = 0;
     std::string book_lines;                 // the printed "Ep .. (Step ..)" lines

@@ -1,0 +1,266 @@
+// Training pipeline: tokenizer vs tiktoken, malformed vocab files, dataset and
+// split, loader randomness vs PyTorch, a trajectory vs PyTorch, resume bit for
+// bit, overfitting a short text.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <bit>
+#include <filesystem>
+#include <fstream>
+
+#include "models/checkpoint.h"
+#include "train/data.h"
+#include "train/tokenizer.h"
+#include "train/trainer.h"
+#include "test_util.h"
+
+using namespace tg;
+using namespace tg::train;
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+json fixture(const std::string& name) {
+    std::ifstream f(test::source_path("tests/fixtures/" + name));
+    REQUIRE(f.good());
+    return json::parse(f);
+}
+
+const Tokenizer& gpt2() {
+    static Tokenizer t(test::source_path("data/encoder.json"), test::source_path("data/vocab.bpe"));
+    return t;
+}
+
+std::string b64decode(const std::string& s) {
+    static const std::string abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    int val = 0, bits = -8;
+    for (char c : s) {
+        if (c == '=') break;
+        val = (val << 6) + static_cast<int>(abc.find(c));
+        bits += 6;
+        if (bits >= 0) {
+            out.push_back(static_cast<char>((val >> bits) & 0xFF));
+            bits -= 8;
+        }
+    }
+    return out;
+}
+
+fs::path scratch(const std::string& name) {
+    fs::path d = fs::temp_directory_path() / ("tapegrad_train_" + std::to_string(::getpid())) / name;
+    fs::create_directories(d);
+    return d;
+}
+
+// A small GPT over GPT-2's vocabulary that trains in a fraction of a second a step.
+TrainOptions small_run() {
+    TrainOptions o;
+    o.config = models::preset("tiny");
+    o.config.context_length = 16;
+    o.config.emb_dim = 16;
+    o.config.n_heads = 2;
+    o.config.n_layers = 1;
+    o.data_path = test::source_path("data/the-verdict.txt");
+    o.vocab_dir = test::source_path("data");
+    o.quiet = true;
+    o.eval_freq = 5;
+    o.eval_iter = 2;
+    o.sample_tokens = 3;
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("tokenizer matches tiktoken's gpt2 encoding on varied strings", "[tokenizer]") {
+    json fx = fixture("tokenizer.json");
+    REQUIRE(fx["cases"].size() >= 20);
+    for (auto& c : fx["cases"]) {
+        std::string bytes = b64decode(c["bytes_b64"]);
+        INFO("input bytes (base64): " << c["bytes_b64"].get<std::string>());
+        auto ord = gpt2().encode(bytes, false);
+        CHECK(ord == c["ordinary"].get<std::vector<int64_t>>());
+        CHECK(gpt2().encode(bytes, true) == c["special"].get<std::vector<int64_t>>());
+        CHECK(gpt2().decode(ord) == Tokenizer::sanitize_utf8(bytes));  // exact inverse on valid UTF-8
+    }
+}
+
+TEST_CASE("the-verdict.txt: 5145 tokens, identical to tiktoken's", "[tokenizer]") {
+    json fx = fixture("tokenizer.json");
+    std::string text = read_text_file(test::source_path("data/the-verdict.txt"));
+    auto ids = gpt2().encode(text);
+    CHECK(ids.size() == 5145);
+    CHECK(ids == fx["verdict_ids"].get<std::vector<int64_t>>());
+    CHECK(gpt2().decode(ids) == text);
+    auto [tr, va] = split_train_val(text, 0.9);
+    CHECK(gpt2().encode(tr, true) == fx["verdict_train_ids"].get<std::vector<int64_t>>());
+    CHECK(gpt2().encode(va, true) == fx["verdict_val_ids"].get<std::vector<int64_t>>());
+    CHECK(gpt2().encode("<|endoftext|>", true) == std::vector<int64_t>{50256});
+    REQUIRE_THROWS_WITH(gpt2().decode({50257}), Catch::Contains("unknown token id 50257"));
+}
+
+TEST_CASE("malformed vocab and merges files are rejected naming file and line", "[tokenizer][errors]") {
+    fs::path d = scratch("vocab");
+    auto write = [&](const std::string& name, const std::string& text) {
+        std::ofstream((d / name).string()) << text;
+        return (d / name).string();
+    };
+    std::string enc_ok = write("enc.json", R"({"a": 0, "b": 1, "ab": 2, "<|endoftext|>": 3})");
+    std::string bpe_ok = write("ok.bpe", "#version: 0.2\na b\n");
+    CHECK(Tokenizer(enc_ok, bpe_ok).encode("ab") == std::vector<int64_t>{2});
+    std::string enc_bad = write("bad.json", "{\"a\": 0,\n\"b\": 1,\n\"c\" 2}");
+    REQUIRE_THROWS_WITH(Tokenizer(enc_bad, bpe_ok), Catch::Contains("bad.json:3") && Catch::Contains("not valid JSON"));
+    std::string enc_id = write("id.json", R"({"a": 0, "b": 7})");
+    REQUIRE_THROWS_WITH(Tokenizer(enc_id, bpe_ok), Catch::Contains("id.json") && Catch::Contains("outside"));
+    std::string bpe_bad = write("bad.bpe", "#version: 0.2\na b\nab\n");
+    REQUIRE_THROWS_WITH(Tokenizer(enc_ok, bpe_bad), Catch::Contains("bad.bpe:3") && Catch::Contains("two symbols"));
+    std::string bpe_missing = write("missing.bpe", "#version: 0.2\na b\nb a\n");
+    REQUIRE_THROWS_WITH(Tokenizer(enc_ok, bpe_missing), Catch::Contains("missing.bpe:3") && Catch::Contains("not in"));
+    REQUIRE_THROWS_WITH(Tokenizer((d / "nope.json").string(), bpe_ok), Catch::Contains("cannot open") && Catch::Contains("nope.json"));
+    fs::remove_all(d.parent_path());
+}
+
+TEST_CASE("sliding windows, targets shifted by one, 90% split on characters", "[data]") {
+    std::vector<int64_t> ids(23);
+    for (int i = 0; i < 23; ++i) ids[i] = 100 + i;
+    WindowDataset ds(ids, 5, 4);  // starts 0, 4, 8, 12, 16 (< 23 - 5)
+    REQUIRE(ds.size() == 5);
+    std::vector<int64_t> in(5), tg(5);
+    ds.window(4, in.data(), tg.data());
+    CHECK(in == std::vector<int64_t>{116, 117, 118, 119, 120});
+    CHECK(tg == std::vector<int64_t>{117, 118, 119, 120, 121});
+    DataLoader keep(ds, 2, false, false), drop(ds, 2, false, true);
+    CHECK(keep.num_batches() == 3);
+    CHECK(drop.num_batches() == 2);
+    Generator g(1);
+    auto order = keep.begin_iteration(g);
+    CHECK(keep.batch(order, 2).input.shape == Shape{1, 5});  // the short last batch
+    auto [a, b] = split_train_val("h\xC3\xA9llo w\xC3\xB6rld", 0.5);  // 11 characters, 13 bytes
+    CHECK(a == "h\xC3\xA9llo");
+    CHECK(b == " w\xC3\xB6rld");
+}
+
+TEST_CASE("loader orders and generator use match torch's DataLoader", "[data][torch]") {
+    json fx = fixture("loader.json");
+    manual_seed(fx["seed"].get<uint64_t>());
+    std::vector<int64_t> ids(38);
+    for (int i = 0; i < 38; ++i) ids[i] = i;
+    WindowDataset ds(ids, 3, 4);  // 9 windows (starts 0, 4, ..., 32 < 38 - 3); window i starts at 4i
+    REQUIRE(ds.size() == fx["n"].get<int64_t>());
+    DataLoader shuffled(ds, 2, true, true), plain(ds, 2, false, false);
+    for (auto& ev : fx["events"]) {
+        std::string kind = ev["kind"];
+        DataLoader& l = kind == "eval_plain" ? plain : shuffled;
+        auto order = l.begin_iteration(default_generator());
+        auto want = ev["batches"].get<std::vector<std::vector<int64_t>>>();
+        for (size_t k = 0; k < want.size(); ++k) {
+            Batch b = l.batch(order, static_cast<int64_t>(k));
+            std::vector<int64_t> got;
+            for (int64_t r = 0; r < b.input.shape[0]; ++r) got.push_back(b.input.data[r * 3] / 4);
+            INFO(kind << " batch " << k);
+            CHECK(got == want[k]);
+        }
+    }
+    std::vector<float> r(4);
+    default_generator().fill_uniform(r.data(), 4, 0.0, 1.0);
+    std::vector<uint32_t> bits;
+    for (float v : r) bits.push_back(std::bit_cast<uint32_t>(v));
+    CHECK(bits == fx["rand_after_bits"].get<std::vector<uint32_t>>());
+}
+
+TEST_CASE("same seed, same batch order; different seed, different order", "[data]") {
+    std::vector<int64_t> ids(100);
+    WindowDataset ds(ids, 4, 4);
+    DataLoader l(ds, 2, true, true);
+    Generator a(5), b(5), c(6);
+    auto oa = l.begin_iteration(a), ob = l.begin_iteration(b), oc = l.begin_iteration(c);
+    CHECK(oa == ob);
+    CHECK(oa != oc);
+}
+
+TEST_CASE("first 20 losses equal PyTorch's from the same weights (dropout 0, no shuffle)", "[train][torch]") {
+    json fx = fixture("train_small_losses.json");
+    TrainOptions o = small_run();
+    o.config.drop_rate = 0;
+    o.shuffle = false;
+    o.eval_freq = 0;
+    o.max_steps = 20;
+    o.init_from = test::source_path("tests/fixtures/train_small_init.safetensors");
+    auto res = train_model(o);
+    auto want = fx["losses"].get<std::vector<double>>();
+    REQUIRE(res.step_losses.size() == want.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+        INFO("step " << i);
+        CHECK(std::fabs(res.step_losses[i] - want[i]) <= 1e-3);
+    }
+}
+
+TEST_CASE("a resumed run continues bit for bit (dropout on, shuffled)", "[train][checkpoint]") {
+    fs::path d = scratch("resume");
+    TrainOptions o = small_run();
+    o.max_steps = 12;  // evaluations (every 5 steps) and dropout draw from the generator in between
+    o.save_path = (d / "full.safetensors").string();
+    train_model(o);
+    TrainOptions first = small_run();
+    first.max_steps = 5;
+    first.save_path = (d / "half.safetensors").string();
+    train_model(first);
+    TrainOptions second = small_run();
+    second.max_steps = 12;
+    second.resume_path = first.save_path;
+    second.save_path = (d / "resumed.safetensors").string();
+    train_model(second);
+    auto a = models::read_safetensors(o.save_path), b = models::read_safetensors(second.save_path);
+    REQUIRE(a.f32.size() == b.f32.size());
+    for (size_t i = 0; i < a.f32.size(); ++i) {
+        INFO(a.f32[i].first);
+        CHECK(a.f32[i].first == b.f32[i].first);
+        CHECK(a.f32[i].second.to_vector() == b.f32[i].second.to_vector());
+    }
+    CHECK(a.metadata.at("tapegrad.train") == b.metadata.at("tapegrad.train"));
+    fs::remove_all(d.parent_path());
+}
+
+TEST_CASE("resume across an epoch boundary is bit-identical too", "[train][checkpoint]") {
+    fs::path d = scratch("epoch");
+    std::string text = read_text_file(test::source_path("data/the-verdict.txt")).substr(0, 1500);
+    std::ofstream((d / "short.txt").string()) << text;
+    auto run = [&](int64_t steps, const std::string& save, const std::string& resume) {
+        TrainOptions o = small_run();
+        o.data_path = (d / "short.txt").string();
+        o.epochs = 3;
+        o.max_steps = steps;
+        o.save_path = save;
+        o.resume_path = resume;
+        return train_model(o);
+    };
+    auto full = run(-1, (d / "a.safetensors").string(), "");
+    REQUIRE(full.samples.size() == 3);
+    run(full.steps / 3 + 1, (d / "b.safetensors").string(), "");  // stops inside epoch 2
+    auto rest = run(-1, (d / "c.safetensors").string(), (d / "b.safetensors").string());
+    auto a = models::read_safetensors((d / "a.safetensors").string()), c = models::read_safetensors((d / "c.safetensors").string());
+    for (size_t i = 0; i < a.f32.size(); ++i) CHECK(a.f32[i].second.to_vector() == c.f32[i].second.to_vector());
+    CHECK(rest.samples.back() == full.samples.back());
+    fs::remove_all(d.parent_path());
+}
+
+TEST_CASE("the tiny preset overfits a short text", "[train]") {
+    fs::path d = scratch("overfit");
+    std::string text = read_text_file(test::source_path("data/the-verdict.txt")).substr(0, 600);
+    std::ofstream((d / "short.txt").string()) << text;
+    TrainOptions o = small_run();
+    o.config = models::preset("tiny");
+    o.config.context_length = 32;
+    o.config.drop_rate = 0;
+    o.data_path = (d / "short.txt").string();
+    o.batch_size = 2;
+    o.lr = 2e-3;
+    o.epochs = 40;
+    o.eval_freq = 0;
+    auto res = train_model(o);
+    INFO("first loss " << res.step_losses.front() << ", last " << res.step_losses.back());
+    CHECK(res.step_losses.front() > 10.0);
+    CHECK(res.step_losses.back() < 0.5);  // memorised: from ln(50257) = 10.8 to below 0.5
+    fs::remove_all(d.parent_path());
+}
