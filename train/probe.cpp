@@ -8,6 +8,8 @@
 #include <cmath>
 #include <filesystem>
 
+#include <cblas.h>
+
 #include "core/blas.h"
 #include "core/ops/broadcast.h"
 
@@ -20,11 +22,19 @@ double dot(const float* a, const float* b, int64_t n) {
     return s;
 }
 
-// Gram matrix A A^T of A [r, c] (row-major), in float.
-std::vector<float> gram(const float* a, int64_t r, int64_t c) {
-    std::vector<float> g(static_cast<size_t>(r * r));
-    gemm(false, true, r, r, c, 1.0f, a, c, a, c, 0.0f, g.data(), r);
+// X Y^T for X, Y [r, c] row-major, in double: the [HS, HS] products behind every
+// norm and inner product of the dM terms (float would lose ||dM||, ~1e-3 of ||M||).
+std::vector<double> gram(const float* x, const float* y, int64_t r, int64_t c) {
+    std::vector<double> xd(x, x + r * c), yd(y, y + r * c), g(static_cast<size_t>(r * r));
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(r), static_cast<int>(r), static_cast<int>(c), 1.0,
+                xd.data(), static_cast<int>(c), yd.data(), static_cast<int>(c), 0.0, g.data(), static_cast<int>(r));
     return g;
+}
+
+double dotd(const std::vector<double>& a, const std::vector<double>& b) {
+    double s = 0;
+    for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+    return s;
 }
 
 // Descending singular values of a [m, n] row-major float matrix (LAPACK gesdd, values only).
@@ -67,8 +77,8 @@ std::vector<double> lowrank_singular_values(const float* wq, const float* wk, in
     return sv;
 }
 
-// Largest eigenvalue of a symmetric [n, n] float matrix.
-double top_eigenvalue(const std::vector<float>& s, int64_t n) {
+// Largest eigenvalue of a symmetric [n, n] matrix.
+double top_eigenvalue(const std::vector<double>& s, int64_t n) {
     std::vector<double> a(s.begin(), s.end()), w(static_cast<size_t>(n));
     int info = LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', static_cast<int>(n), a.data(), static_cast<int>(n), w.data());
     if (info != 0) throw Error(fmt::format("tapegrad: probe: LAPACK dsyev failed (info {})", info));
@@ -294,27 +304,23 @@ void DynamicsProbe::after_update(double) {
                 std::vector<float> dA(a1.size()), dB(b1.size());
                 for (size_t i = 0; i < dA.size(); ++i) dA[i] = a1[i] - A[i];
                 for (size_t i = 0; i < dB.size(); ++i) dB[i] = b1[i] - B[i];
-                auto gA = gram(A, hs, C), gB = gram(B, hs, C), gdA = gram(dA.data(), hs, C), gdB = gram(dB.data(), hs, C);
-                double m2 = dot(gA.data(), gB.data(), hs * hs);
-                double tq = dot(gdA.data(), gB.data(), hs * hs), tk = dot(gA.data(), gdB.data(), hs * hs);
-                double tx = dot(gdA.data(), gdB.data(), hs * hs);
-                // <A^T B, G> = <A, B G^T>;  <A^T B, G> with B G^T [hs, C] by gemm
+                // With <X^T Y, Z^T W> = <X Z^T, Y W^T>: Tq = dA^T B, Tk = A^T dB, Tx = dA^T dB.
+                const float *pdA = dA.data(), *pdB = dB.data();
+                auto AA = gram(A, A, hs, C), BB = gram(B, B, hs, C), dAdA = gram(pdA, pdA, hs, C),
+                     dBdB = gram(pdB, pdB, hs, C), dAA = gram(pdA, A, hs, C), BdB = gram(B, pdB, hs, C),
+                     AdA = gram(A, pdA, hs, C);
+                double m2 = dotd(AA, BB);
+                double tq = dotd(dAdA, BB), tk = dotd(AA, dBdB), tx = dotd(dAdA, dBdB);
+                double qk = dotd(dAA, BdB), qx = dotd(dAdA, BdB), kx = dotd(AdA, dBdB);
+                double dm2 = std::max(0.0, tq + tk + tx + 2 * (qk + qx + kx));
+                // <A^T B, G> = <A, B G^T>, with the [HS, C] products by gemm
                 std::vector<float> BGt(static_cast<size_t>(hs * C)), dBGt(static_cast<size_t>(hs * C)), AG(static_cast<size_t>(hs * C));
                 gemm(false, true, hs, C, C, 1.0f, B, C, G, C, 0.0f, BGt.data(), C);
-                gemm(false, true, hs, C, C, 1.0f, dB.data(), C, G, C, 0.0f, dBGt.data(), C);
-                double iq = dot(dA.data(), BGt.data(), hs * C);   // <dWq^T Wk, G>
-                double ik = 0;                                     // <Wq^T dWk, G> = <dWk, Wq G>
+                gemm(false, true, hs, C, C, 1.0f, pdB, C, G, C, 0.0f, dBGt.data(), C);
                 gemm(false, false, hs, C, C, 1.0f, A, C, G, C, 0.0f, AG.data(), C);
-                ik = dot(dB.data(), AG.data(), hs * C);
-                double ix = dot(dA.data(), dBGt.data(), hs * C);  // <dWq^T dWk, G>
-                // ||dM||^2 with dM = U^T V, U = [A+dA; A], V = [B+dB; -B]
-                std::vector<float> U(static_cast<size_t>(2 * hs * C)), V(U.size());
-                std::copy(a1.begin(), a1.end(), U.begin());
-                std::copy(A, A + hs * C, U.begin() + hs * C);
-                std::copy(b1.begin(), b1.end(), V.begin());
-                for (int64_t i = 0; i < hs * C; ++i) V[hs * C + i] = -B[i];
-                auto gU = gram(U.data(), 2 * hs, C), gV = gram(V.data(), 2 * hs, C);
-                double dm2 = std::max(0.0, dot(gU.data(), gV.data(), 4 * hs * hs));
+                double iq = dot(pdA, BGt.data(), hs * C);   // <dWq^T Wk, G>
+                double ik = dot(pdB, AG.data(), hs * C);    // <Wq^T dWk, G> = <dWk, Wq G>
+                double ix = dot(pdA, dBGt.data(), hs * C);  // <dWq^T dWk, G>
                 r.m_norm = std::sqrt(m2);
                 r.dm_norm = std::sqrt(dm2);
                 double norms[3] = {std::sqrt(std::max(0.0, tq)), std::sqrt(std::max(0.0, tk)), std::sqrt(std::max(0.0, tx))};
@@ -324,9 +330,9 @@ void DynamicsProbe::after_update(double) {
                     r.term_cos[t] = (norms[t] > 0 && r.g_norm > 0) ? -ips[t] / (norms[t] * r.g_norm) : 0;
                 }
                 r.dm_cos = (r.dm_norm > 0 && r.g_norm > 0) ? -(iq + ik + ix) / (r.dm_norm * r.g_norm) : 0;
-                r.wq_top = top_eigenvalue(gA, hs);
+                r.wq_top = top_eigenvalue(AA, hs);
                 r.wq_trace = dot(A, A, hs * C);
-                r.wk_top = top_eigenvalue(gB, hs);
+                r.wk_top = top_eigenvalue(BB, hs);
                 r.wk_trace = dot(B, B, hs * C);
                 spectrum_summary(r, lowrank_singular_values(A, B, hs, C), m2);
             }
