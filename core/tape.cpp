@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <map>
 #include <ostream>
@@ -42,6 +43,15 @@ int64_t first_nonfinite(const float* p, int64_t n) {
 }  // namespace
 
 Tape& tape() { return t_tape; }
+
+static std::string& break_label() {
+    static std::string label = [] {
+        const char* env = std::getenv("TAPEGRAD_BREAK_ON");
+        return std::string(env ? env : "");
+    }();
+    return label;
+}
+void set_break_on(const std::string& label) { break_label() = label; }
 
 void Tape::clear() {
     entries_.clear();
@@ -228,6 +238,7 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph, con
         TensorImpl* out = e.output.impl();
         if (!out->grad) continue;
         apply_hooks(out, &e);
+        if (!break_label().empty() && out->label == break_label()) tapegrad_backward_break(e, Tensor(out->grad));
         backward_entry(e, leaves);
         if (!out->retain_grad) out->grad.reset();
     }
@@ -276,3 +287,16 @@ void Tape::to_dot(std::ostream& os) const {
 }
 
 }  // namespace tg
+
+__attribute__((noinline)) void tapegrad_backward_break(const tg::TapeEntry& entry, const tg::Tensor& grad_out) {
+    asm volatile("" ::"r"(&entry), "r"(&grad_out) : "memory");  // keep the call and its arguments
+}
+
+// Ask gdb to load tapegrad's pretty-printers for any binary linking the core
+// (subject to gdb's auto-load safe-path; see docs/debugging.md).
+#ifdef TAPEGRAD_GDB_SCRIPT
+asm(".pushsection \".debug_gdb_scripts\", \"MS\",@progbits,1\n"
+    ".byte 1\n"
+    ".asciz \"" TAPEGRAD_GDB_SCRIPT "\"\n"
+    ".popsection\n");
+#endif

@@ -86,6 +86,12 @@ std::string scoped(const std::string& name);
 void set_detect_anomaly(bool on);
 bool detect_anomaly();
 
+// Debugger support: when backward reaches the entry whose output label equals
+// `label` (also read from the environment variable TAPEGRAD_BREAK_ON), it calls
+// tapegrad_backward_break(entry, grad_out) first. `break tapegrad_backward_break`
+// in gdb stops there with the entry and its incoming gradient in hand.
+void set_break_on(const std::string& label);
+
 // Per-op timing of the forward and backward of every entry, for --profile.
 void set_profiling(bool on);
 bool profiling();
@@ -108,3 +114,6 @@ bool needs_record(std::initializer_list<const Tensor*> inputs);
 void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph, const Loc& loc);
 
 }  // namespace tg
+
+// Out of line and never inlined, so a breakpoint on it always hits.
+extern "C++" void tapegrad_backward_break(const tg::TapeEntry& entry, const tg::Tensor& grad_out);

@@ -14,6 +14,7 @@
 #include <iterator>
 
 #include "core/blas.h"
+#include "examples/lowrank_attention.h"
 #include "models/checkpoint.h"
 #include "models/generate.h"
 #include "train/report.h"
@@ -182,6 +183,7 @@ int cmd_tokenize(const std::string& vocab_dir, bool allow_special, bool decode) 
 }  // namespace
 
 int main(int argc, char** argv) {
+    examples::register_lowrank_attention();  // the extension example: --attention lowrank
     CLI::App app{"tapegrad: a tape-based autograd and the book's Chapter 5 GPT, with standard and merged (alt1) attention"};
     app.require_subcommand(1);
 
