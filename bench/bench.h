@@ -26,5 +26,6 @@ inline double best_of(int reps, const std::function<void()>& f) {
 }
 
 void run_core(const Options& opt);
+void run_step(const Options& opt);
 
 }  // namespace tg::bench

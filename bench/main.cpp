@@ -15,10 +15,11 @@ int main(int argc, char** argv) {
         else if (a == "--only" && i + 1 < argc) opt.what = argv[++i];
         else if (a == "--torch") opt.torch = true;
         else {
-            fmt::print(stderr, "usage: tapegrad_bench [--reps N] [--only core] [--torch]\n");
+            fmt::print(stderr, "usage: tapegrad_bench [--reps N] [--only core|step] [--torch]\n");
             return 2;
         }
     }
     if (opt.what == "all" || opt.what == "core") tg::bench::run_core(opt);
+    if (opt.what == "all" || opt.what == "step") tg::bench::run_step(opt);
     return 0;
 }

@@ -6,9 +6,13 @@
 
 namespace tg {
 
+static std::vector<GemmCall>* g_gemm_log = nullptr;
+void set_gemm_log(std::vector<GemmCall>* log) { g_gemm_log = log; }
+
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
     if (M == 0 || N == 0) return;
+    if (g_gemm_log) g_gemm_log->push_back({trans_a, trans_b, M, N, K, beta});
     if (K == 0) {  // empty sum: C = beta * C, without reading C when beta == 0
         for (int64_t i = 0; i < M; ++i)
             for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];

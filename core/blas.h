@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace tg {
 
@@ -10,6 +11,11 @@ namespace tg {
 // beta == 0 means C is not read (it may hold NaN), as the BLAS standard says.
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// GEMM log, for the benchmark's sgemm bound: while on, every gemm() call's shape
+// and flags are appended.
+struct GemmCall { bool ta, tb; int64_t M, N, K; float beta; };
+void set_gemm_log(std::vector<GemmCall>* log);
 
 // Threads OpenBLAS may use; tapegrad's own loops are single-threaded so the two
 // never compete for the cores.

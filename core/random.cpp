@@ -1,6 +1,7 @@
 #include "core/random.h"
 
 #include <cmath>
+#include <cstring>
 #include <numbers>
 #include <sstream>
 #include <stdexcept>
@@ -52,16 +53,89 @@ double Generator::normal_double(double mean, double std) {
     return r * std::cos(theta) * std + mean;
 }
 
-// Box-Muller over 16 uniforms in float: for j < 8, u1 = 1 - d[j], u2 = d[j+8],
-// r = sqrt(-2 log u1), theta = 2 pi u2, d[j] = r cos(theta), d[j+8] = r sin(theta).
+// PyTorch's AVX2 normal_ transforms 16 uniforms at a time with the cephes-style
+// polynomials of avx_mathfun (log256_ps, sincos256_ps), compiled with FMA
+// contraction. These scalar versions follow the same steps; std::fma stands where
+// a multiply feeds a single add.
+
+// log(x) for x in (0, 1]: x = m 2^e with m in [0.5, 1); if m < sqrt(1/2), m = 2m,
+// e -= 1; with t = m - 1: log x = t + (t^3 P(t) - e 2.12194440e-4 - t^2 / 2) + e 0.693359375.
+static float cephes_logf(float x) {
+    uint32_t bits;
+    std::memcpy(&bits, &x, 4);
+    int32_t imm0 = static_cast<int32_t>(bits >> 23) - 0x7f;
+    bits = (bits & ~0x7f800000u) | 0x3f000000u;  // mantissa with exponent of 0.5
+    float m;
+    std::memcpy(&m, &bits, 4);
+    float e = static_cast<float>(imm0) + 1.0f;
+    bool small = m < 0.707106781186547524f;
+    float tmp = small ? m : 0.0f;
+    m = m - 1.0f;
+    e = e - (small ? 1.0f : 0.0f);
+    m = m + tmp;
+    float z = m * m;
+    float y = 7.0376836292E-2f;
+    y = std::fma(y, m, -1.1514610310E-1f);
+    y = std::fma(y, m, 1.1676998740E-1f);
+    y = std::fma(y, m, -1.2420140846E-1f);
+    y = std::fma(y, m, 1.4249322787E-1f);
+    y = std::fma(y, m, -1.6668057665E-1f);
+    y = std::fma(y, m, 2.0000714765E-1f);
+    y = std::fma(y, m, -2.4999993993E-1f);
+    y = std::fma(y, m, 3.3333331174E-1f);
+    y = y * m;
+    y = std::fma(y, z, e * -2.12194440e-4f);  // GCC fuses y * z, the add's first operand
+    y = std::fma(-z, 0.5f, y);
+    m = m + y;
+    return std::fma(e, 0.693359375f, m);
+}
+
+// sin and cos of x >= 0: j = (int(x 4/pi) + 1) & ~1 octant, x reduced by j pi/4 in
+// three parts, then the cos polynomial or the sin polynomial per octant and sign.
+static void cephes_sincosf(float x, float& s, float& c) {
+    float sign_sin = x < 0 ? -1.0f : 1.0f;
+    x = std::fabs(x);
+    int32_t j = static_cast<int32_t>(x * 1.27323954473516f);
+    j = (j + 1) & ~1;
+    float y = static_cast<float>(j);
+    bool swap_sin = (j & 4) != 0;
+    bool poly_sin = (j & 2) == 0;
+    x = std::fma(y, -0.78515625f, x);
+    x = std::fma(y, -2.4187564849853515625e-4f, x);
+    x = std::fma(y, -3.77489497744594108e-8f, x);
+    bool cos_neg = ((j - 2) & 4) == 0;
+    float z = x * x;
+    float yc = 2.443315711809948E-005f;
+    yc = std::fma(yc, z, -1.388731625493765E-003f);
+    yc = std::fma(yc, z, 4.166664568298827E-002f);
+    yc = yc * z;
+    yc = std::fma(yc, z, -(z * 0.5f));
+    yc = yc + 1.0f;
+    float ys = -1.9515295891E-4f;
+    ys = std::fma(ys, z, 8.3321608736E-3f);
+    ys = std::fma(ys, z, -1.6666654611E-1f);
+    ys = ys * z;
+    ys = std::fma(ys, x, x);
+    float sv = poly_sin ? ys : yc, cv = poly_sin ? yc : ys;
+    if (swap_sin) sign_sin = -sign_sin;
+    s = sv * sign_sin;
+    c = cos_neg ? -cv : cv;
+}
+
+// Box-Muller over 16 uniforms: for j < 8, u1 = 1 - d[j], u2 = d[j+8],
+// r = sqrt(-2 log u1), theta = 2 pi u2, d[j] = fma(r cos theta, std, mean),
+// d[j+8] = fma(r sin theta, std, mean).
 static void normal_fill_16(float* d, float mean, float std) {
+    const float two_pi = static_cast<float>(2.0 * std::numbers::pi);
     for (int j = 0; j < 8; ++j) {
         float u1 = 1.0f - d[j];
         float u2 = d[j + 8];
-        float radius = std::sqrt(-2.0f * std::log(u1));
-        float theta = 2.0f * static_cast<float>(std::numbers::pi) * u2;
-        d[j] = radius * std::cos(theta) * std + mean;
-        d[j + 8] = radius * std::sin(theta) * std + mean;
+        float radius = std::sqrt(-2.0f * cephes_logf(u1));
+        float theta = two_pi * u2;
+        float sn, cs;
+        cephes_sincosf(theta, sn, cs);
+        d[j] = std::fma(radius * cs, std, mean);
+        d[j + 8] = std::fma(radius * sn, std, mean);
     }
 }
 

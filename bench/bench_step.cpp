@@ -1,0 +1,158 @@
+// A full training step of the book's GPT (zero_grad + forward + cross-entropy +
+// backward + AdamW), split into forward, backward and optimizer; the eval forward
+// (no tape); achieved GFLOP/s; the sgemm bound, i.e. the same step's GEMMs
+// (logged from tg::gemm) replayed through raw cblas_sgemm; peak RSS. Each config
+// runs in its own child process so peak RSS is its own.
+#include <fmt/format.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+
+#include "bench/bench.h"
+#include "core/blas.h"
+#include "models/gpt.h"
+#include "optim/adamw.h"
+
+namespace tg::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+double peak_rss_mb() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return static_cast<double>(ru.ru_maxrss) / 1024.0;
+}
+
+// Time the logged GEMMs with raw cblas_sgemm on scratch buffers (inputs warm).
+double sgemm_bound(const std::vector<GemmCall>& calls, double& flops) {
+    size_t need = 0;
+    for (auto& c : calls) need = std::max<size_t>(need, static_cast<size_t>(std::max({c.M * c.K, c.K * c.N, c.M * c.N})));
+    std::vector<float> a(need, 0.01f), b(need, 0.02f), out(need, 0.0f);
+    flops = 0;
+    for (auto& c : calls) flops += 2.0 * static_cast<double>(c.M) * c.N * c.K;
+    auto run = [&] {
+        for (auto& c : calls)
+            gemm(c.ta, c.tb, c.M, c.N, c.K, 1.0f, a.data(), c.ta ? c.M : c.K, b.data(), c.tb ? c.K : c.N, c.beta,
+                 out.data(), c.N);
+    };
+    return best_of(2, run);
+}
+
+struct StepResult {
+    double fwd = 0, bwd = 0, opt = 0, step = 0, eval = 0, bound = 0, flops = 0, rss = 0;
+};
+
+StepResult measure(const models::GPTConfig& cfg, int reps) {
+    manual_seed(123);
+    models::GPTModel model(cfg);
+    std::vector<optim::ParamRef> refs;
+    for (auto& [n, t] : model.named_parameters()) refs.push_back({n, t});
+    optim::AdamW opt(refs, {.lr = 4e-4, .weight_decay = 0.1});
+    int64_t B = 2, T = cfg.context_length;
+    Ids ids{{B, T}, std::vector<int64_t>(static_cast<size_t>(B * T))}, tgt = ids;
+    for (int64_t i = 0; i < B * T; ++i) {
+        ids.data[i] = (i * 7919) % cfg.vocab_size;
+        tgt.data[i] = (i * 104729 + 1) % cfg.vocab_size;
+    }
+    StepResult best{1e300, 1e300, 1e300, 1e300, 1e300, 0, 0, 0};
+    std::vector<GemmCall> log;
+    for (int r = 0; r < reps + 1; ++r) {  // the first step warms the buffer pool
+        if (r == 1) set_gemm_log(&log);
+        auto t0 = Clock::now();
+        opt.zero_grad();
+        Tensor loss = cross_entropy(model.forward(ids), tgt);
+        double f = since(t0);
+        auto t1 = Clock::now();
+        loss.backward();
+        double b = since(t1);
+        set_gemm_log(nullptr);
+        auto t2 = Clock::now();
+        opt.step();
+        double o = since(t2);
+        if (r == 0) continue;
+        best.fwd = std::min(best.fwd, f);
+        best.bwd = std::min(best.bwd, b);
+        best.opt = std::min(best.opt, o);
+        best.step = std::min(best.step, f + b + o);
+    }
+    model.eval();
+    best.eval = best_of(reps, [&] {
+        NoGradGuard ng;
+        cross_entropy(model.forward(ids), tgt);
+    });
+    best.bound = sgemm_bound(log, best.flops);
+    best.rss = peak_rss_mb();
+    return best;
+}
+
+// Run f in a child process; it writes `n` doubles back through a pipe.
+std::vector<double> in_child(size_t n, const std::function<std::vector<double>()>& f) {
+    int fd[2];
+    if (pipe(fd) != 0) throw Error("bench: pipe failed");
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        std::vector<double> v = f();
+        ssize_t w = write(fd[1], v.data(), n * sizeof(double));
+        _exit(w == static_cast<ssize_t>(n * sizeof(double)) ? 0 : 1);
+    }
+    close(fd[1]);
+    std::vector<double> v(n);
+    ssize_t got = read(fd[0], v.data(), n * sizeof(double));
+    close(fd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (got != static_cast<ssize_t>(n * sizeof(double))) throw Error("bench: child failed");
+    return v;
+}
+
+// tools/torch_bench.py prints "step eval rss" for the same config.
+bool torch_numbers(const std::string& preset, const std::string& att, double& step, double& eval, double& rss) {
+    if (access("/usr/bin/python3", X_OK) != 0) return false;
+    std::string cmd = fmt::format("/usr/bin/python3 {}/tools/torch_bench.py --preset {} --attention {} 2>/dev/null",
+                                  TAPEGRAD_SOURCE_DIR, preset, att);
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) return false;
+    char buf[512] = {0};
+    bool ok = fgets(buf, sizeof buf, p) && std::sscanf(buf, "%lf %lf %lf", &step, &eval, &rss) == 3;
+    return pclose(p) == 0 && ok;
+}
+
+}  // namespace
+
+void run_step(const Options& opt) {
+    struct Cfg { const char* preset; const char* att; };
+    std::vector<Cfg> cfgs = {{"gpt2-124m", "mha"}, {"gpt2-124m", "alt1"}, {"tiny", "mha"}, {"tiny", "alt1"}};
+    fmt::print("\ntraining step, batch 2 x context, {} BLAS threads, best of {}\n", num_threads(), opt.reps);
+    fmt::print("{:<16} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8} {:>9} {:>8} {:>8}\n", "config", "fwd s", "bwd s",
+               "optim s", "step s", "GF/s", "bound s", "x bound", "eval s", "RSS MB", "GF/step");
+    for (auto& c : cfgs) {
+        models::GPTConfig cfg = models::preset(c.preset);
+        cfg.attention = c.att;
+        auto v = in_child(8, [&] {
+            StepResult r = measure(cfg, opt.reps);
+            return std::vector<double>{r.fwd, r.bwd, r.opt, r.step, r.eval, r.bound, r.flops, r.rss};
+        });
+        std::string name = fmt::format("{} {}", c.preset, c.att);
+        fmt::print("{:<16} {:>8.3f} {:>8.3f} {:>8.3f} {:>8.3f} {:>7.1f} {:>9.3f} {:>8.2f} {:>9.3f} {:>8.0f} {:>8.1f}\n", name,
+                   v[0], v[1], v[2], v[3], v[6] / v[3] * 1e-9, v[5], v[3] / v[5], v[4], v[7], v[6] * 1e-9);
+        if (opt.torch) {
+            double ts, te, tr;
+            if (torch_numbers(c.preset, c.att, ts, te, tr))
+                fmt::print("{:<16} PyTorch: step {:.3f} s, eval {:.3f} s, RSS {:.0f} MB -> tapegrad/PyTorch: step "
+                           "{:.2f}x, eval {:.2f}x, RSS {:.2f}x\n",
+                           "", ts, te, tr, v[3] / ts, v[4] / te, v[7] / tr);
+            else
+                fmt::print("{:<16} PyTorch: skipped (python3-torch not installed; apt-get install python3-torch)\n", "");
+        }
+    }
+}
+
+}  // namespace tg::bench
