@@ -264,3 +264,36 @@ TEST_CASE("the tiny preset overfits a short text", "[train]") {
     CHECK(res.step_losses.back() < 0.5);  // memorised: from ln(50257) = 10.8 to below 0.5
     fs::remove_all(d.parent_path());
 }
+
+TEST_CASE("dropout-on trajectory: same random numbers as PyTorch, step for step (mha and alt1)", "[train][torch][random]") {
+    // tools/make_dropout_fixture.py: the book's flow with dropout 0.1, a shuffled
+    // loader and evaluations that read the train loader, 12 steps. Matching to 1e-4
+    // needs the same init, dropout masks and batch order as PyTorch.
+    json fx = fixture("dropout_trajectory.json");
+    for (const char* att : {"mha", "alt1"}) {
+        SECTION(att) {
+            TrainOptions o = small_run();
+            o.config = models::preset("tiny");
+            o.config.context_length = 32;
+            o.config.attention = att;
+            o.max_steps = 12;
+            o.eval_freq = 5;
+            o.eval_iter = 5;
+            o.seed = 123;
+            auto res = train_model(o);
+            auto want = fx[att]["losses"].get<std::vector<double>>();
+            REQUIRE(res.step_losses.size() == want.size());
+            for (size_t i = 0; i < want.size(); ++i) {
+                INFO("step " << i);
+                CHECK(std::fabs(res.step_losses[i] - want[i]) <= 1e-4);
+            }
+            auto evals = fx[att]["evals"];
+            REQUIRE(res.evals.size() == evals.size());
+            for (size_t i = 0; i < evals.size(); ++i) {
+                CHECK(res.evals[i].step == evals[i][0].get<int64_t>());
+                CHECK(std::fabs(res.evals[i].train_loss - evals[i][1].get<double>()) <= 1e-4);
+                CHECK(std::fabs(res.evals[i].val_loss - evals[i][2].get<double>()) <= 1e-4);
+            }
+        }
+    }
+}
