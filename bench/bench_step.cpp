@@ -4,6 +4,7 @@
 // (logged from tg::gemm) replayed through raw cblas_sgemm; peak RSS. Each config
 // runs in its own child process so peak RSS is its own.
 #include <fmt/format.h>
+#include <malloc.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -94,6 +95,8 @@ StepResult measure(const models::GPTConfig& cfg, int reps) {
 
 // Run f in a child process; it writes `n` doubles back through a pipe.
 std::vector<double> in_child(size_t n, const std::function<std::vector<double>()>& f) {
+    pool_release_all();  // the child's peak RSS must not include the parent's parked buffers
+    malloc_trim(0);
     int fd[2];
     if (pipe(fd) != 0) throw Error("bench: pipe failed");
     pid_t pid = fork();
