@@ -83,7 +83,8 @@ def run(attention):
     return {"losses": losses, "evals": evals}
 
 
-out = {a: run(a) for a in ("mha", "alt1")}
-with open(os.path.join(HERE, "..", "tests", "fixtures", "dropout_trajectory.json"), "w") as f:
-    json.dump(out, f)
-print(json.dumps(out)[:300])
+if __name__ == "__main__":
+    out = {a: run(a) for a in ("mha", "alt1")}
+    with open(os.path.join(HERE, "..", "tests", "fixtures", "dropout_trajectory.json"), "w") as f:
+        json.dump(out, f)
+    print(json.dumps(out)[:300])
