@@ -16,20 +16,34 @@ Tensor rows_of(const Tensor& a) {
     return c;
 }
 
+float row_max(const float* x, int64_t n) {
+    float m = -std::numeric_limits<float>::infinity();
+    for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+    return m;
+}
+
+// The rows of a (contiguous) and their count, checked once for both ops.
+struct Rows {
+    Tensor t;
+    int64_t n, count;
+};
+Rows rows_checked(const Tensor& a, const char* op, const Loc& loc) {
+    if (a.dim() < 1) fail(op, loc, "needs at least one dim");
+    int64_t n = a.shape().back();
+    return {rows_of(a), n, a.numel() / std::max<int64_t>(n, 1)};
+}
+
 }  // namespace
 
 // y_i = exp(x_i - m) / sum_j exp(x_j - m),  m = max_j x_j
 //   dx_i = y_i (g_i - sum_j g_j y_j)
 Tensor softmax(const Tensor& a, Loc loc) {
-    if (a.dim() < 1) fail("softmax", loc, "needs at least one dim");
-    Tensor ac = rows_of(a);
-    int64_t n = a.shape().back(), rows = a.numel() / std::max<int64_t>(n, 1);
+    auto [ac, n, rows] = rows_checked(a, "softmax", loc);
     Tensor out = Tensor::empty(a.shape());
     for (int64_t r = 0; r < rows; ++r) {
         const float* x = ac.data() + r * n;
         float* y = out.data() + r * n;
-        float m = -std::numeric_limits<float>::infinity();
-        for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+        float m = row_max(x, n);
         double s = 0;
         for (int64_t i = 0; i < n; ++i) s += (y[i] = std::exp(x[i] - m));
         float inv = static_cast<float>(1.0 / s);
@@ -51,15 +65,12 @@ Tensor softmax(const Tensor& a, Loc loc) {
 // y_i = x_i - m - log sum_j exp(x_j - m)
 //   dx_i = g_i - exp(y_i) sum_j g_j
 Tensor log_softmax(const Tensor& a, Loc loc) {
-    if (a.dim() < 1) fail("log_softmax", loc, "needs at least one dim");
-    Tensor ac = rows_of(a);
-    int64_t n = a.shape().back(), rows = a.numel() / std::max<int64_t>(n, 1);
+    auto [ac, n, rows] = rows_checked(a, "log_softmax", loc);
     Tensor out = Tensor::empty(a.shape());
     for (int64_t r = 0; r < rows; ++r) {
         const float* x = ac.data() + r * n;
         float* y = out.data() + r * n;
-        float m = -std::numeric_limits<float>::infinity();
-        for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+        float m = row_max(x, n);
         double s = 0;
         for (int64_t i = 0; i < n; ++i) s += std::exp(static_cast<double>(x[i] - m));
         float lse = m + static_cast<float>(std::log(s));
