@@ -127,7 +127,11 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     namespace fs = std::filesystem;
     fs::path target(path);
     fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-    std::string tmp = (dir / ("." + target.filename().string() + ".tmp." + std::to_string(::getpid()))).string();
+    std::string name = ".";  // appended piecewise: GCC 12 warns (-Wrestrict) on "lit" + string at -O3
+    name += target.filename().string();
+    name += ".tmp.";
+    name += std::to_string(::getpid());
+    std::string tmp = (dir / name).string();
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) throw Error("tapegrad: cannot write '" + tmp + "': " + std::strerror(errno));
     size_t done = 0;

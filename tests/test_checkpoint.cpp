@@ -110,7 +110,7 @@ TEST_CASE("corrupt safetensors files are rejected with the reason", "[checkpoint
     std::vector<Case> cases = {
         {"empty file", "", "shorter than the 8-byte header length"},
         {"truncated length", std::string(5, '\0'), "shorter than the 8-byte header length"},
-        {"header length past the end", header_file("{}", 0).replace(0, 1, "\x7f"), "runs past the end"},
+        {"header length past the end", [&] { std::string b = header_file("{}", 0); b[0] = 0x7f; return b; }(), "runs past the end"},
         {"bad JSON", header_file("{\"a\":", 0), "not valid JSON"},
         {"header not an object", header_file("[1,2]", 0), "not a JSON object"},
         {"truncated data", full.substr(0, full.size() - 3), "outside the"},
