@@ -14,11 +14,10 @@ import os
 import sys
 
 import torch
-from torch.utils.data import DataLoader
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from make_dropout_fixture import Windows, loss_batch, loss_loader  # noqa: E402
+from make_dropout_fixture import book_loaders, loss_batch, loss_loader  # noqa: E402
 from torch_gpt import GPT_CONFIG_124M, GPTModel  # noqa: E402
 
 ap = argparse.ArgumentParser()
@@ -28,8 +27,6 @@ ap.add_argument("--out", default=None)
 args = ap.parse_args()
 torch.set_num_threads(2)
 
-with open(os.path.join(HERE, "..", "tests", "fixtures", "tokenizer.json")) as f:
-    tok = json.load(f)
 with open(os.path.join(HERE, "..", "data", "encoder.json")) as f:
     encoder = json.load(f)
 decoder = {v: k for k, v in encoder.items()}
@@ -49,10 +46,7 @@ def decode(ids):
 
 cfg = dict(GPT_CONFIG_124M, attention=args.attention)
 T = cfg["context_length"]
-train_loader = DataLoader(Windows(tok["verdict_train_ids"], T, T), batch_size=2, shuffle=True, drop_last=True,
-                          num_workers=0)
-val_loader = DataLoader(Windows(tok["verdict_val_ids"], T, T), batch_size=2, shuffle=False, drop_last=False,
-                        num_workers=0)
+train_loader, val_loader = book_loaders(T)
 torch.manual_seed(123)
 model = GPTModel(cfg)
 optimizer = torch.optim.AdamW(model.parameters(), lr=0.0004, weight_decay=0.1)

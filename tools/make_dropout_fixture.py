@@ -50,16 +50,21 @@ def loss_loader(loader, model, num_batches):
     return total / num_batches
 
 
+def book_loaders(T):
+    """The book's loaders over the-verdict's train/val ids: batch 2, train shuffled with drop_last."""
+    with open(os.path.join(HERE, "..", "tests", "fixtures", "tokenizer.json")) as f:
+        tok = json.load(f)
+    train = DataLoader(Windows(tok["verdict_train_ids"], T, T), batch_size=2, shuffle=True, drop_last=True,
+                       num_workers=0)
+    val = DataLoader(Windows(tok["verdict_val_ids"], T, T), batch_size=2, shuffle=False, drop_last=False,
+                     num_workers=0)
+    return train, val
+
+
 def run(attention):
     cfg = dict(GPT_CONFIG_124M, context_length=32, emb_dim=64, n_heads=4, n_layers=2, drop_rate=0.1,
                attention=attention)
-    with open(os.path.join(HERE, "..", "tests", "fixtures", "tokenizer.json")) as f:
-        tok = json.load(f)
-    T = cfg["context_length"]
-    train_loader = DataLoader(Windows(tok["verdict_train_ids"], T, T), batch_size=2, shuffle=True, drop_last=True,
-                              num_workers=0)
-    val_loader = DataLoader(Windows(tok["verdict_val_ids"], T, T), batch_size=2, shuffle=False, drop_last=False,
-                            num_workers=0)
+    train_loader, val_loader = book_loaders(cfg["context_length"])
     torch.manual_seed(123)
     model = GPTModel(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=4e-4, weight_decay=0.1)
