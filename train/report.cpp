@@ -49,7 +49,9 @@ std::string dynamics_section(const std::string& run_dir, const std::vector<std::
                      "stable rank of M (first -> last) | effective rank (first -> last) |\n"
                      "|---|---|---|---|---|---|---|---|---|---|\n";
     std::string words;
-    for (auto& [v, c] : dyn) {
+    for (const std::string& v : variants) {
+        if (!dyn.count(v)) continue;
+        const Csv& c = dyn.at(v);
         double first = 1e300, last = -1;
         int64_t n_steps = 0;
         std::vector<double> steps;
