@@ -132,7 +132,8 @@ void plot_dynamics(const std::string& run_dir, const std::vector<std::string>& v
             write_file((pdir / fmt::format("dyn_{}_L{}.dat", v, l)).string(), dat);
         }
     }
-    auto [rows, cols] = grid(nl);
+    const auto layout = grid(nl);  // plain locals: Clang 14 cannot capture structured bindings
+    const int rows = layout.first, cols = layout.second;
     auto figure = [&](const std::string& name, const std::string& title, const std::string& setup,
                       const std::function<std::string(const std::string&, size_t)>& curves) {
         std::string gp = fmt::format("set terminal pngcairo noenhanced size {},{} font ',9'\nset output '{}.png'\n"

@@ -38,7 +38,9 @@ Rows rows_checked(const Tensor& a, const char* op, const Loc& loc) {
 // y_i = exp(x_i - m) / sum_j exp(x_j - m),  m = max_j x_j
 //   dx_i = y_i (g_i - sum_j g_j y_j)
 Tensor softmax(const Tensor& a, Loc loc) {
-    auto [ac, n, rows] = rows_checked(a, "softmax", loc);
+    Rows rw = rows_checked(a, "softmax", loc);  // plain locals: Clang 14 cannot capture structured bindings
+    Tensor ac = rw.t;
+    int64_t n = rw.n, rows = rw.count;
     Tensor out = Tensor::empty(a.shape());
     for (int64_t r = 0; r < rows; ++r) {
         const float* x = ac.data() + r * n;
@@ -65,7 +67,9 @@ Tensor softmax(const Tensor& a, Loc loc) {
 // y_i = x_i - m - log sum_j exp(x_j - m)
 //   dx_i = g_i - exp(y_i) sum_j g_j
 Tensor log_softmax(const Tensor& a, Loc loc) {
-    auto [ac, n, rows] = rows_checked(a, "log_softmax", loc);
+    Rows rw = rows_checked(a, "log_softmax", loc);  // plain locals: Clang 14 cannot capture structured bindings
+    Tensor ac = rw.t;
+    int64_t n = rw.n, rows = rw.count;
     Tensor out = Tensor::empty(a.shape());
     for (int64_t r = 0; r < rows; ++r) {
         const float* x = ac.data() + r * n;
