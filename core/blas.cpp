@@ -2,17 +2,24 @@
 
 #include <cblas.h>
 
+#include <omp.h>
+
 #include <algorithm>
+#include <mutex>
 
 namespace tg {
 
 static std::vector<GemmCall>* g_gemm_log = nullptr;
+static std::mutex g_gemm_log_mu;
 void set_gemm_log(std::vector<GemmCall>* log) { g_gemm_log = log; }
 
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
     if (M == 0 || N == 0) return;
-    if (g_gemm_log) g_gemm_log->push_back({trans_a, trans_b, M, N, K, beta});
+    if (g_gemm_log) {  // gemm may run on several pool threads at once (core/parallel.h)
+        std::lock_guard<std::mutex> lock(g_gemm_log_mu);
+        g_gemm_log->push_back({trans_a, trans_b, M, N, K, beta});
+    }
     if (K == 0) {  // empty sum: C = beta * C, without reading C when beta == 0
         for (int64_t i = 0; i < M; ++i)
             for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
@@ -26,7 +33,12 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
                 B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
 }
 
-void set_num_threads(int n) { openblas_set_num_threads(n); }
+// OpenBLAS's OpenMP build sizes its parallel regions by its own count; our loops
+// by omp's. Both are set together so the pool has one size.
+void set_num_threads(int n) {
+    openblas_set_num_threads(n);
+    omp_set_num_threads(n);
+}
 int num_threads() { return openblas_get_num_threads(); }
 
 }  // namespace tg

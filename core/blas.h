@@ -17,8 +17,8 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
 struct GemmCall { bool ta, tb; int64_t M, N, K; float beta; };
 void set_gemm_log(std::vector<GemmCall>* log);
 
-// Threads OpenBLAS may use; tapegrad's own loops are single-threaded so the two
-// never compete for the cores.
+// Threads of the process's one pool: OpenBLAS's GEMMs and tapegrad's own
+// parallel loops (core/parallel.h) both run on libgomp's threads.
 void set_num_threads(int n);
 int num_threads();
 
