@@ -31,7 +31,9 @@ Shape broadcast_strides(const Shape& shape, const Shape& strides, const Shape& o
 void reduce_to_shape(const float* g, const Shape& from, const GradSlot& slot) {
     const Shape& to = *slot.shape;
     if (from == to) {
-        for (int64_t i = 0, n = numel_of(to); i < n; ++i) slot.store(i, g[i]);
+        parallel_for(numel_of(to), kElementGrain, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) slot.store(i, g[i]);
+        });
         return;
     }
     if (!slot.accumulate) std::fill_n(slot.data, numel_of(to), 0.0f);
@@ -76,7 +78,7 @@ void gather_contiguous(const Tensor& t, float* out) {
     }
     Shape os = contiguous_strides(t.shape());
     const float* src = t.data();
-    strided_apply<2>(t.shape(), {os.data(), t.strides().data()}, [&](auto off, int64_t n, auto in) {
+    parallel_strided_apply<2>(t.shape(), {os.data(), t.strides().data()}, [&](auto off, int64_t n, auto in) {
         for (int64_t i = 0; i < n; ++i) out[off[0] + i] = src[off[1] + i * in[1]];
     });
 }

@@ -5,6 +5,7 @@
 
 #include <array>
 
+#include "core/parallel.h"
 #include "core/tape.h"
 #include "core/tensor.h"
 
@@ -19,20 +20,25 @@ Shape broadcast_strides(const Shape& shape, const Shape& strides, const Shape& o
 // Visit `shape` row by row: f(offsets, n, inner_strides) is called once per
 // innermost run of n elements, with the element offset of each of the K
 // operands at the run's start and each operand's stride along the run.
+// Rows [row0, row1) only, for parallel_strided_apply.
 template <size_t K, class F>
-void strided_apply(const Shape& shape, const std::array<const int64_t*, K>& strides, F&& f) {
-    int64_t total = numel_of(shape);
-    if (total == 0) return;
+void strided_apply_rows(const Shape& shape, const std::array<const int64_t*, K>& strides, int64_t row0,
+                        int64_t row1, F&& f) {
     std::array<int64_t, K> off{}, inner{};
     size_t nd = shape.size();
     if (nd == 0) {
-        f(off, int64_t{1}, inner);
+        if (row0 == 0 && row1 > 0) f(off, int64_t{1}, inner);
         return;
     }
     for (size_t k = 0; k < K; ++k) inner[k] = strides[k][nd - 1];
     int64_t n = shape[nd - 1];
     std::vector<int64_t> idx(nd, 0);
-    for (int64_t row = 0, rows = total / n; row < rows; ++row) {
+    for (int64_t d = static_cast<int64_t>(nd) - 2, rest = row0; d >= 0; --d) {  // row0 as a multi-index
+        idx[d] = rest % shape[d];
+        rest /= shape[d];
+        for (size_t k = 0; k < K; ++k) off[k] += idx[d] * strides[k][d];
+    }
+    for (int64_t row = row0; row < row1; ++row) {
         f(off, n, inner);
         for (size_t d = nd - 1; d-- > 0;) {
             for (size_t k = 0; k < K; ++k) off[k] += strides[k][d];
@@ -41,6 +47,28 @@ void strided_apply(const Shape& shape, const std::array<const int64_t*, K>& stri
             idx[d] = 0;
         }
     }
+}
+
+inline int64_t rows_of_shape(const Shape& shape) {
+    int64_t total = numel_of(shape);
+    return shape.empty() ? 1 : (shape.back() ? total / shape.back() : 0);
+}
+
+template <size_t K, class F>
+void strided_apply(const Shape& shape, const std::array<const int64_t*, K>& strides, F&& f) {
+    if (numel_of(shape) == 0) return;
+    strided_apply_rows<K>(shape, strides, 0, rows_of_shape(shape), f);
+}
+
+// strided_apply with the rows split over the thread pool (core/parallel.h). Only
+// for f whose runs write disjoint elements (elementwise maps), never for
+// reductions into a shared destination.
+template <size_t K, class F>
+void parallel_strided_apply(const Shape& shape, const std::array<const int64_t*, K>& strides, F&& f) {
+    if (numel_of(shape) == 0) return;
+    int64_t rows = rows_of_shape(shape), n = shape.empty() ? 1 : shape.back();
+    parallel_for(rows, std::max<int64_t>(1, kElementGrain / std::max<int64_t>(n, 1)),
+                 [&](int64_t r0, int64_t r1) { strided_apply_rows<K>(shape, strides, r0, r1, f); });
 }
 
 // Sum the contiguous gradient g (shape `from`) over broadcast dimensions and

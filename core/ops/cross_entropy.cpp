@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "core/ops.h"
+#include "core/parallel.h"
 
 namespace tg {
 
@@ -20,43 +21,54 @@ Tensor cross_entropy(const Tensor& logits, const Ids& targets, int64_t ignore_in
         fail("cross_entropy", loc, fmt::format("logits {} have {} rows but targets {} have {} ids",
                                                shape_str(logits.shape()), N, shape_str(targets.shape), targets.numel()));
     Tensor xc = logits.is_contiguous() ? logits : logits.clone();
+    for (int64_t r = 0; r < N; ++r) {  // validate first: no throwing from the parallel loop
+        int64_t t = targets.data[r];
+        if (t != ignore_index && (t < 0 || t >= V))
+            fail("cross_entropy", loc, fmt::format("target {} at row {} is outside [0, {})", t, r, V));
+    }
     std::vector<float> lse(static_cast<size_t>(N));
-    double total = 0;
+    const int64_t rows_grain = std::max<int64_t>(1, kElementGrain / 8 / V);  // exp-bound rows
+    parallel_for(N, rows_grain, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+            if (targets.data[r] == ignore_index) continue;
+            const float* x = xc.data() + r * V;
+            float m = -std::numeric_limits<float>::infinity();
+            for (int64_t v = 0; v < V; ++v) m = std::max(m, x[v]);
+            double s = 0;
+            for (int64_t v = 0; v < V; ++v) s += std::exp(x[v] - m);  // float exp, double sum
+            lse[r] = m + static_cast<float>(std::log(s));
+        }
+    });
+    double total = 0;  // in row order, serially: the loss does not depend on the thread count
     int64_t kept = 0;
     for (int64_t r = 0; r < N; ++r) {
         int64_t t = targets.data[r];
         if (t == ignore_index) continue;
-        if (t < 0 || t >= V)
-            fail("cross_entropy", loc, fmt::format("target {} at row {} is outside [0, {})", t, r, V));
-        const float* x = xc.data() + r * V;
-        float m = -std::numeric_limits<float>::infinity();
-        for (int64_t v = 0; v < V; ++v) m = std::max(m, x[v]);
-        double s = 0;
-        for (int64_t v = 0; v < V; ++v) s += std::exp(x[v] - m);  // float exp, double sum
-        lse[r] = m + static_cast<float>(std::log(s));
-        total += lse[r] - x[t];
+        total += lse[r] - xc.data()[r * V + t];
         kept++;
     }
     Tensor out = Tensor::full({}, kept ? static_cast<float>(total / kept) : std::numeric_limits<float>::quiet_NaN());
     if (!needs_record({&logits})) return out;
     record("cross_entropy", loc, {logits}, out,
-           [xc, lse, targets, ignore_index, N, V, kept](const Tensor& g, std::span<GradSlot> gi) {
+           [xc, lse, targets, ignore_index, N, V, kept, rows_grain](const Tensor& g, std::span<GradSlot> gi) {
                float scale = g.item() / static_cast<float>(kept);
-               for (int64_t r = 0; r < N; ++r) {
-                   int64_t t = targets.data[r];
-                   const float* x = xc.data() + r * V;
-                   float* d = gi[0].data + r * V;
-                   if (t == ignore_index) {
-                       if (!gi[0].accumulate) std::fill_n(d, V, 0.0f);
-                       continue;
+               parallel_for(N, rows_grain, [&](int64_t r0, int64_t r1) {
+                   for (int64_t r = r0; r < r1; ++r) {
+                       int64_t t = targets.data[r];
+                       const float* x = xc.data() + r * V;
+                       float* d = gi[0].data + r * V;
+                       if (t == ignore_index) {
+                           if (!gi[0].accumulate) std::fill_n(d, V, 0.0f);
+                           continue;
+                       }
+                       float l = lse[r];
+                       if (gi[0].accumulate)
+                           for (int64_t v = 0; v < V; ++v) d[v] += std::exp(x[v] - l) * scale;
+                       else
+                           for (int64_t v = 0; v < V; ++v) d[v] = std::exp(x[v] - l) * scale;
+                       d[t] -= scale;
                    }
-                   float l = lse[r];
-                   if (gi[0].accumulate)
-                       for (int64_t v = 0; v < V; ++v) d[v] += std::exp(x[v] - l) * scale;
-                   else
-                       for (int64_t v = 0; v < V; ++v) d[v] = std::exp(x[v] - l) * scale;
-                   d[t] -= scale;
-               }
+               });
            });
     return out;
 }

@@ -22,7 +22,7 @@ Tensor binary_forward(const Tensor& a, const Tensor& b, const char* op, const Lo
     Shape bs = broadcast_strides(b.shape(), b.strides(), os);
     const float *pa = a.data(), *pb = b.data();
     float* po = out.data();
-    strided_apply<3>(os, {cs.data(), as.data(), bs.data()}, [&](auto off, int64_t n, auto in) {
+    parallel_strided_apply<3>(os, {cs.data(), as.data(), bs.data()}, [&](auto off, int64_t n, auto in) {
         const float* x = pa + off[1];
         const float* y = pb + off[2];
         float* o = po + off[0];
@@ -45,7 +45,7 @@ void binary_grad(const Tensor& g, const Tensor& self, const Tensor& other, const
     bool same = self.shape() == os;
     Tensor full = same ? Tensor() : Tensor::empty(os);
     const float *pg = g.data(), *ps = self.data(), *pt = other.data();
-    strided_apply<3>(os, {cs.data(), ss.data(), ts.data()}, [&](auto off, int64_t n, auto in) {
+    parallel_strided_apply<3>(os, {cs.data(), ss.data(), ts.data()}, [&](auto off, int64_t n, auto in) {
         for (int64_t i = 0; i < n; ++i) {
             float v = pg[off[0] + i] * h(ps[off[1] + i * in[1]], pt[off[2] + i * in[2]]);
             if (same) slot.store(off[0] + i, v);
@@ -63,13 +63,13 @@ Tensor unary(const Tensor& a, const char* op, const Loc& loc, F f, DF df) {
     Shape cs = contiguous_strides(a.shape());
     const float* pa = a.data();
     float* po = out.data();
-    strided_apply<2>(a.shape(), {cs.data(), a.strides().data()}, [&](auto off, int64_t n, auto in) {
+    parallel_strided_apply<2>(a.shape(), {cs.data(), a.strides().data()}, [&](auto off, int64_t n, auto in) {
         for (int64_t i = 0; i < n; ++i) po[off[0] + i] = f(pa[off[1] + i * in[1]]);
     });
     record(op, loc, {a}, out, [a, out, df](const Tensor& g, std::span<GradSlot> gi) {
         Shape cs = contiguous_strides(a.shape());
         const float *pa = a.data(), *po = out.data(), *pg = g.data();
-        strided_apply<2>(a.shape(), {cs.data(), a.strides().data()}, [&](auto off, int64_t n, auto in) {
+        parallel_strided_apply<2>(a.shape(), {cs.data(), a.strides().data()}, [&](auto off, int64_t n, auto in) {
             for (int64_t i = 0; i < n; ++i) {
                 int64_t j = off[0] + i;
                 gi[0].store(j, pg[j] * df(pa[off[1] + i * in[1]], po[j]));

@@ -12,6 +12,7 @@
 #include <numbers>
 
 #include "core/ops.h"
+#include "core/parallel.h"
 #include "core/ops/broadcast.h"
 
 namespace tg {
@@ -36,24 +37,28 @@ Tensor gelu(const Tensor& x, Loc loc) {
     const float* px = xc.data();
     float* po = out.data();
     float* pt = keep ? th.data() : nullptr;
-    for (int64_t i = 0, n = x.numel(); i < n; ++i) {
-        float v = px[i];
-        float t = fast_tanh(kGeluC * (v + 0.044715f * v * v * v));
-        if (pt) pt[i] = t;
-        po[i] = 0.5f * v * (1.0f + t);
-    }
+    parallel_for(x.numel(), kElementGrain / 8, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+            float v = px[i];
+            float t = fast_tanh(kGeluC * (v + 0.044715f * v * v * v));
+            if (pt) pt[i] = t;
+            po[i] = 0.5f * v * (1.0f + t);
+        }
+    });
     if (!keep) {
         record("gelu", loc, {x}, out, nullptr);
         return out;
     }
     record("gelu", loc, {x}, out, [xc, th](const Tensor& g, std::span<GradSlot> gi) {
         const float *px = xc.data(), *pg = g.data(), *pt = th.data();
-        for (int64_t i = 0, n = xc.numel(); i < n; ++i) {
-            float v = px[i];
-            float t = pt[i];
-            float d = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * kGeluC * (1.0f + 3.0f * 0.044715f * v * v);
-            gi[0].store(i, pg[i] * d);
-        }
+        parallel_for(xc.numel(), kElementGrain, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) {
+                float v = px[i];
+                float t = pt[i];
+                float d = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * kGeluC * (1.0f + 3.0f * 0.044715f * v * v);
+                gi[0].store(i, pg[i] * d);
+            }
+        });
     });
     return out;
 }

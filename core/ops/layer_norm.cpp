@@ -12,6 +12,7 @@
 
 #include "core/ops.h"
 #include "core/ops/broadcast.h"
+#include "core/parallel.h"
 
 namespace tg {
 
@@ -27,46 +28,60 @@ Tensor layer_norm(const Tensor& x, const Tensor& scale, const Tensor& shift, flo
     Tensor xhat = Tensor::empty(x.shape());
     std::vector<float> rstd(static_cast<size_t>(N));
     const float *px = xc.data(), *ps = scale.data(), *pb = shift.data();
-    for (int64_t r = 0; r < N; ++r) {
-        const float* xr = px + r * C;
-        double m = 0, v = 0;
-        for (int64_t i = 0; i < C; ++i) m += xr[i];
-        m /= static_cast<double>(C);
-        for (int64_t i = 0; i < C; ++i) v += (xr[i] - m) * (xr[i] - m);
-        v /= static_cast<double>(C);
-        float rs = static_cast<float>(1.0 / std::sqrt(v + eps));
-        rstd[r] = rs;
-        float mf = static_cast<float>(m);
-        for (int64_t i = 0; i < C; ++i) {
-            float h = (xr[i] - mf) * rs;
-            xhat.data()[r * C + i] = h;
-            out.data()[r * C + i] = h * ps[i] + pb[i];
+    const int64_t grain = std::max<int64_t>(1, kElementGrain / std::max<int64_t>(C, 1));
+    parallel_for(N, grain, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+            const float* xr = px + r * C;
+            double m = 0, v = 0;
+            for (int64_t i = 0; i < C; ++i) m += xr[i];
+            m /= static_cast<double>(C);
+            for (int64_t i = 0; i < C; ++i) v += (xr[i] - m) * (xr[i] - m);
+            v /= static_cast<double>(C);
+            float rs = static_cast<float>(1.0 / std::sqrt(v + eps));
+            rstd[r] = rs;
+            float mf = static_cast<float>(m);
+            for (int64_t i = 0; i < C; ++i) {
+                float h = (xr[i] - mf) * rs;
+                xhat.data()[r * C + i] = h;
+                out.data()[r * C + i] = h * ps[i] + pb[i];
+            }
         }
-    }
+    });
     if (!needs_record({&x, &scale, &shift})) return out;
     record("layer_norm", loc, {x, scale, shift}, out,
-           [xhat, rstd, scale, N, C](const Tensor& g, std::span<GradSlot> gi) {
+           [xhat, rstd, scale, N, C, grain](const Tensor& g, std::span<GradSlot> gi) {
                const float *pg = g.data(), *ph = xhat.data(), *ps = scale.data();
-               std::vector<double> dscale(static_cast<size_t>(C), 0.0), dshift(static_cast<size_t>(C), 0.0);
-               for (int64_t r = 0; r < N; ++r) {
-                   const float *gr = pg + r * C, *hr = ph + r * C;
-                   double m1 = 0, m2 = 0;
-                   for (int64_t i = 0; i < C; ++i) {
-                       float gs = gr[i] * ps[i];
-                       m1 += gs;
-                       m2 += gs * hr[i];
-                       dscale[i] += gr[i] * hr[i];
-                       dshift[i] += gr[i];
+               if (gi[0])  // dx: row by row
+                   parallel_for(N, grain, [&](int64_t r0, int64_t r1) {
+                       for (int64_t r = r0; r < r1; ++r) {
+                           const float *gr = pg + r * C, *hr = ph + r * C;
+                           double m1 = 0, m2 = 0;
+                           for (int64_t i = 0; i < C; ++i) {
+                               float gs = gr[i] * ps[i];
+                               m1 += gs;
+                               m2 += gs * hr[i];
+                           }
+                           float a = static_cast<float>(m1 / C), b = static_cast<float>(m2 / C);
+                           for (int64_t i = 0; i < C; ++i)
+                               gi[0].store(r * C + i, rstd[r] * (gr[i] * ps[i] - a - hr[i] * b));
+                       }
+                   });
+               if (!gi[1] && !gi[2]) return;
+               // dscale, dshift: column sums in row order, the columns split over threads.
+               parallel_for(C, 64, [&](int64_t c0, int64_t c1) {
+                   std::vector<double> dscale(static_cast<size_t>(c1 - c0), 0.0), dshift(dscale.size(), 0.0);
+                   for (int64_t r = 0; r < N; ++r) {
+                       const float *gr = pg + r * C, *hr = ph + r * C;
+                       for (int64_t i = c0; i < c1; ++i) {
+                           dscale[i - c0] += gr[i] * hr[i];
+                           dshift[i - c0] += gr[i];
+                       }
                    }
-                   float a = static_cast<float>(m1 / C), b = static_cast<float>(m2 / C);
-                   if (gi[0])
-                       for (int64_t i = 0; i < C; ++i)
-                           gi[0].store(r * C + i, rstd[r] * (gr[i] * ps[i] - a - hr[i] * b));
-               }
-               for (int64_t i = 0; i < C; ++i) {
-                   if (gi[1]) gi[1].store(i, static_cast<float>(dscale[i]));
-                   if (gi[2]) gi[2].store(i, static_cast<float>(dshift[i]));
-               }
+                   for (int64_t i = c0; i < c1; ++i) {
+                       if (gi[1]) gi[1].store(i, static_cast<float>(dscale[i - c0]));
+                       if (gi[2]) gi[2].store(i, static_cast<float>(dshift[i - c0]));
+                   }
+               });
            });
     return out;
 }

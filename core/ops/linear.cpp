@@ -8,6 +8,7 @@
 #include "core/blas.h"
 #include "core/ops.h"
 #include "core/ops/broadcast.h"
+#include "core/parallel.h"
 
 namespace tg {
 
@@ -31,8 +32,10 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Loc loc
     if (bias.defined()) {
         const float* pb = bias.data();
         float* po = out.data();
-        for (int64_t r = 0; r < N; ++r)
-            for (int64_t j = 0; j < OUT; ++j) po[r * OUT + j] += pb[j];
+        parallel_for(N, std::max<int64_t>(1, kElementGrain / OUT), [&](int64_t r0, int64_t r1) {
+            for (int64_t r = r0; r < r1; ++r)
+                for (int64_t j = 0; j < OUT; ++j) po[r * OUT + j] += pb[j];
+        });
     }
     if (!needs_record({&x, &weight, &bias})) return out;
     record("linear", loc, {x, weight, bias}, out, [xc, wc, N, IN, OUT](const Tensor& g, std::span<GradSlot> gi) {
@@ -40,10 +43,13 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Loc loc
         if (gi[0]) gemm(false, false, N, IN, OUT, 1.0f, dy, OUT, wc.data(), IN, gi[0].beta(), gi[0].data, IN);
         if (gi[1]) gemm(true, false, OUT, IN, N, 1.0f, dy, OUT, xc.data(), IN, gi[1].beta(), gi[1].data, IN);
         if (gi.size() > 2 && gi[2]) {
-            std::vector<float> acc(static_cast<size_t>(OUT), 0.0f);
-            for (int64_t r = 0; r < N; ++r)
-                for (int64_t j = 0; j < OUT; ++j) acc[j] += dy[r * OUT + j];
-            for (int64_t j = 0; j < OUT; ++j) gi[2].store(j, acc[j]);
+            // Column sums in row order; the columns split over threads.
+            parallel_for(OUT, 64, [&](int64_t c0, int64_t c1) {
+                std::vector<float> acc(static_cast<size_t>(c1 - c0), 0.0f);
+                for (int64_t r = 0; r < N; ++r)
+                    for (int64_t j = c0; j < c1; ++j) acc[j - c0] += dy[r * OUT + j];
+                for (int64_t j = c0; j < c1; ++j) gi[2].store(j, acc[j - c0]);
+            });
         }
     });
     return out;

@@ -18,7 +18,7 @@ Tensor masked_fill(const Tensor& a, const Tensor& mask, float value, Loc loc) {
     Shape ms = broadcast_strides(mask.shape(), mask.strides(), os);
     const float *pa = a.data(), *pm = mask.data();
     float* po = out.data();
-    strided_apply<3>(os, {cs.data(), a.strides().data(), ms.data()}, [&](auto off, int64_t n, auto in) {
+    parallel_strided_apply<3>(os, {cs.data(), a.strides().data(), ms.data()}, [&](auto off, int64_t n, auto in) {
         for (int64_t i = 0; i < n; ++i)
             po[off[0] + i] = pm[off[2] + i * in[2]] != 0.0f ? value : pa[off[1] + i * in[1]];
     });
@@ -27,7 +27,7 @@ Tensor masked_fill(const Tensor& a, const Tensor& mask, float value, Loc loc) {
         Shape cs = contiguous_strides(os);
         Shape ms = broadcast_strides(mask.shape(), mask.strides(), os);
         const float* pm = mask.data();
-        strided_apply<2>(os, {cs.data(), ms.data()}, [&](auto off, int64_t n, auto in) {
+        parallel_strided_apply<2>(os, {cs.data(), ms.data()}, [&](auto off, int64_t n, auto in) {
             for (int64_t i = 0; i < n; ++i)
                 gi[0].store(off[0] + i, pm[off[1] + i * in[1]] != 0.0f ? 0.0f : g.data()[off[0] + i]);
         });
