@@ -12,6 +12,7 @@
 #include "core/blas.h"
 #include "core/ops.h"
 #include "core/ops/broadcast.h"
+#include "core/parallel.h"
 
 namespace tg {
 namespace {
@@ -39,6 +40,7 @@ MatView as_matrix(const Tensor& x) {
 struct BatchPlan {
     Shape batch;
     std::vector<int64_t> a, b, c, ga, gb;
+    bool broadcasts = false;  // some gradient block is shared by several batch elements
 };
 
 BatchPlan plan_batches(const Tensor& A, const Tensor& B, const Shape& a_shape, const Shape& b_shape,
@@ -68,6 +70,7 @@ BatchPlan plan_batches(const Tensor& A, const Tensor& B, const Shape& a_shape, c
             idx[d] = 0;
         }
     }
+    p.broadcasts = numel_of(ab) != nb || numel_of(bb) != nb;
     return p;
 }
 
@@ -104,9 +107,14 @@ Tensor matmul(const Tensor& a, const Tensor& b, Loc loc) {
         int64_t rows = M * static_cast<int64_t>(p.a.size());
         gemm(false, vb.trans, rows, N, K, 1.0f, va.t.data(), va.ld, vb.t.data() + p.b[0], vb.ld, 0.0f, out.data(), N);
     } else {
-        for (size_t i = 0; i < p.a.size(); ++i)
-            gemm(va.trans, vb.trans, M, N, K, 1.0f, va.t.data() + p.a[i], va.ld, vb.t.data() + p.b[i], vb.ld, 0.0f,
-                 out.data() + p.c[i], N);
+        // Small per-head products (attention: [T, HS] @ [HS, T]) use the cores
+        // better as one single-threaded gemm per thread than as 2-thread gemms
+        // one after another (OpenBLAS runs serially inside a parallel region).
+        parallel_for(static_cast<int64_t>(p.a.size()), 1, [&](int64_t i0, int64_t i1) {
+            for (int64_t i = i0; i < i1; ++i)
+                gemm(va.trans, vb.trans, M, N, K, 1.0f, va.t.data() + p.a[i], va.ld, vb.t.data() + p.b[i], vb.ld,
+                     0.0f, out.data() + p.c[i], N);
+        });
     }
     if (!needs_record({&a, &b})) return out;
     record("matmul", loc, {a, b}, out, [va, vb, p, M, N, K, fold](const Tensor& g, std::span<GradSlot> gi) {
@@ -119,25 +127,31 @@ Tensor matmul(const Tensor& a, const Tensor& b, Loc loc) {
             if (gi[1]) gemm(true, false, K, N, rows, 1.0f, va.t.data(), va.ld, dc, N, gi[1].beta(), gi[1].data, N);
             return;
         }
-        // A broadcast operand's gradient block is written once, then added to.
-        std::vector<int64_t> done_a, done_b;
-        auto first = [](std::vector<int64_t>& done, int64_t off) {
-            if (std::find(done.begin(), done.end(), off) != done.end()) return false;
-            done.push_back(off);
-            return true;
-        };
-        for (size_t i = 0; i < p.a.size(); ++i) {
-            if (gi[0]) {
-                float beta = first(done_a, p.ga[i]) ? gi[0].beta() : 1.0f;
-                gemm(false, !vb.trans, M, K, N, 1.0f, dc + p.c[i], N, vb.t.data() + p.b[i], vb.ld, beta,
+        auto grads_of = [&](size_t i, float beta_a, float beta_b) {
+            if (gi[0])
+                gemm(false, !vb.trans, M, K, N, 1.0f, dc + p.c[i], N, vb.t.data() + p.b[i], vb.ld, beta_a,
                      gi[0].data + p.ga[i], K);
-            }
-            if (gi[1]) {
-                float beta = first(done_b, p.gb[i]) ? gi[1].beta() : 1.0f;
-                gemm(!va.trans, false, K, N, M, 1.0f, va.t.data() + p.a[i], va.ld, dc + p.c[i], N, beta,
+            if (gi[1])
+                gemm(!va.trans, false, K, N, M, 1.0f, va.t.data() + p.a[i], va.ld, dc + p.c[i], N, beta_b,
                      gi[1].data + p.gb[i], N);
-            }
+        };
+        if (p.broadcasts) {
+            // A broadcast operand's gradient block is written once, then added to
+            // (serially: several batch elements add into the same block).
+            std::vector<int64_t> done_a, done_b;
+            auto first = [](std::vector<int64_t>& done, int64_t off) {
+                if (std::find(done.begin(), done.end(), off) != done.end()) return false;
+                done.push_back(off);
+                return true;
+            };
+            for (size_t i = 0; i < p.a.size(); ++i)
+                grads_of(i, first(done_a, p.ga[i]) ? gi[0].beta() : 1.0f, first(done_b, p.gb[i]) ? gi[1].beta() : 1.0f);
+            return;
         }
+        // Every gradient block is its own: one single-threaded gemm pair per thread.
+        parallel_for(static_cast<int64_t>(p.a.size()), 1, [&](int64_t i0, int64_t i1) {
+            for (int64_t i = i0; i < i1; ++i) grads_of(static_cast<size_t>(i), gi[0].beta(), gi[1].beta());
+        });
     });
     return out;
 }
