@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "core/parallel.h"
+
 namespace tg {
 
 void Generator::manual_seed(uint64_t seed) {
@@ -158,8 +160,23 @@ void Generator::fill_normal(float* data, int64_t n, double mean, double std) {
     }
 }
 
+// Element i uses words 2i (high) and 2i+1 (low) of the stream, as
+// uniform_double(0, 1) < p per element would. Drawing the words is the serial
+// part; the comparisons run on the thread pool.
 void Generator::fill_bernoulli(float* data, int64_t n, double p) {
-    for (int64_t i = 0; i < n; ++i) data[i] = uniform_double(0.0, 1.0) < p ? 1.0f : 0.0f;
+    thread_local std::vector<uint32_t> words;  // reused: no fresh pages per call
+    words.resize(static_cast<size_t>(2 * n));
+    engine_.fill(words.data(), 2 * n);
+    // u = k 2^-53 with k = r & (2^53 - 1) an integer, so u < p <=> k < ceil(p 2^53):
+    // an integer compare (p 2^53 is exact in double), no int-to-double conversion.
+    const int64_t threshold = p <= 0.0 ? 0 : p >= 1.0 ? (int64_t{1} << 53) : static_cast<int64_t>(std::ceil(p * 9007199254740992.0));
+    const uint32_t* w = words.data();
+    parallel_for(n, kElementGrain, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+            int64_t k = static_cast<int64_t>(((static_cast<uint64_t>(w[2 * i]) << 32) | w[2 * i + 1]) & ((1ULL << 53) - 1));
+            data[i] = k < threshold ? 1.0f : 0.0f;
+        }
+    });
 }
 
 // Fisher-Yates from the front: for i < n-1, z = random() % (n - i), swap(r[i], r[i+z]).

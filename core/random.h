@@ -3,15 +3,16 @@
 // initialisation, dropout and shuffling can be reproduced bit for bit.
 //
 // The engine is a 32-bit Mersenne Twister (mt19937) seeded with the low 32 bits
-// of the seed, exactly std::mt19937's recurrence. Every transform is written once
+// of the seed, exactly std::mt19937's recurrence (core/mt19937.h). Every transform is written once
 // here, with its formula; tests/test_random.cpp checks each against fixtures made
 // by tools/make_random_fixtures.py with Debian's PyTorch.
 #pragma once
 
 #include <cstdint>
-#include <random>
 #include <string>
 #include <vector>
+
+#include "core/mt19937.h"
 
 namespace tg {
 
@@ -50,7 +51,7 @@ public:
 
 private:
     double normal_double(double mean, double std);  // Box-Muller in double, cached pair
-    std::mt19937 engine_;
+    Mt19937 engine_;
     uint64_t seed_ = 0;
     bool has_next_normal_ = false;
     double next_normal_ = 0;

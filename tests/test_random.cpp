@@ -5,6 +5,8 @@
 
 #include <bit>
 #include <fstream>
+#include <random>
+#include <sstream>
 
 #include "core/tapegrad.h"
 #include "test_util.h"
@@ -93,4 +95,25 @@ TEST_CASE("generator state round-trips", "[random]") {
     Generator h;
     h.set_state(s);
     CHECK(h.random() == a);
+}
+
+TEST_CASE("Mt19937 is std::mt19937: outputs, bulk fill across twists, and the text state", "[random]") {
+    for (uint32_t seed : {0u, 123u, 5489u, 0xffffffffu}) {
+        std::mt19937 ref(seed);
+        Mt19937 e(seed);
+        // single draws, then bulk fills of sizes that straddle the 624-word twist
+        for (int i = 0; i < 1000; ++i) REQUIRE(e() == ref());
+        for (int64_t n : {1, 623, 624, 625, 5000, 37}) {
+            std::vector<uint32_t> got(static_cast<size_t>(n));
+            e.fill(got.data(), n);
+            for (int64_t i = 0; i < n; ++i) REQUIRE(got[static_cast<size_t>(i)] == ref());
+        }
+        std::ostringstream a, b;
+        a << e;
+        b << ref;
+        REQUIRE(a.str() == b.str());  // checkpoints written with std::mt19937 still load
+        Mt19937 back;
+        std::istringstream(b.str()) >> back;
+        for (int i = 0; i < 700; ++i) REQUIRE(back() == ref());
+    }
 }
