@@ -5,7 +5,8 @@
 //   v = beta2 v + (1 - beta2) g^2
 //   p -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 // Scalars are formed in double as Python does, then applied in float32; one
-// fused pass over p, g, m, v per parameter.
+// fused pass over p, g, m, v for all parameters (parallel over fixed blocks, so
+// each element's arithmetic, and the result, is the same for any thread count).
 #pragma once
 
 #include "optim/optimizer.h"
@@ -28,6 +29,7 @@ public:
 
 private:
     std::vector<Tensor> m_, v_;
+    std::vector<ParamBlock> blocks_;
     int64_t t_ = 0;
 };
 

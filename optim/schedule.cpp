@@ -3,17 +3,30 @@
 #include <cmath>
 #include <numbers>
 
+#include "core/parallel.h"
+#include "optim/optimizer.h"
+
 namespace tg::optim {
 
+// Blocked as the optimizers' fused pass (optimizer.h), so clip_grad_norm and
+// last_grad_norm() report the same figure to the bit.
 double grad_norm(const std::vector<Tensor>& params) {
-    double total = 0;
-    for (const Tensor& p : params) {
-        Tensor g = p.grad();
-        if (!g.defined()) continue;
-        double s = 0;
-        for (int64_t i = 0, n = g.numel(); i < n; ++i) s += static_cast<double>(g.data()[i]) * g.data()[i];
-        total += s;
+    std::vector<const float*> g(params.size(), nullptr);
+    std::vector<int64_t> numels;
+    std::vector<Tensor> grads;
+    for (size_t i = 0; i < params.size(); ++i) {
+        grads.push_back(params[i].grad());
+        if (grads.back().defined()) g[i] = grads.back().data();
+        numels.push_back(params[i].numel());
     }
+    std::vector<ParamBlock> blocks = param_blocks(numels);
+    std::vector<double> sq(blocks.size(), 0.0);
+    parallel_for(static_cast<int64_t>(blocks.size()), 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b)
+            if (const float* x = g[blocks[b].tensor]) sq[b] = sum_squares(x + blocks[b].begin, blocks[b].end - blocks[b].begin);
+    });
+    double total = 0;
+    for (double s : sq) total += s;
     return std::sqrt(total);
 }
 

@@ -1,5 +1,7 @@
 #include "optim/sgd.h"
 
+#include "optim/schedule.h"
+
 namespace tg::optim {
 
 SGD::SGD(std::vector<ParamRef> params, SGDOptions opt) : Optimizer(std::move(params)), options(opt) {
@@ -10,6 +12,9 @@ SGD::SGD(std::vector<ParamRef> params, SGDOptions opt) : Optimizer(std::move(par
 
 void SGD::step() {
     NoGradGuard ng;
+    std::vector<Tensor> ps;
+    for (auto& p : params_) ps.push_back(p.param);
+    grad_norm_ = grad_norm(ps);  // SGD is not the hot path: a separate pass is fine
     const float flr = static_cast<float>(lr), wd = static_cast<float>(options.weight_decay);
     const float mu = static_cast<float>(options.momentum);
     for (size_t i = 0; i < params_.size(); ++i) {

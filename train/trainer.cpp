@@ -168,9 +168,11 @@ void Run::step(const Batch& b, int64_t epoch) {
     loss.backward();
     if (probe_) probe_->after_backward();
     auto t_opt = Clock::now();
-    double gnorm = o_.clip > 0 ? optim::clip_grad_norm(model_->parameters(), o_.clip) : optim::grad_norm(model_->parameters());
+    // Without clipping the norm is a by-product of the optimizer's fused pass.
+    double gnorm = o_.clip > 0 ? optim::clip_grad_norm(model_->parameters(), o_.clip) : 0.0;
     if (probe_) probe_->before_update();
     opt_->step();
+    if (o_.clip <= 0) gnorm = opt_->last_grad_norm();
     if (probe_) probe_->after_update(opt_->lr);
     if (profile_now) {
         profile_add(o_.clip > 0 ? "norm+clip+optim" : "norm+optimizer", seconds_since(t_opt), 0);
