@@ -239,8 +239,21 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph, con
         if (!out->grad) continue;
         apply_hooks(out, &e);
         if (!break_label().empty() && out->label == break_label()) tapegrad_backward_break(e, Tensor(out->grad));
-        backward_entry(e, leaves);
+        try {
+            backward_entry(e, leaves);
+        } catch (...) {
+            if (!retain_graph) t_tape.clear();  // half-walked entries must not be walked again
+            throw;
+        }
         if (!out->retain_grad) out->grad.reset();
+        // Without retain_graph nothing reads this entry again: drop its saved
+        // tensors now, so the activations' buffers go back to the pool while
+        // backward still needs buffers of the same sizes (the peak is lower).
+        if (!retain_graph) {
+            e.backward = nullptr;
+            e.inputs.clear();
+            e.output = Tensor();
+        }
     }
     for (TensorImpl* leaf : leaves)
         if (leaf->grad) apply_hooks(leaf, nullptr);
