@@ -5,7 +5,7 @@
 #include <limits>
 #include <mutex>
 #include <new>
-#include <unordered_map>
+#include <map>
 #include <vector>
 
 namespace tg {
@@ -13,7 +13,7 @@ namespace {
 
 struct Pool {
     std::mutex mu;
-    std::unordered_map<size_t, std::vector<float*>> free;
+    std::map<size_t, std::vector<float*>> free;  // by capacity, ordered for best fit
     PoolStats stats;
     bool fill_nan = false;
 };
@@ -25,19 +25,29 @@ Pool& pool() {
 
 }  // namespace
 
+// Best fit: the smallest parked buffer of at least n floats, if it wastes less
+// than kMaxSlack of its size. Exact sizes are the common case (a training step
+// repeats its shapes); the slack lets parameter gradients, made during backward,
+// reuse the activation buffers backward has just released (a [768,768] weight
+// gradient fits a [512,3072] activation), instead of touching fresh pages.
+static constexpr size_t kMaxSlack = 3;
+
 std::shared_ptr<Storage> Storage::allocate(size_t n) {
     Pool& p = pool();
     float* data = nullptr;
+    size_t cap = n;
     {
         std::lock_guard<std::mutex> lock(p.mu);
-        auto it = p.free.find(n);
-        if (it != p.free.end() && !it->second.empty()) {
+        for (auto it = p.free.lower_bound(n); it != p.free.end() && it->first <= std::max<size_t>(n, 1) * kMaxSlack; ++it) {
+            if (it->second.empty()) continue;
             data = it->second.back();
             it->second.pop_back();
+            cap = it->first;
             p.stats.reuses++;
-            p.stats.bytes_pooled -= n * sizeof(float);
+            p.stats.bytes_pooled -= cap * sizeof(float);
+            break;
         }
-        p.stats.bytes_live += n * sizeof(float);
+        p.stats.bytes_live += cap * sizeof(float);
     }
     if (!data) {
         // 64-byte alignment keeps SIMD loads and BLAS panels on cache lines.
@@ -51,15 +61,15 @@ std::shared_ptr<Storage> Storage::allocate(size_t n) {
         float nan = std::numeric_limits<float>::quiet_NaN();
         for (size_t i = 0; i < n; ++i) data[i] = nan;
     }
-    return std::shared_ptr<Storage>(new Storage(data, n));
+    return std::shared_ptr<Storage>(new Storage(data, n, cap));
 }
 
 Storage::~Storage() {
     Pool& p = pool();
     std::lock_guard<std::mutex> lock(p.mu);
-    p.free[n_].push_back(data_);
-    p.stats.bytes_live -= n_ * sizeof(float);
-    p.stats.bytes_pooled += n_ * sizeof(float);
+    p.free[cap_].push_back(data_);
+    p.stats.bytes_live -= cap_ * sizeof(float);
+    p.stats.bytes_pooled += cap_ * sizeof(float);
 }
 
 void set_debug_fill_nan(bool on) { pool().fill_nan = on; }
