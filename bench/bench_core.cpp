@@ -52,6 +52,14 @@ void run_core(const Options& opt) {
                    flops / raw * 1e-9, flops / ours * 1e-9, ours / raw);
     }
 
+    {  // the machine's sgemm ceiling: one large square product
+        const int64_t n = 2048;
+        Tensor a = rand_leaf({n, n}, 3), b = rand_leaf({n, n}, 4), c = Tensor::empty({n, n});
+        double t = best_of(opt.reps, [&] { gemm(false, false, n, n, n, 1.f, a.data(), n, b.data(), n, 0.f, c.data(), n); });
+        fmt::print("{:<12} {:>20} {:>12.1f}   (the machine's sgemm ceiling)\n", "square", "2048x2048x2048",
+                   2.0 * n * n * n / t * 1e-9);
+    }
+
     fmt::print("\nfused kernels, forward + backward, GB/s of tensors read and written (best of {})\n", opt.reps);
     fmt::print("{:<28} {:>10} {:>10}\n", "kernel", "ms", "GB/s");
     auto report = [&](const char* name, double bytes, double s) {
