@@ -6,12 +6,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <exception>
 #include <filesystem>
 
 #include <cblas.h>
 
 #include "core/blas.h"
 #include "core/ops/broadcast.h"
+#include "core/parallel.h"
 
 namespace tg::train {
 namespace {
@@ -276,70 +278,90 @@ void DynamicsProbe::before_update() {
     seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// One head's update: its terms, cosines, preconditioners and spectrum. Reads the
+// head's snapshots and weights, writes only H.row, so heads run in parallel.
+void DynamicsProbe::measure_update(Layer& L, Head& H) const {
+    int64_t C = L.att->spec().d_in, hs = L.att->spec().head_dim();
+    HeadDynamics& r = H.row;
+    std::vector<float> a1, b1;
+    snapshot(L, H, a1, b1);
+    const float* G = H.G.data();
+    if (L.alt1) {
+        // M = S^T, dM = dS^T: <dS^T, G> = sum_ij dS_ij G_ji
+        std::vector<float> dS(a1.size());
+        for (size_t i = 0; i < dS.size(); ++i) dS[i] = a1[i] - H.a[i];
+        double ip = 0;
+        for (int64_t i = 0; i < C; ++i)
+            for (int64_t j = 0; j < C; ++j) ip += static_cast<double>(dS[i * C + j]) * G[j * C + i];
+        double m2 = dot(H.a.data(), H.a.data(), C * C), d2 = dot(dS.data(), dS.data(), C * C);
+        r.m_norm = std::sqrt(m2);
+        r.dm_norm = r.term_norm[0] = std::sqrt(d2);
+        r.term_cos[0] = r.dm_cos = (r.dm_norm > 0 && r.g_norm > 0) ? -ip / (r.dm_norm * r.g_norm) : 0;
+        spectrum_summary(r, singular_values(H.a, C, C), m2);
+    } else {
+        const float *A = H.a.data(), *B = H.b.data();
+        std::vector<float> dA(a1.size()), dB(b1.size());
+        for (size_t i = 0; i < dA.size(); ++i) dA[i] = a1[i] - A[i];
+        for (size_t i = 0; i < dB.size(); ++i) dB[i] = b1[i] - B[i];
+        // With <X^T Y, Z^T W> = <X Z^T, Y W^T>: Tq = dA^T B, Tk = A^T dB, Tx = dA^T dB.
+        const float *pdA = dA.data(), *pdB = dB.data();
+        auto AA = gram(A, A, hs, C), BB = gram(B, B, hs, C), dAdA = gram(pdA, pdA, hs, C),
+             dBdB = gram(pdB, pdB, hs, C), dAA = gram(pdA, A, hs, C), BdB = gram(B, pdB, hs, C),
+             AdA = gram(A, pdA, hs, C);
+        double m2 = dotd(AA, BB);
+        double tq = dotd(dAdA, BB), tk = dotd(AA, dBdB), tx = dotd(dAdA, dBdB);
+        double qk = dotd(dAA, BdB), qx = dotd(dAdA, BdB), kx = dotd(AdA, dBdB);
+        double dm2 = std::max(0.0, tq + tk + tx + 2 * (qk + qx + kx));
+        // <A^T B, G> = <A, B G^T>, with the [HS, C] products by gemm
+        std::vector<float> BGt(static_cast<size_t>(hs * C)), dBGt(static_cast<size_t>(hs * C)), AG(static_cast<size_t>(hs * C));
+        gemm(false, true, hs, C, C, 1.0f, B, C, G, C, 0.0f, BGt.data(), C);
+        gemm(false, true, hs, C, C, 1.0f, pdB, C, G, C, 0.0f, dBGt.data(), C);
+        gemm(false, false, hs, C, C, 1.0f, A, C, G, C, 0.0f, AG.data(), C);
+        double iq = dot(pdA, BGt.data(), hs * C);   // <dWq^T Wk, G>
+        double ik = dot(pdB, AG.data(), hs * C);    // <Wq^T dWk, G> = <dWk, Wq G>
+        double ix = dot(pdA, dBGt.data(), hs * C);  // <dWq^T dWk, G>
+        r.m_norm = std::sqrt(m2);
+        r.dm_norm = std::sqrt(dm2);
+        double norms[3] = {std::sqrt(std::max(0.0, tq)), std::sqrt(std::max(0.0, tk)), std::sqrt(std::max(0.0, tx))};
+        double ips[3] = {iq, ik, ix};
+        for (int t = 0; t < 3; ++t) {
+            r.term_norm[t] = norms[t];
+            r.term_cos[t] = (norms[t] > 0 && r.g_norm > 0) ? -ips[t] / (norms[t] * r.g_norm) : 0;
+        }
+        r.dm_cos = (r.dm_norm > 0 && r.g_norm > 0) ? -(iq + ik + ix) / (r.dm_norm * r.g_norm) : 0;
+        r.wq_top = top_eigenvalue(AA, hs);
+        r.wq_trace = dot(A, A, hs * C);
+        r.wk_top = top_eigenvalue(BB, hs);
+        r.wk_trace = dot(B, B, hs * C);
+        spectrum_summary(r, lowrank_singular_values(A, B, hs, C), m2);
+    }
+    r.dm_rel = r.m_norm > 0 ? r.dm_norm / r.m_norm : 0;
+    r.dm_rel = r.m_norm > 0 ? r.dm_norm / r.m_norm : 0;
+}
+
+// The heads' spectra dominate a probe (alt1: a full 768x768 SVD per head), so
+// heads are spread over the pool, each LAPACK/BLAS call single-threaded inside
+// it; rows are then written in (layer, head) order.
 void DynamicsProbe::after_update(double) {
     if (!active_) return;
     auto t0 = std::chrono::steady_clock::now();
-    size_t first = rows_.size();
-    for (auto& L : layers_) {
-        int64_t C = L.att->spec().d_in, hs = L.att->spec().head_dim();
-        for (auto& H : L.heads) {
-            HeadDynamics& r = H.row;
-            std::vector<float> a1, b1;
-            snapshot(L, H, a1, b1);
-            const float* G = H.G.data();
-            if (L.alt1) {
-                // M = S^T, dM = dS^T: <dS^T, G> = sum_ij dS_ij G_ji
-                std::vector<float> dS(a1.size());
-                for (size_t i = 0; i < dS.size(); ++i) dS[i] = a1[i] - H.a[i];
-                double ip = 0;
-                for (int64_t i = 0; i < C; ++i)
-                    for (int64_t j = 0; j < C; ++j) ip += static_cast<double>(dS[i * C + j]) * G[j * C + i];
-                double m2 = dot(H.a.data(), H.a.data(), C * C), d2 = dot(dS.data(), dS.data(), C * C);
-                r.m_norm = std::sqrt(m2);
-                r.dm_norm = r.term_norm[0] = std::sqrt(d2);
-                r.term_cos[0] = r.dm_cos = (r.dm_norm > 0 && r.g_norm > 0) ? -ip / (r.dm_norm * r.g_norm) : 0;
-                spectrum_summary(r, singular_values(H.a, C, C), m2);
-            } else {
-                const float *A = H.a.data(), *B = H.b.data();
-                std::vector<float> dA(a1.size()), dB(b1.size());
-                for (size_t i = 0; i < dA.size(); ++i) dA[i] = a1[i] - A[i];
-                for (size_t i = 0; i < dB.size(); ++i) dB[i] = b1[i] - B[i];
-                // With <X^T Y, Z^T W> = <X Z^T, Y W^T>: Tq = dA^T B, Tk = A^T dB, Tx = dA^T dB.
-                const float *pdA = dA.data(), *pdB = dB.data();
-                auto AA = gram(A, A, hs, C), BB = gram(B, B, hs, C), dAdA = gram(pdA, pdA, hs, C),
-                     dBdB = gram(pdB, pdB, hs, C), dAA = gram(pdA, A, hs, C), BdB = gram(B, pdB, hs, C),
-                     AdA = gram(A, pdA, hs, C);
-                double m2 = dotd(AA, BB);
-                double tq = dotd(dAdA, BB), tk = dotd(AA, dBdB), tx = dotd(dAdA, dBdB);
-                double qk = dotd(dAA, BdB), qx = dotd(dAdA, BdB), kx = dotd(AdA, dBdB);
-                double dm2 = std::max(0.0, tq + tk + tx + 2 * (qk + qx + kx));
-                // <A^T B, G> = <A, B G^T>, with the [HS, C] products by gemm
-                std::vector<float> BGt(static_cast<size_t>(hs * C)), dBGt(static_cast<size_t>(hs * C)), AG(static_cast<size_t>(hs * C));
-                gemm(false, true, hs, C, C, 1.0f, B, C, G, C, 0.0f, BGt.data(), C);
-                gemm(false, true, hs, C, C, 1.0f, pdB, C, G, C, 0.0f, dBGt.data(), C);
-                gemm(false, false, hs, C, C, 1.0f, A, C, G, C, 0.0f, AG.data(), C);
-                double iq = dot(pdA, BGt.data(), hs * C);   // <dWq^T Wk, G>
-                double ik = dot(pdB, AG.data(), hs * C);    // <Wq^T dWk, G> = <dWk, Wq G>
-                double ix = dot(pdA, dBGt.data(), hs * C);  // <dWq^T dWk, G>
-                r.m_norm = std::sqrt(m2);
-                r.dm_norm = std::sqrt(dm2);
-                double norms[3] = {std::sqrt(std::max(0.0, tq)), std::sqrt(std::max(0.0, tk)), std::sqrt(std::max(0.0, tx))};
-                double ips[3] = {iq, ik, ix};
-                for (int t = 0; t < 3; ++t) {
-                    r.term_norm[t] = norms[t];
-                    r.term_cos[t] = (norms[t] > 0 && r.g_norm > 0) ? -ips[t] / (norms[t] * r.g_norm) : 0;
-                }
-                r.dm_cos = (r.dm_norm > 0 && r.g_norm > 0) ? -(iq + ik + ix) / (r.dm_norm * r.g_norm) : 0;
-                r.wq_top = top_eigenvalue(AA, hs);
-                r.wq_trace = dot(A, A, hs * C);
-                r.wk_top = top_eigenvalue(BB, hs);
-                r.wk_trace = dot(B, B, hs * C);
-                spectrum_summary(r, lowrank_singular_values(A, B, hs, C), m2);
+    std::vector<std::pair<Layer*, Head*>> work;
+    for (auto& L : layers_)
+        for (auto& H : L.heads) work.emplace_back(&L, &H);
+    std::vector<std::exception_ptr> errors(work.size());
+    parallel_for(static_cast<int64_t>(work.size()), 1, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+            try {
+                measure_update(*work[i].first, *work[i].second);
+            } catch (...) {
+                errors[i] = std::current_exception();  // never throw out of a parallel region
             }
-            r.dm_rel = r.m_norm > 0 ? r.dm_norm / r.m_norm : 0;
-            rows_.push_back(r);
         }
-    }
+    });
+    for (auto& e : errors)
+        if (e) std::rethrow_exception(e);
+    size_t first = rows_.size();
+    for (auto& w : work) rows_.push_back(w.second->row);
     write_rows(first);
     active_ = false;
     seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -67,6 +67,7 @@ private:
     struct Head;
     struct Layer;
     void snapshot(Layer& L, Head& h, std::vector<float>& a, std::vector<float>& b) const;
+    void measure_update(Layer& L, Head& H) const;  // fills H.row; one head, thread-safe
     void write_rows(size_t from);
 
     models::GPTModel& model_;
