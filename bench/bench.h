@@ -11,6 +11,8 @@ struct Options {
     int reps = 5;
     bool torch = false;     // also run tools/torch_bench.py and print ratios
     std::string what = "all";
+    std::string self;       // this executable, re-run for each step config
+    std::string child;      // "--child PRESET ATTENTION": measure one config, print numbers
 };
 
 // Best wall time of `reps` runs of f, after one warm-up run.
@@ -27,5 +29,6 @@ inline double best_of(int reps, const std::function<void()>& f) {
 
 void run_core(const Options& opt);
 void run_step(const Options& opt);
+int run_step_child(const Options& opt);
 
 }  // namespace tg::bench

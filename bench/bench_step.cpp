@@ -4,9 +4,7 @@
 // (logged from tg::gemm) replayed through raw cblas_sgemm; peak RSS. Each config
 // runs in its own child process so peak RSS is its own.
 #include <fmt/format.h>
-#include <malloc.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -86,36 +84,27 @@ StepResult measure(const models::GPTConfig& cfg, int reps) {
         best.opt = std::min(best.opt, o);
         best.step = std::min(best.step, f + b + o);
     }
+    best.rss = peak_rss_mb();  // the training step's peak, before the bound's scratch buffers
     model.eval();
     best.eval = best_of(reps, [&] {
         NoGradGuard ng;
         cross_entropy(model.forward(ids), tgt);
     });
     best.bound = sgemm_bound(log, best.flops);
-    best.rss = peak_rss_mb();
     return best;
 }
 
-// Run f in a child process; it writes `n` doubles back through a pipe.
-std::vector<double> in_child(size_t n, const std::function<std::vector<double>()>& f) {
-    pool_release_all();  // the child's peak RSS must not include the parent's parked buffers
-    malloc_trim(0);
-    int fd[2];
-    if (pipe(fd) != 0) throw Error("bench: pipe failed");
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fd[0]);
-        std::vector<double> v = f();
-        ssize_t w = write(fd[1], v.data(), n * sizeof(double));
-        _exit(w == static_cast<ssize_t>(n * sizeof(double)) ? 0 : 1);
-    }
-    close(fd[1]);
-    std::vector<double> v(n);
-    ssize_t got = read(fd[0], v.data(), n * sizeof(double));
-    close(fd[0]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    if (got != static_cast<ssize_t>(n * sizeof(double))) throw Error("bench: child failed");
+// Each config runs in a fresh process (this executable with --child) so its peak
+// RSS is its own. Not fork(): after the parent has used the OpenMP pool, a forked
+// child has no pool threads and libgomp hangs at its first parallel region.
+std::vector<double> in_child(const Options& opt, const std::string& preset, const std::string& att) {
+    std::string cmd = fmt::format("{} --reps {} --child {} {}", opt.self, opt.reps, preset, att);
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) throw Error("bench: cannot start " + cmd);
+    std::vector<double> v;
+    double x;
+    while (std::fscanf(p, "%lf", &x) == 1) v.push_back(x);
+    if (pclose(p) != 0 || v.size() != 9) throw Error("bench: child failed: " + cmd);
     return v;
 }
 
@@ -142,10 +131,7 @@ void run_step(const Options& opt) {
     for (auto& c : cfgs) {
         models::GPTConfig cfg = models::preset(c.preset);
         cfg.attention = c.att;
-        auto v = in_child(9, [&] {
-            StepResult r = measure(cfg, opt.reps);
-            return std::vector<double>{r.fwd, r.bwd, r.opt, r.step, r.eval, r.bound, r.flops, r.rss, r.floor};
-        });
+        auto v = in_child(opt, c.preset, c.att);
         std::string name = fmt::format("{} {}", c.preset, c.att);
         fmt::print("{:<16} {:>8.3f} {:>8.3f} {:>8.3f} {:>8.3f} {:>7.1f} {:>9.3f} {:>8.2f} {:>9.3f} {:>8.0f} {:>9.0f} {:>8.1f}\n",
                    name, v[0], v[1], v[2], v[3], v[6] / v[3] * 1e-9, v[5], v[3] / v[5], v[4], v[7], v[8], v[6] * 1e-9);
@@ -159,6 +145,16 @@ void run_step(const Options& opt) {
                 fmt::print("{:<16} PyTorch: skipped (python3-torch not installed; apt-get install python3-torch)\n", "");
         }
     }
+}
+
+int run_step_child(const Options& opt) {
+    std::string preset = opt.child.substr(0, opt.child.find(' ')), att = opt.child.substr(opt.child.find(' ') + 1);
+    models::GPTConfig cfg = models::preset(preset);
+    cfg.attention = att;
+    StepResult r = measure(cfg, opt.reps);
+    fmt::print("{:.9g} {:.9g} {:.9g} {:.9g} {:.9g} {:.9g} {:.9g} {:.9g} {:.9g}\n", r.fwd, r.bwd, r.opt, r.step, r.eval,
+               r.bound, r.flops, r.rss, r.floor);
+    return 0;
 }
 
 }  // namespace tg::bench

@@ -1,6 +1,8 @@
 // tapegrad_bench: `make bench` runs it. --reps N, --only core.
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <cstring>
 #include <string>
 
@@ -14,11 +16,20 @@ int main(int argc, char** argv) {
         if (a == "--reps" && i + 1 < argc) opt.reps = std::stoi(argv[++i]);
         else if (a == "--only" && i + 1 < argc) opt.what = argv[++i];
         else if (a == "--torch") opt.torch = true;
+        else if (a == "--child" && i + 2 < argc) {
+            opt.child = std::string(argv[i + 1]) + " " + argv[i + 2];
+            i += 2;
+        }
         else {
             fmt::print(stderr, "usage: tapegrad_bench [--reps N] [--only core|step] [--torch]\n");
             return 2;
         }
     }
+    // popen runs a shell, in which /proc/self/exe would be the shell: resolve it here.
+    char self[4096] = {0};
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    opt.self = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string(argv[0]);
+    if (!opt.child.empty()) return tg::bench::run_step_child(opt);
     if (opt.what == "all" || opt.what == "core") tg::bench::run_core(opt);
     if (opt.what == "all" || opt.what == "step") tg::bench::run_step(opt);
     return 0;
