@@ -23,8 +23,14 @@ float row_max(const float* x, int64_t n) {
     return m;
 }
 
-// Rows per thread chunk: exp-bound rows, so a smaller element grain.
-int64_t row_grain(int64_t n) { return std::max<int64_t>(1, kElementGrain / 8 / std::max<int64_t>(n, 1)); }
+// f(r) for every row r, rows split over the pool (exp-bound rows, so a smaller
+// element grain than plain elementwise loops).
+template <class F>
+void each_row(int64_t rows, int64_t n, F&& f) {
+    parallel_for(rows, std::max<int64_t>(1, kElementGrain / 8 / std::max<int64_t>(n, 1)), [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) f(r);
+    });
+}
 
 // The rows of a (contiguous) and their count, checked once for both ops.
 struct Rows {
@@ -46,28 +52,23 @@ Tensor softmax(const Tensor& a, Loc loc) {
     Tensor ac = rw.t;
     int64_t n = rw.n, rows = rw.count;
     Tensor out = Tensor::empty(a.shape());
-    const int64_t grain = row_grain(n);
-    parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) {
-            const float* x = ac.data() + r * n;
-            float* y = out.data() + r * n;
-            float m = row_max(x, n);
-            double s = 0;
-            for (int64_t i = 0; i < n; ++i) s += (y[i] = std::exp(x[i] - m));
-            float inv = static_cast<float>(1.0 / s);
-            for (int64_t i = 0; i < n; ++i) y[i] *= inv;
-        }
+    each_row(rows, n, [&](int64_t r) {
+        const float* x = ac.data() + r * n;
+        float* y = out.data() + r * n;
+        float m = row_max(x, n);
+        double s = 0;
+        for (int64_t i = 0; i < n; ++i) s += (y[i] = std::exp(x[i] - m));
+        float inv = static_cast<float>(1.0 / s);
+        for (int64_t i = 0; i < n; ++i) y[i] *= inv;
     });
     if (!needs_record({&a})) return out;
-    record("softmax", loc, {a}, out, [out, n, rows, grain](const Tensor& g, std::span<GradSlot> gi) {
-        parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
-            for (int64_t r = r0; r < r1; ++r) {
-                const float* y = out.data() + r * n;
-                const float* gr = g.data() + r * n;
-                double dot = 0;
-                for (int64_t i = 0; i < n; ++i) dot += static_cast<double>(gr[i]) * y[i];
-                for (int64_t i = 0; i < n; ++i) gi[0].store(r * n + i, y[i] * (gr[i] - static_cast<float>(dot)));
-            }
+    record("softmax", loc, {a}, out, [out, n, rows](const Tensor& g, std::span<GradSlot> gi) {
+        each_row(rows, n, [&](int64_t r) {
+            const float* y = out.data() + r * n;
+            const float* gr = g.data() + r * n;
+            double dot = 0;
+            for (int64_t i = 0; i < n; ++i) dot += static_cast<double>(gr[i]) * y[i];
+            for (int64_t i = 0; i < n; ++i) gi[0].store(r * n + i, y[i] * (gr[i] - static_cast<float>(dot)));
         });
     });
     return out;
@@ -80,28 +81,23 @@ Tensor log_softmax(const Tensor& a, Loc loc) {
     Tensor ac = rw.t;
     int64_t n = rw.n, rows = rw.count;
     Tensor out = Tensor::empty(a.shape());
-    const int64_t grain = row_grain(n);
-    parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) {
-            const float* x = ac.data() + r * n;
-            float* y = out.data() + r * n;
-            float m = row_max(x, n);
-            double s = 0;
-            for (int64_t i = 0; i < n; ++i) s += std::exp(static_cast<double>(x[i] - m));
-            float lse = m + static_cast<float>(std::log(s));
-            for (int64_t i = 0; i < n; ++i) y[i] = x[i] - lse;
-        }
+    each_row(rows, n, [&](int64_t r) {
+        const float* x = ac.data() + r * n;
+        float* y = out.data() + r * n;
+        float m = row_max(x, n);
+        double s = 0;
+        for (int64_t i = 0; i < n; ++i) s += std::exp(static_cast<double>(x[i] - m));
+        float lse = m + static_cast<float>(std::log(s));
+        for (int64_t i = 0; i < n; ++i) y[i] = x[i] - lse;
     });
     if (!needs_record({&a})) return out;
-    record("log_softmax", loc, {a}, out, [out, n, rows, grain](const Tensor& g, std::span<GradSlot> gi) {
-        parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
-            for (int64_t r = r0; r < r1; ++r) {
-                const float* y = out.data() + r * n;
-                const float* gr = g.data() + r * n;
-                double gs = 0;
-                for (int64_t i = 0; i < n; ++i) gs += gr[i];
-                for (int64_t i = 0; i < n; ++i) gi[0].store(r * n + i, gr[i] - std::exp(y[i]) * static_cast<float>(gs));
-            }
+    record("log_softmax", loc, {a}, out, [out, n, rows](const Tensor& g, std::span<GradSlot> gi) {
+        each_row(rows, n, [&](int64_t r) {
+            const float* y = out.data() + r * n;
+            const float* gr = g.data() + r * n;
+            double gs = 0;
+            for (int64_t i = 0; i < n; ++i) gs += gr[i];
+            for (int64_t i = 0; i < n; ++i) gi[0].store(r * n + i, gr[i] - std::exp(y[i]) * static_cast<float>(gs));
         });
     });
     return out;
