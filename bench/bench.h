@@ -9,10 +9,10 @@ namespace tg::bench {
 
 struct Options {
     int reps = 5;
-    bool torch = false;     // also run tools/torch_bench.py and print ratios
+    bool torch = false;  // also run tools/torch_bench.py and print ratios
     std::string what = "all";
-    std::string self;       // this executable, re-run for each step config
-    std::string child;      // "--child PRESET ATTENTION": measure one config, print numbers
+    std::string self;   // this executable, re-run for each step config
+    std::string child;  // "--child PRESET ATTENTION": measure one config, print numbers
 };
 
 // Best wall time of `reps` runs of f, after one warm-up run.

@@ -32,14 +32,15 @@ double peak_rss_mb() {
 // Time the logged GEMMs with raw cblas_sgemm on scratch buffers (inputs warm).
 double sgemm_bound(const std::vector<GemmCall>& calls, double& flops) {
     size_t need = 0;
-    for (auto& c : calls) need = std::max<size_t>(need, static_cast<size_t>(std::max({c.M * c.K, c.K * c.N, c.M * c.N})));
+    for (auto& c : calls)
+        need = std::max<size_t>(need, static_cast<size_t>(std::max({c.M * c.K, c.K * c.N, c.M * c.N})));
     std::vector<float> a(need, 0.01f), b(need, 0.02f), out(need, 0.0f);
     flops = 0;
     for (auto& c : calls) flops += 2.0 * static_cast<double>(c.M) * c.N * c.K;
     auto run = [&] {
         for (auto& c : calls)
-            gemm(c.ta, c.tb, c.M, c.N, c.K, 1.0f, a.data(), c.ta ? c.M : c.K, b.data(), c.tb ? c.K : c.N, c.beta,
-                 out.data(), c.N);
+            gemm(c.ta, c.tb, c.M, c.N, c.K, 1.0f, a.data(), c.ta ? c.M : c.K, b.data(), c.tb ? c.K : c.N,
+                 c.beta, out.data(), c.N);
     };
     return best_of(2, run);
 }
@@ -109,10 +110,12 @@ std::vector<double> in_child(const Options& opt, const std::string& preset, cons
 }
 
 // tools/torch_bench.py prints "step eval rss" for the same config.
-bool torch_numbers(const std::string& preset, const std::string& att, double& step, double& eval, double& rss) {
+bool torch_numbers(const std::string& preset, const std::string& att, double& step, double& eval,
+                   double& rss) {
     if (access("/usr/bin/python3", X_OK) != 0) return false;
-    std::string cmd = fmt::format("/usr/bin/python3 {}/tools/torch_bench.py --preset {} --attention {} 2>/dev/null",
-                                  TAPEGRAD_SOURCE_DIR, preset, att);
+    std::string cmd =
+        fmt::format("/usr/bin/python3 {}/tools/torch_bench.py --preset {} --attention {} 2>/dev/null",
+                    TAPEGRAD_SOURCE_DIR, preset, att);
     FILE* p = popen(cmd.c_str(), "r");
     if (!p) return false;
     char buf[512] = {0};
@@ -123,37 +126,47 @@ bool torch_numbers(const std::string& preset, const std::string& att, double& st
 }  // namespace
 
 void run_step(const Options& opt) {
-    struct Cfg { const char* preset; const char* att; };
+    struct Cfg {
+        const char* preset;
+        const char* att;
+    };
     std::vector<Cfg> cfgs = {{"gpt2-124m", "mha"}, {"gpt2-124m", "alt1"}, {"tiny", "mha"}, {"tiny", "alt1"}};
     fmt::print("\ntraining step, batch 2 x context, {} BLAS threads, best of {}\n", num_threads(), opt.reps);
-    fmt::print("{:<16} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8} {:>9} {:>8} {:>9} {:>8}\n", "config", "fwd s", "bwd s",
-               "optim s", "step s", "GF/s", "bound s", "x bound", "eval s", "RSS MB", "floor MB", "GF/step");
+    fmt::print("{:<16} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8} {:>9} {:>8} {:>9} {:>8}\n", "config",
+               "fwd s", "bwd s", "optim s", "step s", "GF/s", "bound s", "x bound", "eval s", "RSS MB",
+               "floor MB", "GF/step");
     for (auto& c : cfgs) {
         models::GPTConfig cfg = models::preset(c.preset);
         cfg.attention = c.att;
         auto v = in_child(opt, c.preset, c.att);
         std::string name = fmt::format("{} {}", c.preset, c.att);
-        fmt::print("{:<16} {:>8.3f} {:>8.3f} {:>8.3f} {:>8.3f} {:>7.1f} {:>9.3f} {:>8.2f} {:>9.3f} {:>8.0f} {:>9.0f} {:>8.1f}\n",
-                   name, v[0], v[1], v[2], v[3], v[6] / v[3] * 1e-9, v[5], v[3] / v[5], v[4], v[7], v[8], v[6] * 1e-9);
+        fmt::print("{:<16} {:>8.3f} {:>8.3f} {:>8.3f} {:>8.3f} {:>7.1f} {:>9.3f} {:>8.2f} {:>9.3f} {:>8.0f} "
+                   "{:>9.0f} {:>8.1f}\n",
+                   name, v[0], v[1], v[2], v[3], v[6] / v[3] * 1e-9, v[5], v[3] / v[5], v[4], v[7], v[8],
+                   v[6] * 1e-9);
         if (opt.torch) {
             double ts, te, tr;
             if (torch_numbers(c.preset, c.att, ts, te, tr))
-                fmt::print("{:<16} PyTorch: step {:.3f} s, eval {:.3f} s, RSS {:.0f} MB -> tapegrad/PyTorch: step "
-                           "{:.2f}x, eval {:.2f}x, RSS {:.2f}x\n",
-                           "", ts, te, tr, v[3] / ts, v[4] / te, v[7] / tr);
+                fmt::print(
+                    "{:<16} PyTorch: step {:.3f} s, eval {:.3f} s, RSS {:.0f} MB -> tapegrad/PyTorch: step "
+                    "{:.2f}x, eval {:.2f}x, RSS {:.2f}x\n",
+                    "", ts, te, tr, v[3] / ts, v[4] / te, v[7] / tr);
             else
-                fmt::print("{:<16} PyTorch: skipped (python3-torch not installed; apt-get install python3-torch)\n", "");
+                fmt::print(
+                    "{:<16} PyTorch: skipped (python3-torch not installed; apt-get install python3-torch)\n",
+                    "");
         }
     }
 }
 
 int run_step_child(const Options& opt) {
-    std::string preset = opt.child.substr(0, opt.child.find(' ')), att = opt.child.substr(opt.child.find(' ') + 1);
+    std::string preset = opt.child.substr(0, opt.child.find(' ')),
+                att = opt.child.substr(opt.child.find(' ') + 1);
     models::GPTConfig cfg = models::preset(preset);
     cfg.attention = att;
     StepResult r = measure(cfg, opt.reps);
-    fmt::print("{:.9g} {:.9g} {:.9g} {:.9g} {:.9g} {:.9g} {:.9g} {:.9g} {:.9g}\n", r.fwd, r.bwd, r.opt, r.step, r.eval,
-               r.bound, r.flops, r.rss, r.floor);
+    fmt::print("{:.9g} {:.9g} {:.9g} {:.9g} {:.9g} {:.9g} {:.9g} {:.9g} {:.9g}\n", r.fwd, r.bwd, r.opt,
+               r.step, r.eval, r.bound, r.flops, r.rss, r.floor);
     return 0;
 }
 

@@ -13,14 +13,16 @@ int main(int argc, char** argv) {
     tg::bench::Options opt;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        if (a == "--reps" && i + 1 < argc) opt.reps = std::stoi(argv[++i]);
-        else if (a == "--only" && i + 1 < argc) opt.what = argv[++i];
-        else if (a == "--torch") opt.torch = true;
+        if (a == "--reps" && i + 1 < argc)
+            opt.reps = std::stoi(argv[++i]);
+        else if (a == "--only" && i + 1 < argc)
+            opt.what = argv[++i];
+        else if (a == "--torch")
+            opt.torch = true;
         else if (a == "--child" && i + 2 < argc) {
             opt.child = std::string(argv[i + 1]) + " " + argv[i + 2];
             i += 2;
-        }
-        else {
+        } else {
             fmt::print(stderr, "usage: tapegrad_bench [--reps N] [--only core|step] [--torch]\n");
             return 2;
         }

@@ -29,8 +29,8 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
     lda = std::max<int64_t>(lda, std::max<int64_t>(1, trans_a ? M : K));
     ldb = std::max<int64_t>(ldb, std::max<int64_t>(1, trans_b ? K : N));
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-                static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha, A, static_cast<int>(lda),
-                B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
+                static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha, A,
+                static_cast<int>(lda), B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
 }
 
 // OpenBLAS's OpenMP build sizes its parallel regions by its own count; our loops

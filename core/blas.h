@@ -14,7 +14,11 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
 
 // GEMM log, for the benchmark's sgemm bound: while on, every gemm() call's shape
 // and flags are appended.
-struct GemmCall { bool ta, tb; int64_t M, N, K; float beta; };
+struct GemmCall {
+    bool ta, tb;
+    int64_t M, N, K;
+    float beta;
+};
 void set_gemm_log(std::vector<GemmCall>* log);
 
 // Threads of the process's one pool: OpenBLAS's GEMMs and tapegrad's own

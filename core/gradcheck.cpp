@@ -18,12 +18,14 @@ double weighted_sum(const Tensor& out, const std::vector<float>& r) {
 }
 
 // Analytic gradients of L = sum(out * R), one run of forward + backward.
-std::vector<std::vector<float>> analytic(const GradcheckFn& fn, std::vector<Tensor>& inputs, const std::vector<float>& r) {
+std::vector<std::vector<float>> analytic(const GradcheckFn& fn, std::vector<Tensor>& inputs,
+                                         const std::vector<float>& r) {
     Tensor out = fn(inputs);
     if (!out.requires_grad()) throw Error("tapegrad: gradcheck: the output does not depend on any input");
     out.backward(Tensor::from_vector(r, out.shape()));
     std::vector<std::vector<float>> g;
-    for (Tensor& in : inputs) g.push_back(in.grad().defined() ? in.grad().to_vector() : std::vector<float>(in.numel(), 0.f));
+    for (Tensor& in : inputs)
+        g.push_back(in.grad().defined() ? in.grad().to_vector() : std::vector<float>(in.numel(), 0.f));
     return g;
 }
 
@@ -69,8 +71,10 @@ GradcheckResult gradcheck(const GradcheckFn& fn, std::vector<Tensor> inputs, Gra
             double tol = 1e-5 + 1e-4 * (std::fabs(ga[k][i]) + std::fabs(preset[k][i]));
             if (!(std::fabs(added - ga[k][i]) <= tol)) {
                 res.ok = false;
-                res.report += fmt::format("input {} element {}: backward does not accumulate: preset {} + grad {} "
-                                          "gave {}\n", k, i, preset[k][i], ga[k][i], gb[k][i]);
+                res.report +=
+                    fmt::format("input {} element {}: backward does not accumulate: preset {} + grad {} "
+                                "gave {}\n",
+                                k, i, preset[k][i], ga[k][i], gb[k][i]);
                 break;
             }
         }
@@ -100,8 +104,9 @@ GradcheckResult gradcheck(const GradcheckFn& fn, std::vector<Tensor> inputs, Gra
             if (std::isnan(a) || std::isnan(num)) excess = 1e300;
             if (excess > worst) {
                 worst = excess;
-                worst_msg = fmt::format("worst: input {} element {}: analytic {:.7g}, numeric {:.7g}, |diff| {:.3g}",
-                                        k, i, a, num, std::fabs(a - num));
+                worst_msg =
+                    fmt::format("worst: input {} element {}: analytic {:.7g}, numeric {:.7g}, |diff| {:.3g}",
+                                k, i, a, num, std::fabs(a - num));
             }
         }
     }

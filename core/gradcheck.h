@@ -30,7 +30,7 @@ struct GradcheckOptions {
 
 struct GradcheckResult {
     bool ok = true;
-    std::string report;  // the worst element: input, index, analytic, numeric
+    std::string report;       // the worst element: input, index, analytic, numeric
     double worst_excess = 0;  // max of |a - n| - (atol + rtol |n|)
 };
 

@@ -169,11 +169,14 @@ void Generator::fill_bernoulli(float* data, int64_t n, double p) {
     engine_.fill(words.data(), 2 * n);
     // u = k 2^-53 with k = r & (2^53 - 1) an integer, so u < p <=> k < ceil(p 2^53):
     // an integer compare (p 2^53 is exact in double), no int-to-double conversion.
-    const int64_t threshold = p <= 0.0 ? 0 : p >= 1.0 ? (int64_t{1} << 53) : static_cast<int64_t>(std::ceil(p * 9007199254740992.0));
+    const int64_t threshold = p <= 0.0   ? 0
+                              : p >= 1.0 ? (int64_t{1} << 53)
+                                         : static_cast<int64_t>(std::ceil(p * 9007199254740992.0));
     const uint32_t* w = words.data();
     parallel_for(n, kElementGrain, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
-            int64_t k = static_cast<int64_t>(((static_cast<uint64_t>(w[2 * i]) << 32) | w[2 * i + 1]) & ((1ULL << 53) - 1));
+            int64_t k = static_cast<int64_t>(((static_cast<uint64_t>(w[2 * i]) << 32) | w[2 * i + 1]) &
+                                             ((1ULL << 53) - 1));
             data[i] = k < threshold ? 1.0f : 0.0f;
         }
     });
@@ -190,9 +193,7 @@ std::vector<int64_t> Generator::randperm(int64_t n) {
     return r;
 }
 
-int64_t Generator::random_int64() {
-    return static_cast<int64_t>(random64() % (1ULL << 63));
-}
+int64_t Generator::random_int64() { return static_cast<int64_t>(random64() % (1ULL << 63)); }
 
 std::string Generator::state() const {
     std::ostringstream os;
@@ -223,5 +224,7 @@ double linear_weight_bound(int64_t fan_in) {
     double std_ = gain / std::sqrt(static_cast<double>(fan_in));
     return std::sqrt(3.0) * std_;
 }
-double linear_bias_bound(int64_t fan_in) { return fan_in > 0 ? 1.0 / std::sqrt(static_cast<double>(fan_in)) : 0.0; }
+double linear_bias_bound(int64_t fan_in) {
+    return fan_in > 0 ? 1.0 / std::sqrt(static_cast<double>(fan_in)) : 0.0;
+}
 }  // namespace tg

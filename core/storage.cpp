@@ -3,9 +3,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <new>
-#include <map>
 #include <vector>
 
 namespace tg {
@@ -38,7 +38,8 @@ std::shared_ptr<Storage> Storage::allocate(size_t n) {
     size_t cap = n;
     {
         std::lock_guard<std::mutex> lock(p.mu);
-        for (auto it = p.free.lower_bound(n); it != p.free.end() && it->first <= std::max<size_t>(n, 1) * kMaxSlack; ++it) {
+        for (auto it = p.free.lower_bound(n);
+             it != p.free.end() && it->first <= std::max<size_t>(n, 1) * kMaxSlack; ++it) {
             if (it->second.empty()) continue;
             data = it->second.back();
             it->second.pop_back();

@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <ostream>
 #include <unordered_set>
@@ -70,17 +70,24 @@ static void rebuild_scope() {
         t_scope_str += s;
     }
 }
-LabelScope::LabelScope(const std::string& name) { t_scopes.push_back(name); rebuild_scope(); }
-LabelScope::~LabelScope() { t_scopes.pop_back(); rebuild_scope(); }
-const std::string& current_scope() { return t_scope_str; }
-std::string scoped(const std::string& name) {
-    return t_scope_str.empty() ? name : t_scope_str + "." + name;
+LabelScope::LabelScope(const std::string& name) {
+    t_scopes.push_back(name);
+    rebuild_scope();
 }
+LabelScope::~LabelScope() {
+    t_scopes.pop_back();
+    rebuild_scope();
+}
+const std::string& current_scope() { return t_scope_str; }
+std::string scoped(const std::string& name) { return t_scope_str.empty() ? name : t_scope_str + "." + name; }
 
 void set_detect_anomaly(bool on) { g_anomaly = on; }
 bool detect_anomaly() { return g_anomaly; }
 
-void set_profiling(bool on) { g_profiling = on; seconds_since_mark(); }
+void set_profiling(bool on) {
+    g_profiling = on;
+    seconds_since_mark();
+}
 bool profiling() { return g_profiling; }
 void profile_add(const char* op, double fwd, double bwd) {
     auto& p = t_profile[op];
@@ -98,14 +105,18 @@ std::vector<OpProfile> take_profile() {
 
 void print_profile(std::ostream& os, double step_seconds) {
     std::vector<OpProfile> ops = take_profile();
-    std::sort(ops.begin(), ops.end(), [](auto& a, auto& b) { return a.forward_s + a.backward_s > b.forward_s + b.backward_s; });
+    std::sort(ops.begin(), ops.end(),
+              [](auto& a, auto& b) { return a.forward_s + a.backward_s > b.forward_s + b.backward_s; });
     double total = 0;
     for (auto& p : ops) total += p.forward_s + p.backward_s;
-    os << fmt::format("per-op profile of one step ({:.3f} s; ops account for {:.3f} s)\n", step_seconds, total);
-    os << fmt::format("{:<16} {:>6} {:>11} {:>11} {:>8}\n", "op", "calls", "forward ms", "backward ms", "share");
+    os << fmt::format("per-op profile of one step ({:.3f} s; ops account for {:.3f} s)\n", step_seconds,
+                      total);
+    os << fmt::format("{:<16} {:>6} {:>11} {:>11} {:>8}\n", "op", "calls", "forward ms", "backward ms",
+                      "share");
     for (auto& p : ops)
         os << fmt::format("{:<16} {:>6} {:>11.2f} {:>11.2f} {:>7.1f}%\n", p.op, p.calls, p.forward_s * 1e3,
-                          p.backward_s * 1e3, 100.0 * (p.forward_s + p.backward_s) / std::max(step_seconds, 1e-12));
+                          p.backward_s * 1e3,
+                          100.0 * (p.forward_s + p.backward_s) / std::max(step_seconds, 1e-12));
 }
 
 bool needs_record(std::initializer_list<const Tensor*> inputs) {
@@ -121,8 +132,9 @@ void record(const char* op, const Loc& loc, std::vector<Tensor> inputs, Tensor& 
     if (g_anomaly) {
         Tensor c = out.is_contiguous() ? out : out.clone();
         if (int64_t i = first_nonfinite(c.data(), c.numel()); i >= 0)
-            fail(op, loc, fmt::format("anomaly: forward output {} has {} at flat index {}", describe(out),
-                                      c.data()[i], i));
+            fail(op, loc,
+                 fmt::format("anomaly: forward output {} has {} at flat index {}", describe(out), c.data()[i],
+                             i));
     }
     if (!t_grad_enabled) return;
     bool any = false;
@@ -130,8 +142,10 @@ void record(const char* op, const Loc& loc, std::vector<Tensor> inputs, Tensor& 
         if (!t.defined() || !t.requires_grad()) continue;
         any = true;
         if (!t.is_leaf() && t.impl()->generation != t_tape.generation())
-            fail(op, loc, fmt::format("input {} was made on a tape that backward() has freed; "
-                                      "recompute it, or call backward(retain_graph=true)", describe(t)));
+            fail(op, loc,
+                 fmt::format("input {} was made on a tape that backward() has freed; "
+                             "recompute it, or call backward(retain_graph=true)",
+                             describe(t)));
     }
     if (!any) return;
     out.impl()->requires_grad = true;
@@ -147,9 +161,11 @@ static void apply_hooks(TensorImpl* impl, const TapeEntry* e) {
         if (!r.defined()) continue;
         if (r.shape() != impl->shape)
             throw Error(fmt::format("tapegrad: hook on '{}' returned a gradient of shape {} for a tensor of "
-                                    "shape {}{}", impl->label, shape_str(r.shape()), shape_str(impl->shape),
+                                    "shape {}{}",
+                                    impl->label, shape_str(r.shape()), shape_str(impl->shape),
                                     e ? " [registered on the output of " + std::string(e->op) + " at " +
-                                            loc_str(e->where) + "]" : ""));
+                                            loc_str(e->where) + "]"
+                                      : ""));
         impl->grad = (r.is_contiguous() ? r : r.clone()).impl_ptr();
     }
 }
@@ -207,11 +223,12 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph, con
     Tensor g = grad;
     if (!g.defined()) {
         if (root.numel() != 1)
-            fail("backward", loc, fmt::format("{} is not a scalar: pass an explicit gradient of that shape",
-                                              describe(root)));
+            fail("backward", loc,
+                 fmt::format("{} is not a scalar: pass an explicit gradient of that shape", describe(root)));
         g = Tensor::ones(root.shape());
     } else if (g.shape() != root.shape()) {
-        fail("backward", loc, fmt::format("gradient of shape {} for {}", shape_str(g.shape()), describe(root)));
+        fail("backward", loc,
+             fmt::format("gradient of shape {} for {}", shape_str(g.shape()), describe(root)));
     }
     // The seed gradient is used in place when contiguous (no copy of a large
     // [N, V] gradient); a detached handle keeps the caller's tensor out of the tape.
@@ -228,8 +245,10 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph, con
         return;
     }
     if (r->generation != t_tape.generation())
-        fail("backward", loc, fmt::format("the tape that recorded {} was already freed by an earlier "
-                                          "backward(); pass retain_graph=true to the first call", describe(root)));
+        fail("backward", loc,
+             fmt::format("the tape that recorded {} was already freed by an earlier "
+                         "backward(); pass retain_graph=true to the first call",
+                         describe(root)));
     r->grad = g.impl_ptr();
     std::unordered_set<TensorImpl*> leaves;
     auto& entries = t_tape.entries();
@@ -238,7 +257,8 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph, con
         TensorImpl* out = e.output.impl();
         if (!out->grad) continue;
         apply_hooks(out, &e);
-        if (!break_label().empty() && out->label == break_label()) tapegrad_backward_break(e, Tensor(out->grad));
+        if (!break_label().empty() && out->label == break_label())
+            tapegrad_backward_break(e, Tensor(out->grad));
         try {
             backward_entry(e, leaves);
         } catch (...) {
@@ -301,7 +321,8 @@ void Tape::to_dot(std::ostream& os) const {
 
 }  // namespace tg
 
-__attribute__((noinline)) void tapegrad_backward_break(const tg::TapeEntry& entry, const tg::Tensor& grad_out) {
+__attribute__((noinline)) void tapegrad_backward_break(const tg::TapeEntry& entry,
+                                                       const tg::Tensor& grad_out) {
     asm volatile("" ::"r"(&entry), "r"(&grad_out) : "memory");  // keep the call and its arguments
 }
 

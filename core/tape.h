@@ -25,7 +25,10 @@ struct GradSlot {
     explicit operator bool() const { return data != nullptr; }
     // store(i, v): data[i] = v or data[i] += v. Branch, never beta*x: NaN*0 is NaN.
     void store(int64_t i, float v) const {
-        if (accumulate) data[i] += v; else data[i] = v;
+        if (accumulate)
+            data[i] += v;
+        else
+            data[i] = v;
     }
     float beta() const { return accumulate ? 1.0f : 0.0f; }  // for cblas_sgemm
 };
@@ -95,7 +98,11 @@ void set_break_on(const std::string& label);
 // Per-op timing of the forward and backward of every entry, for --profile.
 void set_profiling(bool on);
 bool profiling();
-struct OpProfile { std::string op; double forward_s = 0, backward_s = 0; int64_t calls = 0; };
+struct OpProfile {
+    std::string op;
+    double forward_s = 0, backward_s = 0;
+    int64_t calls = 0;
+};
 std::vector<OpProfile> take_profile();  // accumulated since the last call
 // Print the accumulated profile, most expensive op first, with each op's share
 // of `step_seconds`; clears it.
@@ -105,8 +112,7 @@ void profile_add(const char* op, double fwd, double bwd);
 // Called by every op after computing `out` from `inputs`. Checks anomalies,
 // labels the output and, when grad mode is on and an input requires grad,
 // appends the entry and marks `out` as requiring grad.
-void record(const char* op, const Loc& loc, std::vector<Tensor> inputs, Tensor& out,
-            BackwardFn backward);
+void record(const char* op, const Loc& loc, std::vector<Tensor> inputs, Tensor& out, BackwardFn backward);
 // True when an op with these inputs would be recorded (skip saving otherwise).
 bool needs_record(std::initializer_list<const Tensor*> inputs);
 

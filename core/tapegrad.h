@@ -33,8 +33,8 @@
 //   N   rows of a flattened batch, B*T  F   feed-forward width, 4*C
 #pragma once
 
-#include "core/tensor.h"
-#include "core/tape.h"
-#include "core/random.h"
-#include "core/ops.h"
 #include "core/gradcheck.h"
+#include "core/ops.h"
+#include "core/random.h"
+#include "core/tape.h"
+#include "core/tensor.h"

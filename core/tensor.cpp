@@ -35,11 +35,16 @@ Shape contiguous_strides(const Shape& s) {
 std::string loc_str(const Loc& loc) {
     const char* f = loc.file_name();
     // Paths relative to the repository read better than absolute build paths.
-    if (const char* p = std::strstr(f, "/core/")) f = p + 1;
-    else if (const char* p2 = std::strstr(f, "/nn/")) f = p2 + 1;
-    else if (const char* p3 = std::strstr(f, "/models/")) f = p3 + 1;
-    else if (const char* p4 = std::strstr(f, "/train/")) f = p4 + 1;
-    else if (const char* p5 = std::strstr(f, "/tests/")) f = p5 + 1;
+    if (const char* p = std::strstr(f, "/core/"))
+        f = p + 1;
+    else if (const char* p2 = std::strstr(f, "/nn/"))
+        f = p2 + 1;
+    else if (const char* p3 = std::strstr(f, "/models/"))
+        f = p3 + 1;
+    else if (const char* p4 = std::strstr(f, "/train/"))
+        f = p4 + 1;
+    else if (const char* p5 = std::strstr(f, "/tests/"))
+        f = p5 + 1;
     return fmt::format("{}:{} ({})", f, loc.line(), loc.function_name());
 }
 
@@ -75,8 +80,8 @@ Tensor Tensor::ones(const Shape& shape) { return full(shape, 1.0f); }
 
 Tensor Tensor::from_vector(const std::vector<float>& values, const Shape& shape) {
     if (static_cast<int64_t>(values.size()) != numel_of(shape))
-        throw Error(fmt::format("tapegrad: from_vector: {} values do not fill shape {}",
-                                values.size(), shape_str(shape)));
+        throw Error(fmt::format("tapegrad: from_vector: {} values do not fill shape {}", values.size(),
+                                shape_str(shape)));
     Tensor t = make(shape);
     std::copy(values.begin(), values.end(), t.data());
     return t;
@@ -88,9 +93,7 @@ Tensor Tensor::arange(int64_t n) {
     return t;
 }
 
-int64_t Tensor::size(int64_t d) const {
-    return impl_->shape[wrap_dim(d, dim(), "size", Loc::current())];
-}
+int64_t Tensor::size(int64_t d) const { return impl_->shape[wrap_dim(d, dim(), "size", Loc::current())]; }
 
 bool Tensor::is_contiguous() const {
     int64_t acc = 1;
@@ -107,15 +110,16 @@ float Tensor::at(const std::vector<int64_t>& idx) const {
     int64_t off = 0;
     for (size_t i = 0; i < idx.size(); ++i) {
         if (idx[i] < 0 || idx[i] >= impl_->shape[i])
-            throw Error(fmt::format("tapegrad: at: index {} out of range for dim {} of shape {}", idx[i],
-                                    i, shape_str(shape())));
+            throw Error(fmt::format("tapegrad: at: index {} out of range for dim {} of shape {}", idx[i], i,
+                                    shape_str(shape())));
         off += idx[i] * impl_->strides[i];
     }
     return data()[off];
 }
 
 float Tensor::item() const {
-    if (numel() != 1) throw Error("tapegrad: item: tensor of shape " + shape_str(shape()) + " is not a scalar");
+    if (numel() != 1)
+        throw Error("tapegrad: item: tensor of shape " + shape_str(shape()) + " is not a scalar");
     return data()[0];
 }
 
@@ -139,7 +143,9 @@ std::vector<float> Tensor::to_vector() const {
 }
 
 Tensor& Tensor::requires_grad_(bool on) {
-    if (!is_leaf()) throw Error("tapegrad: requires_grad_: only leaf tensors can change requires_grad ('" + label() + "')");
+    if (!is_leaf())
+        throw Error("tapegrad: requires_grad_: only leaf tensors can change requires_grad ('" + label() +
+                    "')");
     impl_->requires_grad = on;
     return *this;
 }

@@ -116,14 +116,16 @@ public:
     bool is_leaf() const { return impl_->is_leaf(); }
     Tensor& retain_grad();
     void register_hook(GradHook hook);
-    void backward(const Tensor& grad = Tensor(), bool retain_graph = false,
-                  Loc loc = Loc::current()) const;
+    void backward(const Tensor& grad = Tensor(), bool retain_graph = false, Loc loc = Loc::current()) const;
 
     // A label for dumps, errors and the debugger. named("scores") prefixes the
     // current LabelScope, e.g. "trf_blocks.3.att.scores".
     const std::string& label() const { return impl_->label; }
     Tensor& named(const std::string& name);
-    Tensor& set_label(const std::string& full) { impl_->label = full; return *this; }
+    Tensor& set_label(const std::string& full) {
+        impl_->label = full;
+        return *this;
+    }
 
     // ---- views and layout (ops with backward, in core/ops/view.cpp) ----
     Tensor reshape(const Shape& shape, Loc loc = Loc::current()) const;

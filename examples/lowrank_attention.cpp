@@ -15,7 +15,7 @@ LowRankDiagHead::LowRankDiagHead(int64_t d_in, int64_t hd, int64_t context_lengt
 Tensor LowRankDiagHead::forward(const Tensor& x) {
     auto sc = scope();
     Tensor low = matmul(U->forward(x), V->forward(x).transpose(1, 2));  // [B, T, T]
-    Tensor diag = matmul(mul(x, d), x.transpose(1, 2));                  // (x * d) x^T
+    Tensor diag = matmul(mul(x, d), x.transpose(1, 2));                 // (x * d) x^T
     Tensor scores = add(low, diag).named("scores");
     Tensor w = nn::causal_attention_weights(scores, mask, head_dim, *dropout);
     return matmul(w, W_value->forward(x)).named("context");
@@ -24,8 +24,8 @@ Tensor LowRankDiagHead::forward(const Tensor& x) {
 LowRankDiagAttention::LowRankDiagAttention(const nn::AttentionSpec& s) : Attention(s) {
     for (int64_t h = 0; h < s.num_heads; ++h)
         heads.push_back(register_module("heads." + std::to_string(h),
-                                        std::make_shared<LowRankDiagHead>(s.d_in, s.head_dim(), s.context_length,
-                                                                          s.dropout, s.qkv_bias)));
+                                        std::make_shared<LowRankDiagHead>(
+                                            s.d_in, s.head_dim(), s.context_length, s.dropout, s.qkv_bias)));
     if (s.out_proj) out_proj = register_module("out_proj", std::make_shared<nn::Linear>(s.d_out, s.d_out));
 }
 
@@ -38,7 +38,8 @@ Tensor LowRankDiagAttention::forward(const Tensor& x) {
 }
 
 void register_lowrank_attention() {
-    nn::register_attention("lowrank", [](const nn::AttentionSpec& s) { return std::make_shared<LowRankDiagAttention>(s); });
+    nn::register_attention(
+        "lowrank", [](const nn::AttentionSpec& s) { return std::make_shared<LowRankDiagAttention>(s); });
 }
 
 }  // namespace tg::examples

@@ -9,9 +9,11 @@ namespace tg::models {
 using json = nlohmann::json;
 
 std::string config_to_json(const GPTConfig& c) {
-    json j = {{"vocab_size", c.vocab_size}, {"context_length", c.context_length}, {"emb_dim", c.emb_dim},
-              {"n_heads", c.n_heads},       {"n_layers", c.n_layers},             {"drop_rate", c.drop_rate},
-              {"qkv_bias", c.qkv_bias},     {"attention", c.attention},           {"out_proj", c.has_out_proj()}};
+    json j = {{"vocab_size", c.vocab_size},  {"context_length", c.context_length},
+              {"emb_dim", c.emb_dim},        {"n_heads", c.n_heads},
+              {"n_layers", c.n_layers},      {"drop_rate", c.drop_rate},
+              {"qkv_bias", c.qkv_bias},      {"attention", c.attention},
+              {"out_proj", c.has_out_proj()}};
     return j.dump();
 }
 
@@ -53,7 +55,8 @@ void save_checkpoint(const std::string& path, const GPTModel& model, const optim
 GPTConfig checkpoint_config(const SafeTensors& st, const std::string& path) {
     auto it = st.metadata.find("tapegrad.config");
     if (it == st.metadata.end())
-        throw Error("tapegrad: checkpoint '" + path + "' has no tapegrad.config metadata (a plain state_dict needs "
+        throw Error("tapegrad: checkpoint '" + path +
+                    "' has no tapegrad.config metadata (a plain state_dict needs "
                     "the model flags, e.g. --init-from with --preset)");
     return config_from_json(it->second);
 }

@@ -6,20 +6,23 @@
 
 namespace tg::models {
 
-std::vector<int64_t> generate(GPTModel& model, std::vector<int64_t> ids, const GenerateOptions& opt, Generator& gen) {
+std::vector<int64_t> generate(GPTModel& model, std::vector<int64_t> ids, const GenerateOptions& opt,
+                              Generator& gen) {
     bool was_training = model.is_training();
     model.eval();
     NoGradGuard ng;
     int64_t ctx = model.config().context_length;
     for (int64_t step = 0; step < opt.max_new_tokens; ++step) {
         size_t start = ids.size() > static_cast<size_t>(ctx) ? ids.size() - ctx : 0;
-        Ids in{{1, static_cast<int64_t>(ids.size() - start)}, std::vector<int64_t>(ids.begin() + start, ids.end())};
+        Ids in{{1, static_cast<int64_t>(ids.size() - start)},
+               std::vector<int64_t>(ids.begin() + start, ids.end())};
         Tensor logits = model.forward(in);
         int64_t V = logits.shape().back();
         std::vector<float> last(logits.data() + (in.numel() - 1) * V, logits.data() + in.numel() * V);
         if (opt.top_k && *opt.top_k > 0 && *opt.top_k < V) {
             std::vector<float> sorted = last;
-            std::nth_element(sorted.begin(), sorted.begin() + (*opt.top_k - 1), sorted.end(), std::greater<float>());
+            std::nth_element(sorted.begin(), sorted.begin() + (*opt.top_k - 1), sorted.end(),
+                             std::greater<float>());
             float kth = sorted[*opt.top_k - 1];
             for (float& v : last)
                 if (v < kth) v = -std::numeric_limits<float>::infinity();
@@ -33,7 +36,10 @@ std::vector<int64_t> generate(GPTModel& model, std::vector<int64_t> ids, const G
             next = V - 1;
             for (int64_t v = 0; v < V; ++v) {
                 acc += probs.data()[v];
-                if (u < acc) { next = v; break; }
+                if (u < acc) {
+                    next = v;
+                    break;
+                }
             }
         } else {
             next = std::max_element(last.begin(), last.end()) - last.begin();

@@ -5,9 +5,10 @@
 namespace tg::models {
 
 std::string GPTConfig::describe() const {
-    return fmt::format("vocab {} context {} emb {} heads {} layers {} drop {} qkv_bias {} attention {} out_proj {}",
-                       vocab_size, context_length, emb_dim, n_heads, n_layers, drop_rate, qkv_bias, attention,
-                       has_out_proj());
+    return fmt::format(
+        "vocab {} context {} emb {} heads {} layers {} drop {} qkv_bias {} attention {} out_proj {}",
+        vocab_size, context_length, emb_dim, n_heads, n_layers, drop_rate, qkv_bias, attention,
+        has_out_proj());
 }
 
 GPTConfig preset(const std::string& name) {
@@ -26,7 +27,7 @@ GPTConfig preset(const std::string& name) {
 std::vector<std::string> preset_names() { return {"gpt2-124m", "tiny"}; }
 
 TransformerBlock::TransformerBlock(const GPTConfig& cfg) {
-    nn::AttentionSpec spec{cfg.emb_dim, cfg.emb_dim, cfg.context_length, cfg.n_heads,
+    nn::AttentionSpec spec{cfg.emb_dim,   cfg.emb_dim,  cfg.context_length, cfg.n_heads,
                            cfg.drop_rate, cfg.qkv_bias, cfg.has_out_proj()};
     att = register_module("att", nn::make_attention(cfg.attention, spec));
     ff = register_module("ff", std::make_shared<nn::FeedForward>(cfg.emb_dim));
@@ -43,7 +44,8 @@ Tensor TransformerBlock::forward(const Tensor& x) {
 }
 
 GPTModel::GPTModel(const GPTConfig& cfg) : cfg_(cfg) {
-    if (cfg.vocab_size <= 0 || cfg.context_length <= 0 || cfg.emb_dim <= 0 || cfg.n_heads <= 0 || cfg.n_layers < 0)
+    if (cfg.vocab_size <= 0 || cfg.context_length <= 0 || cfg.emb_dim <= 0 || cfg.n_heads <= 0 ||
+        cfg.n_layers < 0)
         throw Error("tapegrad: GPTModel: every dimension must be positive: " + cfg.describe());
     if (cfg.emb_dim % cfg.n_heads != 0)
         throw Error(fmt::format("tapegrad: GPTModel: emb_dim {} is not divisible by n_heads {}", cfg.emb_dim,
@@ -54,7 +56,8 @@ GPTModel::GPTModel(const GPTConfig& cfg) : cfg_(cfg) {
     pos_emb = register_module("pos_emb", std::make_shared<nn::Embedding>(cfg.context_length, cfg.emb_dim));
     drop_emb = register_module("drop_emb", std::make_shared<nn::Dropout>(cfg.drop_rate));
     for (int64_t i = 0; i < cfg.n_layers; ++i)
-        trf_blocks.push_back(register_module("trf_blocks." + std::to_string(i), std::make_shared<TransformerBlock>(cfg)));
+        trf_blocks.push_back(
+            register_module("trf_blocks." + std::to_string(i), std::make_shared<TransformerBlock>(cfg)));
     final_norm = register_module("final_norm", std::make_shared<nn::LayerNorm>(cfg.emb_dim));
     out_head = register_module("out_head", std::make_shared<nn::Linear>(cfg.emb_dim, cfg.vocab_size, false));
     label_parameters();

@@ -30,16 +30,21 @@ Entry parse_entry(const std::string& what, const std::string& name, const json& 
     if (!v.is_object()) reject(what, "entry '" + name + "' is not an object");
     Entry e;
     e.name = name;
-    if (!v.contains("dtype") || !v["dtype"].is_string()) reject(what, "entry '" + name + "' has no dtype string");
+    if (!v.contains("dtype") || !v["dtype"].is_string())
+        reject(what, "entry '" + name + "' has no dtype string");
     e.dtype = v["dtype"].get<std::string>();
     if (e.dtype != "F32" && e.dtype != "I64")
-        reject(what, "entry '" + name + "' has unsupported dtype " + e.dtype + " (tapegrad reads F32 and I64)");
-    if (!v.contains("shape") || !v["shape"].is_array()) reject(what, "entry '" + name + "' has no shape array");
+        reject(what,
+               "entry '" + name + "' has unsupported dtype " + e.dtype + " (tapegrad reads F32 and I64)");
+    if (!v.contains("shape") || !v["shape"].is_array())
+        reject(what, "entry '" + name + "' has no shape array");
     uint64_t numel = 1;
     for (const json& d : v["shape"]) {
-        if (!d.is_number_unsigned()) reject(what, "entry '" + name + "' has a non-integer or negative dimension");
+        if (!d.is_number_unsigned())
+            reject(what, "entry '" + name + "' has a non-integer or negative dimension");
         uint64_t n = d.get<uint64_t>();
-        if (n != 0 && numel > (uint64_t{1} << 40) / n) reject(what, "entry '" + name + "' has an absurdly large shape");
+        if (n != 0 && numel > (uint64_t{1} << 40) / n)
+            reject(what, "entry '" + name + "' has an absurdly large shape");
         numel *= n;
         e.shape.push_back(static_cast<int64_t>(n));
     }
@@ -49,12 +54,12 @@ Entry parse_entry(const std::string& what, const std::string& name, const json& 
     e.begin = off[0].get<uint64_t>();
     e.end = off[1].get<uint64_t>();
     if (e.begin > e.end || e.end > data_size)
-        reject(what, fmt::format("entry '{}' has data_offsets [{}, {}] outside the {} data bytes", name, e.begin,
-                                 e.end, data_size));
+        reject(what, fmt::format("entry '{}' has data_offsets [{}, {}] outside the {} data bytes", name,
+                                 e.begin, e.end, data_size));
     uint64_t want = numel * (e.dtype == "F32" ? 4 : 8);
     if (e.end - e.begin != want)
-        reject(what, fmt::format("entry '{}' spans {} bytes but {} {} needs {}", name, e.end - e.begin, e.dtype,
-                                 shape_str(e.shape), want));
+        reject(what, fmt::format("entry '{}' spans {} bytes but {} {} needs {}", name, e.end - e.begin,
+                                 e.dtype, shape_str(e.shape), want));
     return e;
 }
 
@@ -72,7 +77,8 @@ SafeTensors parse_safetensors(const uint8_t* data, size_t size, const std::strin
     if (size < 8) reject(what, fmt::format("file is {} bytes, shorter than the 8-byte header length", size));
     uint64_t n = 0;
     for (int i = 7; i >= 0; --i) n = (n << 8) | data[i];
-    if (n > size - 8) reject(what, fmt::format("header length {} runs past the end of the {}-byte file", n, size));
+    if (n > size - 8)
+        reject(what, fmt::format("header length {} runs past the end of the {}-byte file", n, size));
     json header;
     try {
         header = json::parse(data + 8, data + 8 + n);
@@ -163,7 +169,8 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
 }
 
 void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
-                       const std::map<std::string, std::string>& metadata, const std::map<std::string, Ids>& ids) {
+                       const std::map<std::string, std::string>& metadata,
+                       const std::map<std::string, Ids>& ids) {
     json header = json::object();
     if (!metadata.empty()) header["__metadata__"] = metadata;
     uint64_t off = 0;

@@ -8,7 +8,8 @@
 
 namespace tg::nn {
 
-Tensor causal_attention_weights(const Tensor& scores, const Tensor& mask, int64_t head_dim, const Dropout& drop) {
+Tensor causal_attention_weights(const Tensor& scores, const Tensor& mask, int64_t head_dim,
+                                const Dropout& drop) {
     int64_t T = scores.shape().back();
     Tensor m = mask.slice(0, 0, T).slice(1, 0, T);
     Tensor masked = masked_fill(scores, m, -std::numeric_limits<float>::infinity());
@@ -18,8 +19,8 @@ Tensor causal_attention_weights(const Tensor& scores, const Tensor& mask, int64_
 
 MultiHeadAttention::MultiHeadAttention(const AttentionSpec& s) : Attention(s) {
     if (s.d_out % s.num_heads != 0)
-        throw Error(fmt::format("tapegrad: MultiHeadAttention: d_out {} is not divisible by num_heads {}", s.d_out,
-                                s.num_heads));
+        throw Error(fmt::format("tapegrad: MultiHeadAttention: d_out {} is not divisible by num_heads {}",
+                                s.d_out, s.num_heads));
     W_query = register_module("W_query", std::make_shared<Linear>(s.d_in, s.d_out, s.qkv_bias));
     W_key = register_module("W_key", std::make_shared<Linear>(s.d_in, s.d_out, s.qkv_bias));
     W_value = register_module("W_value", std::make_shared<Linear>(s.d_in, s.d_out, s.qkv_bias));
@@ -34,7 +35,8 @@ Tensor MultiHeadAttention::forward(const Tensor& x) {
     auto sc = scope();
     int64_t B = x.size(0), T = x.size(1), NH = spec_.num_heads, HS = spec_.head_dim();
     if (T > spec_.context_length)
-        throw Error(fmt::format("tapegrad: attention: {} tokens exceed context_length {}", T, spec_.context_length));
+        throw Error(
+            fmt::format("tapegrad: attention: {} tokens exceed context_length {}", T, spec_.context_length));
     Tensor k = W_key->forward(x).view({B, T, NH, HS}).transpose(1, 2);
     Tensor q = W_query->forward(x).view({B, T, NH, HS}).transpose(1, 2);
     Tensor v = W_value->forward(x).view({B, T, NH, HS}).transpose(1, 2);
@@ -64,11 +66,12 @@ Tensor CA_alt1::forward(const Tensor& x, const Attention* owner, int64_t head) {
 
 MHA_alt1::MHA_alt1(const AttentionSpec& s) : Attention(s) {
     if (s.d_out % s.num_heads != 0)
-        throw Error(fmt::format("tapegrad: MHA_alt1: d_out {} is not divisible by num_heads {}", s.d_out, s.num_heads));
+        throw Error(fmt::format("tapegrad: MHA_alt1: d_out {} is not divisible by num_heads {}", s.d_out,
+                                s.num_heads));
     for (int64_t h = 0; h < s.num_heads; ++h)
-        heads.push_back(register_module("heads." + std::to_string(h),
-                                        std::make_shared<CA_alt1>(s.d_in, s.head_dim(), s.context_length, s.dropout,
-                                                                  s.qkv_bias)));
+        heads.push_back(register_module(
+            "heads." + std::to_string(h),
+            std::make_shared<CA_alt1>(s.d_in, s.head_dim(), s.context_length, s.dropout, s.qkv_bias)));
     if (s.out_proj) out_proj = register_module("out_proj", std::make_shared<Linear>(s.d_out, s.d_out));
 }
 
@@ -78,7 +81,8 @@ Tensor MHA_alt1::forward(const Tensor& x) {
         throw Error(fmt::format("tapegrad: attention: {} tokens exceed context_length {}", x.size(1),
                                 spec_.context_length));
     std::vector<Tensor> outs;
-    for (size_t h = 0; h < heads.size(); ++h) outs.push_back(heads[h]->forward(x, this, static_cast<int64_t>(h)));
+    for (size_t h = 0; h < heads.size(); ++h)
+        outs.push_back(heads[h]->forward(x, this, static_cast<int64_t>(h)));
     Tensor ctx = cat(outs, -1).named("context");
     return out_proj ? out_proj->forward(ctx) : ctx;
 }
@@ -93,7 +97,9 @@ std::map<std::string, AttentionFactory>& registry() {
 }
 }  // namespace
 
-void register_attention(const std::string& name, AttentionFactory factory) { registry()[name] = std::move(factory); }
+void register_attention(const std::string& name, AttentionFactory factory) {
+    registry()[name] = std::move(factory);
+}
 
 std::shared_ptr<Attention> make_attention(const std::string& name, const AttentionSpec& spec) {
     auto it = registry().find(name);

@@ -73,7 +73,8 @@ public:
 };
 
 // softmax(masked_fill(scores, mask[:T, :T], -inf) / sqrt(HS)), then dropout.
-Tensor causal_attention_weights(const Tensor& scores, const Tensor& mask, int64_t head_dim, const Dropout& drop);
+Tensor causal_attention_weights(const Tensor& scores, const Tensor& mask, int64_t head_dim,
+                                const Dropout& drop);
 
 // The registry behind --attention: "mha" and "alt1" are built in; an extension
 // registers its own (examples/lowrank_attention.cpp).

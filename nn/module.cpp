@@ -83,8 +83,9 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& sd, bool stric
         }
         used.insert(name);
         if (it->second.shape() != dst.shape())
-            throw Error(fmt::format("tapegrad: load_state_dict: '{}' has shape {} in the file but {} in the model",
-                                    name, shape_str(it->second.shape()), shape_str(dst.shape())));
+            throw Error(
+                fmt::format("tapegrad: load_state_dict: '{}' has shape {} in the file but {} in the model",
+                            name, shape_str(it->second.shape()), shape_str(dst.shape())));
         std::vector<float> v = it->second.to_vector();
         std::copy(v.begin(), v.end(), dst.data());
     };
@@ -92,7 +93,8 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& sd, bool stric
     for (auto& [n, t] : named_buffers()) copy_in(n, t, false);
     if (!strict) return;
     for (auto& [n, t] : sd)
-        if (!used.count(n)) throw Error("tapegrad: load_state_dict: unexpected tensor '" + n + "' not in the model");
+        if (!used.count(n))
+            throw Error("tapegrad: load_state_dict: unexpected tensor '" + n + "' not in the model");
 }
 
 }  // namespace tg::nn

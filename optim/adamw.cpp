@@ -33,12 +33,16 @@ void AdamW::step() {
     const float eps = static_cast<float>(options.eps);
     // Raw pointers first (Tensor handles are not shared across threads); a
     // parameter without a gradient is skipped, as in PyTorch.
-    struct Ptrs { float *p, *m, *v; const float* g; };
+    struct Ptrs {
+        float *p, *m, *v;
+        const float* g;
+    };
     std::vector<Ptrs> ptr(params_.size());
     std::vector<Tensor> grads(params_.size());
     for (size_t i = 0; i < params_.size(); ++i) {
         grads[i] = params_[i].param.grad();
-        ptr[i] = {params_[i].param.data(), m_[i].data(), v_[i].data(), grads[i].defined() ? grads[i].data() : nullptr};
+        ptr[i] = {params_[i].param.data(), m_[i].data(), v_[i].data(),
+                  grads[i].defined() ? grads[i].data() : nullptr};
     }
     // One pass over every block of p, g, m, v (memory-bound: 28 bytes per
     // parameter), on both cores; the gradient's squared norm comes for free.
@@ -81,7 +85,8 @@ std::map<std::string, double> AdamW::state_scalars() const {
     return {{"step", static_cast<double>(t_)}, {"lr", lr}};
 }
 
-void AdamW::load_state(const std::map<std::string, Tensor>& tensors, const std::map<std::string, double>& scalars) {
+void AdamW::load_state(const std::map<std::string, Tensor>& tensors,
+                       const std::map<std::string, double>& scalars) {
     for (size_t i = 0; i < params_.size(); ++i) {
         for (auto [kind, dst] : {std::pair{"exp_avg.", &m_[i]}, std::pair{"exp_avg_sq.", &v_[i]}}) {
             auto it = tensors.find(kind + params_[i].name);
@@ -89,8 +94,9 @@ void AdamW::load_state(const std::map<std::string, Tensor>& tensors, const std::
                 throw Error("tapegrad: AdamW::load_state: missing optimizer tensor '" + std::string(kind) +
                             params_[i].name + "'");
             if (it->second.shape() != dst->shape())
-                throw Error(fmt::format("tapegrad: AdamW::load_state: '{}{}' has shape {}, parameter has {}", kind,
-                                        params_[i].name, shape_str(it->second.shape()), shape_str(dst->shape())));
+                throw Error(fmt::format("tapegrad: AdamW::load_state: '{}{}' has shape {}, parameter has {}",
+                                        kind, params_[i].name, shape_str(it->second.shape()),
+                                        shape_str(dst->shape())));
             std::vector<float> v = it->second.to_vector();
             std::copy(v.begin(), v.end(), dst->data());
         }

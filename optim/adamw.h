@@ -23,7 +23,8 @@ public:
     void step() override;
     std::map<std::string, Tensor> state_tensors() const override;
     std::map<std::string, double> state_scalars() const override;
-    void load_state(const std::map<std::string, Tensor>& tensors, const std::map<std::string, double>& scalars) override;
+    void load_state(const std::map<std::string, Tensor>& tensors,
+                    const std::map<std::string, double>& scalars) override;
     int64_t steps() const { return t_; }
     AdamWOptions options;
 

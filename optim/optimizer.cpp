@@ -9,7 +9,8 @@ void Optimizer::zero_grad() {
 std::vector<ParamBlock> param_blocks(const std::vector<int64_t>& numels) {
     std::vector<ParamBlock> out;
     for (size_t i = 0; i < numels.size(); ++i)
-        for (int64_t b = 0; b < numels[i]; b += kParamBlock) out.push_back({i, b, std::min(numels[i], b + kParamBlock)});
+        for (int64_t b = 0; b < numels[i]; b += kParamBlock)
+            out.push_back({i, b, std::min(numels[i], b + kParamBlock)});
     return out;
 }
 

@@ -45,7 +45,8 @@ public:
     // State as tensors named "<kind>.<param name>" plus scalars, for checkpoints.
     virtual std::map<std::string, Tensor> state_tensors() const = 0;
     virtual std::map<std::string, double> state_scalars() const = 0;
-    virtual void load_state(const std::map<std::string, Tensor>& tensors, const std::map<std::string, double>& scalars) = 0;
+    virtual void load_state(const std::map<std::string, Tensor>& tensors,
+                            const std::map<std::string, double>& scalars) = 0;
 
 protected:
     std::vector<ParamRef> params_;

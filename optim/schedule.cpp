@@ -23,7 +23,8 @@ double grad_norm(const std::vector<Tensor>& params) {
     std::vector<double> sq(blocks.size(), 0.0);
     parallel_for(static_cast<int64_t>(blocks.size()), 1, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b)
-            if (const float* x = g[blocks[b].tensor]) sq[b] = sum_squares(x + blocks[b].begin, blocks[b].end - blocks[b].begin);
+            if (const float* x = g[blocks[b].tensor])
+                sq[b] = sum_squares(x + blocks[b].begin, blocks[b].end - blocks[b].begin);
     });
     double total = 0;
     for (double s : sq) total += s;
@@ -44,7 +45,8 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
 
 double WarmupCosine::operator()(int64_t step) const {
     if (warmup_steps > 0 && step < warmup_steps)
-        return initial_lr + static_cast<double>(step) * (peak_lr - initial_lr) / static_cast<double>(warmup_steps);
+        return initial_lr +
+               static_cast<double>(step) * (peak_lr - initial_lr) / static_cast<double>(warmup_steps);
     double span = static_cast<double>(std::max<int64_t>(1, total_steps - warmup_steps));
     double progress = std::min(1.0, static_cast<double>(step - warmup_steps) / span);
     return min_lr + (peak_lr - min_lr) * 0.5 * (1.0 + std::cos(std::numbers::pi * progress));

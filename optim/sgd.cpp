@@ -42,13 +42,17 @@ std::map<std::string, Tensor> SGD::state_tensors() const {
     return out;
 }
 
-std::map<std::string, double> SGD::state_scalars() const { return {{"has_buf", has_buf_ ? 1.0 : 0.0}, {"lr", lr}}; }
+std::map<std::string, double> SGD::state_scalars() const {
+    return {{"has_buf", has_buf_ ? 1.0 : 0.0}, {"lr", lr}};
+}
 
-void SGD::load_state(const std::map<std::string, Tensor>& tensors, const std::map<std::string, double>& scalars) {
+void SGD::load_state(const std::map<std::string, Tensor>& tensors,
+                     const std::map<std::string, double>& scalars) {
     for (size_t i = 0; i < buf_.size(); ++i) {
         auto it = tensors.find("momentum_buffer." + params_[i].name);
         if (it == tensors.end() || it->second.shape() != buf_[i].shape())
-            throw Error("tapegrad: SGD::load_state: missing or mismatched momentum buffer for '" + params_[i].name + "'");
+            throw Error("tapegrad: SGD::load_state: missing or mismatched momentum buffer for '" +
+                        params_[i].name + "'");
         std::vector<float> v = it->second.to_vector();
         std::copy(v.begin(), v.end(), buf_[i].data());
     }

@@ -10,7 +10,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
         tg::models::SafeTensors st = tg::models::parse_safetensors(data, size, "fuzz input");
         for (auto& [name, t] : st.f32) (void)t.to_vector();
-    } catch (const tg::Error&) {
-    }
+    } catch (const tg::Error&) {}
     return 0;
 }

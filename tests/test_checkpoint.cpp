@@ -93,35 +93,54 @@ TEST_CASE("loading is strict: missing, unexpected and mis-shaped tensors are err
     auto extra = sd;
     extra.emplace_back("bogus.weight", Tensor::zeros({2}));
     write_safetensors(p2, extra);
-    REQUIRE_THROWS_WITH(load_model_weights(m, read_safetensors(p2), p2), Catch::Contains("unexpected tensor 'bogus.weight'"));
+    REQUIRE_THROWS_WITH(load_model_weights(m, read_safetensors(p2), p2),
+                        Catch::Contains("unexpected tensor 'bogus.weight'"));
     std::string p3 = (dir / "shape.safetensors").string();
     auto bad = sd;
     bad[0].second = Tensor::zeros({3, 3});
     write_safetensors(p3, bad);
-    REQUIRE_THROWS_WITH(load_model_weights(m, read_safetensors(p3), p3),
-                        Catch::Contains("tok_emb.weight") && Catch::Contains("[3, 3]") && Catch::Contains("[40, 16]"));
+    REQUIRE_THROWS_WITH(load_model_weights(m, read_safetensors(p3), p3), Catch::Contains("tok_emb.weight") &&
+                                                                             Catch::Contains("[3, 3]") &&
+                                                                             Catch::Contains("[40, 16]"));
     fs::remove_all(dir);
 }
 
 TEST_CASE("corrupt safetensors files are rejected with the reason", "[checkpoint]") {
-    struct Case { const char* name; std::string bytes; const char* reason; };
+    struct Case {
+        const char* name;
+        std::string bytes;
+        const char* reason;
+    };
     std::string ok_entry = R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})";
     std::string full = header_file("{" + ok_entry + "}", 8);
     std::vector<Case> cases = {
         {"empty file", "", "shorter than the 8-byte header length"},
         {"truncated length", std::string(5, '\0'), "shorter than the 8-byte header length"},
-        {"header length past the end", [&] { std::string b = header_file("{}", 0); b[0] = 0x7f; return b; }(), "runs past the end"},
+        {"header length past the end",
+         [&] {
+             std::string b = header_file("{}", 0);
+             b[0] = 0x7f;
+             return b;
+         }(),
+         "runs past the end"},
         {"bad JSON", header_file("{\"a\":", 0), "not valid JSON"},
         {"header not an object", header_file("[1,2]", 0), "not a JSON object"},
         {"truncated data", full.substr(0, full.size() - 3), "outside the"},
-        {"offsets out of range", header_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})", 8), "outside the"},
-        {"begin after end", header_file(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})", 8), "outside the"},
-        {"size does not match shape", header_file(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8), "needs 12"},
+        {"offsets out of range", header_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})", 8),
+         "outside the"},
+        {"begin after end", header_file(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})", 8),
+         "outside the"},
+        {"size does not match shape",
+         header_file(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8), "needs 12"},
         {"overlapping offsets",
-         header_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12),
+         header_file(
+             R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+             12),
          "overlap"},
-        {"wrong dtype", header_file(R"({"a":{"dtype":"F16","shape":[4],"data_offsets":[0,8]}})", 8), "unsupported dtype F16"},
-        {"negative dimension", header_file(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8), "negative dimension"},
+        {"wrong dtype", header_file(R"({"a":{"dtype":"F16","shape":[4],"data_offsets":[0,8]}})", 8),
+         "unsupported dtype F16"},
+        {"negative dimension", header_file(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8),
+         "negative dimension"},
         {"no offsets", header_file(R"({"a":{"dtype":"F32","shape":[2]}})", 8), "data_offsets"},
         {"metadata not strings", header_file(R"({"__metadata__":{"x":1}})", 0), "not a string"},
     };
@@ -136,7 +155,8 @@ TEST_CASE("corrupt safetensors files are rejected with the reason", "[checkpoint
     REQUIRE_THROWS_WITH(read_safetensors("/nonexistent/x.safetensors"), Catch::Contains("cannot open"));
 }
 
-TEST_CASE("writes are atomic: a failed write leaves the previous file intact, no temporaries", "[checkpoint]") {
+TEST_CASE("writes are atomic: a failed write leaves the previous file intact, no temporaries",
+          "[checkpoint]") {
     fs::path dir = tmpdir();
     std::string path = (dir / "w.safetensors").string();
     write_safetensors(path, {{"x", Tensor::ones({3})}});
@@ -145,7 +165,8 @@ TEST_CASE("writes are atomic: a failed write leaves the previous file intact, no
     fs::create_directories(fs::path(blocked) / "inside");
     REQUIRE_THROWS(write_safetensors(blocked, {{"x", Tensor::zeros({3})}}));
     CHECK(read_safetensors(path).get("x").to_vector() == std::vector<float>{1, 1, 1});
-    for (auto& e : fs::directory_iterator(dir)) CHECK(e.path().filename().string().find(".tmp.") == std::string::npos);
+    for (auto& e : fs::directory_iterator(dir))
+        CHECK(e.path().filename().string().find(".tmp.") == std::string::npos);
     fs::remove_all(dir);
 }
 
@@ -154,9 +175,15 @@ TEST_CASE("a state_dict written by PyTorch loads (buffers such as mask accepted)
     std::vector<std::pair<std::string, Tensor>> sd;
     for (auto& [n, t] : fx.f32)
         if (n.rfind("init.", 0) == 0) sd.emplace_back(n.substr(5), t);
-    REQUIRE(std::any_of(sd.begin(), sd.end(), [](auto& p) { return p.first.find(".mask") != std::string::npos; }));
+    REQUIRE(std::any_of(sd.begin(), sd.end(),
+                        [](auto& p) { return p.first.find(".mask") != std::string::npos; }));
     GPTConfig c;
-    c.vocab_size = 97; c.context_length = 12; c.emb_dim = 32; c.n_heads = 4; c.n_layers = 2; c.drop_rate = 0;
+    c.vocab_size = 97;
+    c.context_length = 12;
+    c.emb_dim = 32;
+    c.n_heads = 4;
+    c.n_layers = 2;
+    c.drop_rate = 0;
     GPTModel m(c);
     SafeTensors st;
     st.f32 = sd;

@@ -14,7 +14,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Out { int code; std::string text; };
+struct Out {
+    int code;
+    std::string text;
+};
 
 Out run(const std::string& args, const std::string& stdin_text = "") {
     fs::path in = fs::temp_directory_path() / ("tapegrad_cli_in_" + std::to_string(::getpid()));
@@ -49,11 +52,13 @@ TEST_CASE("every subcommand has --help", "[cli]") {
         CHECK_THAT(o.text, Catch::Contains("Usage") || Catch::Contains("OPTIONS"));
     }
     Out o = run("train --help");
-    for (const char* flag : {"--preset", "--attention", "--emb-dim", "--n-heads", "--n-layers", "--context-length",
-                             "--qkv-bias", "--out-proj", "--data", "--epochs", "--max-steps", "--batch-size", "--optimizer",
-                             "--lr", "--weight-decay", "--warmup", "--min-lr", "--clip", "--seed", "--drop-rate",
-                             "--eval-freq", "--eval-iter", "--threads", "--no-shuffle", "--init-from", "--save",
-                             "--resume", "--out", "--probe-every", "--detect-anomaly", "--profile"})
+    for (const char* flag :
+         {"--preset",    "--attention", "--emb-dim",      "--n-heads",   "--n-layers",    "--context-length",
+          "--qkv-bias",  "--out-proj",  "--data",         "--epochs",    "--max-steps",   "--batch-size",
+          "--optimizer", "--lr",        "--weight-decay", "--warmup",    "--min-lr",      "--clip",
+          "--seed",      "--drop-rate", "--eval-freq",    "--eval-iter", "--threads",     "--no-shuffle",
+          "--init-from", "--save",      "--resume",       "--out",       "--probe-every", "--detect-anomaly",
+          "--profile"})
         CHECK_THAT(o.text, Catch::Contains(flag));
 }
 
@@ -71,7 +76,8 @@ TEST_CASE("bad flags print usage and fail", "[cli][errors]") {
     CHECK_THAT(o4.text, Catch::Contains("unknown attention 'nope'") && Catch::Contains("mha"));
 }
 
-TEST_CASE("missing data, too-short text and bad checkpoints: clear errors, nothing half-written", "[cli][errors]") {
+TEST_CASE("missing data, too-short text and bad checkpoints: clear errors, nothing half-written",
+          "[cli][errors]") {
     std::string out = tmp("run_missing");
     Out o = run("train --data /nonexistent.txt --out " + out + " " + kSmall);
     CHECK(o.code == 1);
@@ -94,7 +100,8 @@ TEST_CASE("missing data, too-short text and bad checkpoints: clear errors, nothi
     // a checkpoint of one config cannot resume another
     std::string ck = tmp("ck.safetensors");
     REQUIRE(run("train --max-steps 1 --eval-freq 0 --save " + ck + " " + kSmall).code == 0);
-    Out r = run("train --max-steps 2 --resume " + ck + " --preset tiny --context-length 16 --emb-dim 32 --n-heads 2 "
+    Out r = run("train --max-steps 2 --resume " + ck +
+                " --preset tiny --context-length 16 --emb-dim 32 --n-heads 2 "
                 "--n-layers 1 --quiet");
     CHECK(r.code == 1);
     CHECK_THAT(r.text, Catch::Contains("was made with config"));

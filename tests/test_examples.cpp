@@ -15,16 +15,19 @@
 using namespace tg;
 
 TEST_CASE("silu: gradcheck and PyTorch", "[examples][grad][torch]") {
-    auto r = gradcheck([](const std::vector<Tensor>& x) { return examples::silu(x[0]); }, {test::leaf({3, 5}, 1, -4, 4)});
+    auto r = gradcheck([](const std::vector<Tensor>& x) { return examples::silu(x[0]); },
+                       {test::leaf({3, 5}, 1, -4, 4)});
     INFO(r.report);
     CHECK(r.ok);
     std::ifstream f(test::source_path("tests/fixtures/examples.json"));
     auto j = nlohmann::json::parse(f)["silu"];
-    Tensor x = Tensor::from_vector(j["x"].get<std::vector<float>>(), j["shape"].get<Shape>()).requires_grad_();
+    Tensor x =
+        Tensor::from_vector(j["x"].get<std::vector<float>>(), j["shape"].get<Shape>()).requires_grad_();
     Tensor y = examples::silu(x);
     auto want = j["y"].get<std::vector<double>>();
     auto got = y.to_vector();
-    for (size_t i = 0; i < got.size(); ++i) CHECK(std::fabs(got[i] - want[i]) <= 1e-6 + 1e-3 * std::fabs(want[i]));
+    for (size_t i = 0; i < got.size(); ++i)
+        CHECK(std::fabs(got[i] - want[i]) <= 1e-6 + 1e-3 * std::fabs(want[i]));
     y.backward(Tensor::from_vector(j["upstream"].get<std::vector<float>>(), y.shape()));
     auto gw = j["grad"].get<std::vector<double>>();
     auto gg = x.grad().to_vector();
@@ -43,7 +46,8 @@ TEST_CASE("low-rank + diagonal attention head: gradcheck through x and every par
     CHECK(r.ok);
     std::vector<std::string> names;
     for (auto& [n, t] : head.named_parameters()) names.push_back(n);
-    CHECK(names == std::vector<std::string>{"d", "U.weight", "U.bias", "V.weight", "V.bias", "W_value.weight", "W_value.bias"});
+    CHECK(names == std::vector<std::string>{"d", "U.weight", "U.bias", "V.weight", "V.bias", "W_value.weight",
+                                            "W_value.bias"});
 }
 
 TEST_CASE("a GPT with --attention lowrank builds, names its parameters, and learns", "[examples]") {
@@ -59,7 +63,8 @@ TEST_CASE("a GPT with --attention lowrank builds, names its parameters, and lear
     manual_seed(4);
     models::GPTModel m(c);
     auto sd = m.state_dict();
-    CHECK(std::any_of(sd.begin(), sd.end(), [](auto& p) { return p.first == "trf_blocks.0.att.heads.1.U.weight"; }));
+    CHECK(std::any_of(sd.begin(), sd.end(),
+                      [](auto& p) { return p.first == "trf_blocks.0.att.heads.1.U.weight"; }));
     CHECK(std::any_of(sd.begin(), sd.end(), [](auto& p) { return p.first == "trf_blocks.0.att.heads.0.d"; }));
     std::vector<optim::ParamRef> refs;
     for (auto& [n, t] : m.named_parameters()) refs.push_back({n, t});

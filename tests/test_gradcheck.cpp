@@ -13,13 +13,14 @@ namespace {
 Tensor skewed_mul(const Tensor& a, const Tensor& b, int64_t bad, float factor) {
     Tensor out = Tensor::empty(a.shape());
     for (int64_t i = 0; i < a.numel(); ++i) out.data()[i] = a.data()[i] * b.data()[i];
-    record("skewed_mul", Loc::current(), {a, b}, out, [a, b, bad, factor](const Tensor& g, std::span<GradSlot> gi) {
-        for (int64_t i = 0; i < a.numel(); ++i) {
-            float f = i == bad ? factor : 1.0f;
-            if (gi[0]) gi[0].store(i, g.data()[i] * b.data()[i] * f);
-            if (gi[1]) gi[1].store(i, g.data()[i] * a.data()[i]);
-        }
-    });
+    record("skewed_mul", Loc::current(), {a, b}, out,
+           [a, b, bad, factor](const Tensor& g, std::span<GradSlot> gi) {
+               for (int64_t i = 0; i < a.numel(); ++i) {
+                   float f = i == bad ? factor : 1.0f;
+                   if (gi[0]) gi[0].store(i, g.data()[i] * b.data()[i] * f);
+                   if (gi[1]) gi[1].store(i, g.data()[i] * a.data()[i]);
+               }
+           });
     return out;
 }
 
@@ -56,7 +57,8 @@ TEST_CASE("gradcheck fails a backward off by 1% in one element", "[gradcheck]") 
     Tensor a = test::leaf({4, 5}, 3), b = test::leaf({4, 5}, 4, 0.2f, 1.0f);
     for (int64_t bad = 0; bad < 20; ++bad) {
         for (float factor : {1.01f, 0.99f}) {
-            auto r = gradcheck([bad, factor](auto& x) { return skewed_mul(x[0], x[1], bad, factor); }, {a, b});
+            auto r =
+                gradcheck([bad, factor](auto& x) { return skewed_mul(x[0], x[1], bad, factor); }, {a, b});
             INFO("bad element " << bad << ", factor " << factor << ": " << r.report);
             CHECK_FALSE(r.ok);
             CHECK_THAT(r.report, Catch::Contains("input 0 element " + std::to_string(bad)));

@@ -81,7 +81,8 @@ std::vector<optim::ParamRef> refs(const GPTModel& m) {
 TEST_CASE("GPT matches PyTorch: init, logits, loss, gradients, AdamW steps", "[models][torch]") {
     for (const char* name : {"mha", "mha_qkvbias_noproj", "alt1", "alt1_qkvbias_proj"}) {
         SECTION(name) {
-            SafeTensors fx = read_safetensors(test::source_path(std::string("tests/fixtures/model_") + name + ".safetensors"));
+            SafeTensors fx = read_safetensors(
+                test::source_path(std::string("tests/fixtures/model_") + name + ".safetensors"));
             GPTConfig cfg = config_of(fx);
             manual_seed(std::stoull(fx.metadata.at("seed")));
             GPTModel model(cfg);
@@ -177,9 +178,12 @@ TEST_CASE("state_dict names follow the book", "[models]") {
     c.attention = "alt1";
     GPTModel a(c);
     auto sd = a.state_dict();
-    CHECK(std::any_of(sd.begin(), sd.end(), [](auto& p) { return p.first == "trf_blocks.0.att.heads.3.S.weight"; }));
-    CHECK(std::any_of(sd.begin(), sd.end(), [](auto& p) { return p.first == "trf_blocks.1.att.heads.0.W_value.weight"; }));
-    CHECK_FALSE(std::any_of(sd.begin(), sd.end(), [](auto& p) { return p.first.find("out_proj") != std::string::npos; }));
+    CHECK(std::any_of(sd.begin(), sd.end(),
+                      [](auto& p) { return p.first == "trf_blocks.0.att.heads.3.S.weight"; }));
+    CHECK(std::any_of(sd.begin(), sd.end(),
+                      [](auto& p) { return p.first == "trf_blocks.1.att.heads.0.W_value.weight"; }));
+    CHECK_FALSE(std::any_of(sd.begin(), sd.end(),
+                            [](auto& p) { return p.first.find("out_proj") != std::string::npos; }));
 }
 
 TEST_CASE("train/eval propagate; dropout is identity in eval", "[models]") {

@@ -65,7 +65,11 @@ TEST_CASE("matmul 2-D and batched in every transpose combination", "[ops][grad][
                 a, b);
             Tensor a2 = ta ? leaf({5, 3}, 12) : leaf({3, 5}, 12);
             Tensor b2 = tb ? leaf({4, 5}, 13) : leaf({5, 4}, 13);
-            GRADCHECK([ta, tb](V x) { return matmul(ta ? x[0].transpose(0, 1) : x[0], tb ? x[1].transpose(0, 1) : x[1]); }, a2, b2);
+            GRADCHECK(
+                [ta, tb](V x) {
+                    return matmul(ta ? x[0].transpose(0, 1) : x[0], tb ? x[1].transpose(0, 1) : x[1]);
+                },
+                a2, b2);
         }
 }
 
@@ -84,9 +88,11 @@ TEST_CASE("matmul broadcasts batch dims (4-D, shared weight, attention heads)", 
 }
 
 TEST_CASE("linear with and without bias", "[ops][grad]") {
-    GRADCHECK([](V x) { return linear(x[0], x[1], x[2]); }, leaf({2, 3, 4}, 22), leaf({5, 4}, 23), leaf({5}, 24));
+    GRADCHECK([](V x) { return linear(x[0], x[1], x[2]); }, leaf({2, 3, 4}, 22), leaf({5, 4}, 23),
+              leaf({5}, 24));
     GRADCHECK([](V x) { return linear(x[0], x[1], Tensor()); }, leaf({3, 4}, 25), leaf({2, 4}, 26));
-    GRADCHECK([](V x) { return linear(x[0].transpose(0, 1), x[1], Tensor()); }, leaf({4, 3}, 27), leaf({2, 4}, 28));
+    GRADCHECK([](V x) { return linear(x[0].transpose(0, 1), x[1], Tensor()); }, leaf({4, 3}, 27),
+              leaf({2, 4}, 28));
 }
 
 TEST_CASE("reductions", "[ops][grad]") {

@@ -60,17 +60,30 @@ const std::map<std::string, CaseFn>& cases() {
         {"max_dim1", [](V x, I) { return max(x[0], 1); }},
         {"softmax", [](V x, I) { return softmax(x[0]); }},
         {"log_softmax", [](V x, I) { return log_softmax(x[0]); }},
-        {"masked_softmax", [](V x, I) { return softmax(div(masked_fill(x[0], causal_mask(5), -INFINITY), 2.0f)); }},
+        {"masked_softmax",
+         [](V x, I) { return softmax(div(masked_fill(x[0], causal_mask(5), -INFINITY), 2.0f)); }},
         {"layer_norm", [](V x, I) { return layer_norm(x[0], x[1], x[2]); }},
-        {"embedding_repeated", [](V x, I ids) { return embedding(x[0], Ids{{2, 3}, ids}); }},
-        {"cross_entropy_ignore", [](V x, I t) { return cross_entropy(x[0], Ids{{8}, t}); }},
+        {"embedding_repeated",
+         [](V x, I ids) {
+             return embedding(x[0], Ids{{2, 3}, ids});
+         }},
+        {"cross_entropy_ignore",
+         [](V x, I t) {
+             return cross_entropy(x[0], Ids{{8}, t});
+         }},
         {"dropout_mask",
          [](V x, I m) {
              std::vector<float> mf(m.begin(), m.end());
              return dropout_with_mask(x[0], Tensor::from_vector(mf, x[0].shape()), 0.1f);
          }},
-        {"cat_dim1", [](V x, I) { return cat({x[0], x[1]}, 1); }},
-        {"slice_permute", [](V x, I) { return x[0].permute({2, 0, 1}).slice(0, 1, 3).reshape({2, 6}); }},
+        {"cat_dim1",
+         [](V x, I) {
+             return cat({x[0], x[1]}, 1);
+         }},
+        {"slice_permute",
+         [](V x, I) {
+             return x[0].permute({2, 0, 1}).slice(0, 1, 3).reshape({2, 6});
+         }},
     };
     return m;
 }
@@ -82,7 +95,10 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& want
     size_t wi = 0;
     for (size_t i = 0; i < got.size(); ++i) {
         double excess = std::fabs(got[i] - want[i]) - (atol + rtol * std::fabs(want[i]));
-        if (std::isnan(got[i]) || excess > worst) { worst = std::isnan(got[i]) ? 1e30 : excess; wi = i; }
+        if (std::isnan(got[i]) || excess > worst) {
+            worst = std::isnan(got[i]) ? 1e30 : excess;
+            wi = i;
+        }
     }
     INFO(what << ": worst element " << wi << ": tapegrad " << got[wi] << ", torch " << want[wi]);
     CHECK(worst <= 0);
@@ -100,11 +116,13 @@ TEST_CASE("every op matches PyTorch forward and backward", "[ops][torch]") {
             REQUIRE(cases().count(name));
             std::vector<Tensor> in;
             for (auto& ij : c["inputs"])
-                in.push_back(Tensor::from_vector(ij["data"].get<std::vector<float>>(), ij["shape"].get<Shape>())
-                                 .requires_grad_());
+                in.push_back(
+                    Tensor::from_vector(ij["data"].get<std::vector<float>>(), ij["shape"].get<Shape>())
+                        .requires_grad_());
             Tensor out = cases().at(name)(in, c["ints"].get<std::vector<int64_t>>());
             REQUIRE(out.shape() == c["out"]["shape"].get<Shape>());
-            expect_close(out.to_vector(), c["out"]["data"].get<std::vector<double>>(), 1e-6, 1e-3, name + " forward");
+            expect_close(out.to_vector(), c["out"]["data"].get<std::vector<double>>(), 1e-6, 1e-3,
+                         name + " forward");
             out.backward(Tensor::from_vector(c["upstream"].get<std::vector<float>>(), out.shape()));
             for (size_t k = 0; k < in.size(); ++k) {
                 REQUIRE(in[k].grad().defined());

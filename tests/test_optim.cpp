@@ -17,7 +17,9 @@ static nlohmann::json fixture() {
     return nlohmann::json::parse(f);
 }
 
-static Tensor vec(const std::vector<float>& v) { return Tensor::from_vector(v, {static_cast<int64_t>(v.size())}); }
+static Tensor vec(const std::vector<float>& v) {
+    return Tensor::from_vector(v, {static_cast<int64_t>(v.size())});
+}
 
 TEST_CASE("SGD with momentum and weight decay matches torch.optim.SGD", "[optim][torch]") {
     auto j = fixture()["sgd"];
@@ -54,5 +56,6 @@ TEST_CASE("warmup + cosine schedule equals the book's appendix D", "[optim]") {
     auto j = fixture()["schedule"];
     optim::WarmupCosine s{j["peak"], j["initial"], j["min"], j["warmup"], j["total"]};
     auto lrs = j["lrs"].get<std::vector<double>>();
-    for (size_t i = 0; i < lrs.size(); ++i) CHECK(s(static_cast<int64_t>(i)) == Approx(lrs[i]).epsilon(1e-12));
+    for (size_t i = 0; i < lrs.size(); ++i)
+        CHECK(s(static_cast<int64_t>(i)) == Approx(lrs[i]).epsilon(1e-12));
 }

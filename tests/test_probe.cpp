@@ -13,8 +13,8 @@
 
 #include "optim/adamw.h"
 #include "optim/sgd.h"
-#include "train/probe.h"
 #include "test_util.h"
+#include "train/probe.h"
 
 using namespace tg;
 using namespace tg::train;
@@ -28,7 +28,8 @@ Mat tmul(const float* x, const float* y, int64_t r, int64_t a, int64_t b) {
     Mat out(static_cast<size_t>(a * b), 0.0);
     for (int64_t k = 0; k < r; ++k)
         for (int64_t i = 0; i < a; ++i)
-            for (int64_t j = 0; j < b; ++j) out[i * b + j] += static_cast<double>(x[k * a + i]) * y[k * b + j];
+            for (int64_t j = 0; j < b; ++j)
+                out[i * b + j] += static_cast<double>(x[k * a + i]) * y[k * b + j];
     return out;
 }
 // X Y for X [a, r], Y [r, b]
@@ -46,11 +47,31 @@ Mat transpose(const Mat& x, int64_t a, int64_t b) {
     return out;
 }
 Mat from(const float* p, int64_t n) { return Mat(p, p + n); }
-Mat sub(const Mat& a, const Mat& b) { Mat o(a); for (size_t i = 0; i < o.size(); ++i) o[i] -= b[i]; return o; }
-Mat add(const Mat& a, const Mat& b) { Mat o(a); for (size_t i = 0; i < o.size(); ++i) o[i] += b[i]; return o; }
-Mat scale(const Mat& a, double s) { Mat o(a); for (double& v : o) v *= s; return o; }
-double norm(const Mat& a) { double s = 0; for (double v : a) s += v * v; return std::sqrt(s); }
-double inner(const Mat& a, const Mat& b) { double s = 0; for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i]; return s; }
+Mat sub(const Mat& a, const Mat& b) {
+    Mat o(a);
+    for (size_t i = 0; i < o.size(); ++i) o[i] -= b[i];
+    return o;
+}
+Mat add(const Mat& a, const Mat& b) {
+    Mat o(a);
+    for (size_t i = 0; i < o.size(); ++i) o[i] += b[i];
+    return o;
+}
+Mat scale(const Mat& a, double s) {
+    Mat o(a);
+    for (double& v : o) v *= s;
+    return o;
+}
+double norm(const Mat& a) {
+    double s = 0;
+    for (double v : a) s += v * v;
+    return std::sqrt(s);
+}
+double inner(const Mat& a, const Mat& b) {
+    double s = 0;
+    for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+    return s;
+}
 double rel(const Mat& a, const Mat& b) { return norm(sub(a, b)) / std::max(norm(b), 1e-300); }
 
 models::GPTConfig cfg(const std::string& attention) {
@@ -109,7 +130,8 @@ std::vector<Step> probed_step(models::GPTModel& m, Opt& opt, DynamicsProbe& prob
     opt.step();
     probe.after_update(lr);
     for (size_t i = 0; i < steps.size(); ++i) {
-        std::tie(steps[i].a1, steps[i].b1) = weights(static_cast<int64_t>(i / 2), static_cast<int64_t>(i % 2));
+        std::tie(steps[i].a1, steps[i].b1) =
+            weights(static_cast<int64_t>(i / 2), static_cast<int64_t>(i % 2));
         steps[i].row = probe.rows()[probe.rows().size() - steps.size() + i];
     }
     return steps;
@@ -158,7 +180,9 @@ TEST_CASE("G from the scores hook satisfies dL/dS = G^T (alt1)", "[probe]") {
     tape().clear();
 }
 
-TEST_CASE("mha under AdamW: query + key + cross terms are exactly M_after - M_before; probe norms and cosines agree", "[probe]") {
+TEST_CASE("mha under AdamW: query + key + cross terms are exactly M_after - M_before; probe norms and "
+          "cosines agree",
+          "[probe]") {
     manual_seed(4);
     models::GPTModel m(cfg("mha"));
     optim::AdamW opt(refs(m), {.lr = 1e-2});
@@ -211,7 +235,8 @@ TEST_CASE("under plain SGD the mha terms are -lr G Wk^T Wk and -lr Wq^T Wq G", "
     DynamicsProbe probe(m, "", 1);
     int64_t C = 16, hs = 8;
     for (const Step& s : probed_step(m, opt, probe, lr)) {
-        std::vector<float> dA(s.a1.size()), dB(s.b1.size()), a0(s.a0.begin(), s.a0.end()), b0(s.b0.begin(), s.b0.end());
+        std::vector<float> dA(s.a1.size()), dB(s.b1.size()), a0(s.a0.begin(), s.a0.end()),
+            b0(s.b0.begin(), s.b0.end());
         for (size_t i = 0; i < dA.size(); ++i) dA[i] = static_cast<float>(s.a1[i] - s.a0[i]);
         for (size_t i = 0; i < dB.size(); ++i) dB[i] = static_cast<float>(s.b1[i] - s.b0[i]);
         Mat Tq = tmul(dA.data(), b0.data(), hs, C, C), Tk = tmul(a0.data(), dB.data(), hs, C, C);
@@ -229,7 +254,9 @@ TEST_CASE("probe rows go to a CSV with a header and one row per layer and head",
     manual_seed(7);
     models::GPTModel m(cfg("mha"));
     optim::AdamW opt(refs(m), {.lr = 1e-3});
-    std::string path = (std::filesystem::temp_directory_path() / ("tapegrad_probe_" + std::to_string(::getpid()) + ".csv")).string();
+    std::string path =
+        (std::filesystem::temp_directory_path() / ("tapegrad_probe_" + std::to_string(::getpid()) + ".csv"))
+            .string();
     {
         DynamicsProbe probe(m, path, 2);
         for (int s = 0; s < 3; ++s) {  // steps 0 and 2 are probed

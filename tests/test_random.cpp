@@ -47,7 +47,8 @@ TEST_CASE("normal_ matches torch for sizes 1..100 and large, drawn in sequence",
         auto got = bits_of(v);
         int64_t worst_ulp = 0;
         for (size_t i = 0; i < n; ++i)
-            worst_ulp = std::max<int64_t>(worst_ulp, std::abs(static_cast<int64_t>(got[i]) - static_cast<int64_t>(want[i])));
+            worst_ulp = std::max<int64_t>(
+                worst_ulp, std::abs(static_cast<int64_t>(got[i]) - static_cast<int64_t>(want[i])));
         INFO("n = " << n << ": worst difference " << worst_ulp << " ulp");
         CHECK(worst_ulp == 0);
     }

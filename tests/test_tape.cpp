@@ -77,18 +77,20 @@ TEST_CASE("backward errors: non-scalar, freed tape, op on freed-tape tensors", "
 
 TEST_CASE("shape errors name the op, both shapes and the call site", "[tape][errors]") {
     Tensor a = Tensor::zeros({2, 3}), b = Tensor::zeros({4, 5});
-    REQUIRE_THROWS_WITH(add(a, b), Catch::Contains("add") && Catch::Contains("[2, 3]") && Catch::Contains("[4, 5]") &&
-                                       Catch::Contains("test_tape.cpp:"));
+    REQUIRE_THROWS_WITH(add(a, b), Catch::Contains("add") && Catch::Contains("[2, 3]") &&
+                                       Catch::Contains("[4, 5]") && Catch::Contains("test_tape.cpp:"));
     REQUIRE_THROWS_WITH(matmul(a, b), Catch::Contains("matmul") && Catch::Contains("[2, 3]") &&
                                           Catch::Contains("[4, 5]") && Catch::Contains("test_tape.cpp:"));
-    REQUIRE_THROWS_WITH(linear(a, b, Tensor()), Catch::Contains("linear") && Catch::Contains("[2, 3]") &&
-                                                    Catch::Contains("[4, 5]"));
+    REQUIRE_THROWS_WITH(linear(a, b, Tensor()),
+                        Catch::Contains("linear") && Catch::Contains("[2, 3]") && Catch::Contains("[4, 5]"));
     REQUIRE_THROWS_WITH(layer_norm(a, Tensor::ones({4}), Tensor::zeros({4})),
                         Catch::Contains("layer_norm") && Catch::Contains("[4]") && Catch::Contains("[2, 3]"));
     REQUIRE_THROWS_WITH(cross_entropy(a, Ids{{3}, {0, 1, 2}}), Catch::Contains("cross_entropy") &&
-                                                                  Catch::Contains("[2, 3]") && Catch::Contains("[3]"));
+                                                                   Catch::Contains("[2, 3]") &&
+                                                                   Catch::Contains("[3]"));
     REQUIRE_THROWS_WITH(embedding(b, Ids{{1}, {9}}), Catch::Contains("embedding") && Catch::Contains("id 9"));
-    REQUIRE_THROWS_WITH(cat({a, b}, 0), Catch::Contains("cat") && Catch::Contains("[2, 3]") && Catch::Contains("[4, 5]"));
+    REQUIRE_THROWS_WITH(cat({a, b}, 0),
+                        Catch::Contains("cat") && Catch::Contains("[2, 3]") && Catch::Contains("[4, 5]"));
     REQUIRE_THROWS_WITH(masked_fill(a, b, 0.f), Catch::Contains("masked_fill"));
     REQUIRE_THROWS_WITH(sum(a, 5), Catch::Contains("dim 5 out of range"));
 }
@@ -130,8 +132,8 @@ TEST_CASE("anomaly mode names the entry that made a NaN, forward and backward", 
     // backward: sqrt at 0 is finite forward, infinite gradient backward
     Tensor z = Tensor::from_vector({0, 4}, {2}).requires_grad_();
     Tensor l = sum(sqrt(z));
-    REQUIRE_THROWS_WITH(l.backward(), Catch::Contains("pow") && Catch::Contains("backward") &&
-                                          Catch::Contains("inf"));
+    REQUIRE_THROWS_WITH(l.backward(),
+                        Catch::Contains("pow") && Catch::Contains("backward") && Catch::Contains("inf"));
     set_detect_anomaly(false);
     tape().clear();
 }

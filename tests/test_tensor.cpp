@@ -31,7 +31,7 @@ TEST_CASE("views share storage and index by strides", "[tensor]") {
 TEST_CASE("view of a non-contiguous tensor is an error naming the shapes", "[tensor]") {
     Tensor a = Tensor::zeros({2, 3}).transpose(0, 1);
     REQUIRE_THROWS_WITH(a.view({6}), Catch::Contains("view") && Catch::Contains("[3, 2]") &&
-                                          Catch::Contains("test_tensor.cpp"));
+                                         Catch::Contains("test_tensor.cpp"));
     REQUIRE_THROWS_WITH(Tensor::zeros({2, 3}).view({4, -1}), Catch::Contains("invalid for 6 elements"));
 }
 
@@ -54,7 +54,9 @@ TEST_CASE("to_string prints label, shape and elided values", "[tensor]") {
 TEST_CASE("the storage pool reuses freed buffers of the same size", "[tensor]") {
     { Tensor warm = Tensor::empty({123457}); }
     PoolStats before = pool_stats();
-    for (int i = 0; i < 5; ++i) { Tensor t = Tensor::empty({123457}); }
+    for (int i = 0; i < 5; ++i) {
+        Tensor t = Tensor::empty({123457});
+    }
     PoolStats after = pool_stats();
     CHECK(after.fresh_allocations == before.fresh_allocations);
     CHECK(after.reuses == before.reuses + 5);

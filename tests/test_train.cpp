@@ -9,10 +9,10 @@
 #include <fstream>
 
 #include "models/checkpoint.h"
+#include "test_util.h"
 #include "train/data.h"
 #include "train/tokenizer.h"
 #include "train/trainer.h"
-#include "test_util.h"
 
 using namespace tg;
 using namespace tg::train;
@@ -110,14 +110,18 @@ TEST_CASE("malformed vocab and merges files are rejected naming file and line", 
     std::string bpe_ok = write("ok.bpe", "#version: 0.2\na b\n");
     CHECK(Tokenizer(enc_ok, bpe_ok).encode("ab") == std::vector<int64_t>{2});
     std::string enc_bad = write("bad.json", "{\"a\": 0,\n\"b\": 1,\n\"c\" 2}");
-    REQUIRE_THROWS_WITH(Tokenizer(enc_bad, bpe_ok), Catch::Contains("bad.json:3") && Catch::Contains("not valid JSON"));
+    REQUIRE_THROWS_WITH(Tokenizer(enc_bad, bpe_ok),
+                        Catch::Contains("bad.json:3") && Catch::Contains("not valid JSON"));
     std::string enc_id = write("id.json", R"({"a": 0, "b": 7})");
     REQUIRE_THROWS_WITH(Tokenizer(enc_id, bpe_ok), Catch::Contains("id.json") && Catch::Contains("outside"));
     std::string bpe_bad = write("bad.bpe", "#version: 0.2\na b\nab\n");
-    REQUIRE_THROWS_WITH(Tokenizer(enc_ok, bpe_bad), Catch::Contains("bad.bpe:3") && Catch::Contains("two symbols"));
+    REQUIRE_THROWS_WITH(Tokenizer(enc_ok, bpe_bad),
+                        Catch::Contains("bad.bpe:3") && Catch::Contains("two symbols"));
     std::string bpe_missing = write("missing.bpe", "#version: 0.2\na b\nb a\n");
-    REQUIRE_THROWS_WITH(Tokenizer(enc_ok, bpe_missing), Catch::Contains("missing.bpe:3") && Catch::Contains("not in"));
-    REQUIRE_THROWS_WITH(Tokenizer((d / "nope.json").string(), bpe_ok), Catch::Contains("cannot open") && Catch::Contains("nope.json"));
+    REQUIRE_THROWS_WITH(Tokenizer(enc_ok, bpe_missing),
+                        Catch::Contains("missing.bpe:3") && Catch::Contains("not in"));
+    REQUIRE_THROWS_WITH(Tokenizer((d / "nope.json").string(), bpe_ok),
+                        Catch::Contains("cannot open") && Catch::Contains("nope.json"));
     fs::remove_all(d.parent_path());
 }
 
@@ -135,7 +139,7 @@ TEST_CASE("sliding windows, targets shifted by one, 90% split on characters", "[
     CHECK(drop.num_batches() == 2);
     Generator g(1);
     auto order = keep.begin_iteration(g);
-    CHECK(keep.batch(order, 2).input.shape == Shape{1, 5});  // the short last batch
+    CHECK(keep.batch(order, 2).input.shape == Shape{1, 5});           // the short last batch
     auto [a, b] = split_train_val("h\xC3\xA9llo w\xC3\xB6rld", 0.5);  // 11 characters, 13 bytes
     CHECK(a == "h\xC3\xA9llo");
     CHECK(b == " w\xC3\xB6rld");
@@ -239,8 +243,10 @@ TEST_CASE("resume across an epoch boundary is bit-identical too", "[train][check
     REQUIRE(full.samples.size() == 3);
     run(full.steps / 3 + 1, (d / "b.safetensors").string(), "");  // stops inside epoch 2
     auto rest = run(-1, (d / "c.safetensors").string(), (d / "b.safetensors").string());
-    auto a = models::read_safetensors((d / "a.safetensors").string()), c = models::read_safetensors((d / "c.safetensors").string());
-    for (size_t i = 0; i < a.f32.size(); ++i) CHECK(a.f32[i].second.to_vector() == c.f32[i].second.to_vector());
+    auto a = models::read_safetensors((d / "a.safetensors").string()),
+         c = models::read_safetensors((d / "c.safetensors").string());
+    for (size_t i = 0; i < a.f32.size(); ++i)
+        CHECK(a.f32[i].second.to_vector() == c.f32[i].second.to_vector());
     CHECK(rest.samples.back() == full.samples.back());
     fs::remove_all(d.parent_path());
 }
@@ -265,7 +271,8 @@ TEST_CASE("the tiny preset overfits a short text", "[train]") {
     fs::remove_all(d.parent_path());
 }
 
-TEST_CASE("dropout-on trajectory: same random numbers as PyTorch, step for step (mha and alt1)", "[train][torch][random]") {
+TEST_CASE("dropout-on trajectory: same random numbers as PyTorch, step for step (mha and alt1)",
+          "[train][torch][random]") {
     // tools/make_dropout_fixture.py: the book's flow with dropout 0.1, a shuffled
     // loader and evaluations that read the train loader, 12 steps. Matching to 1e-4
     // needs the same init, dropout masks and batch order as PyTorch.

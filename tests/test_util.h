@@ -16,6 +16,8 @@ inline Tensor leaf(const Shape& shape, uint64_t seed, float lo = -1.0f, float hi
     return t;
 }
 
-inline std::string source_path(const std::string& rel) { return std::string(TAPEGRAD_SOURCE_DIR) + "/" + rel; }
+inline std::string source_path(const std::string& rel) {
+    return std::string(TAPEGRAD_SOURCE_DIR) + "/" + rel;
+}
 
 }  // namespace tg::test

@@ -34,7 +34,8 @@ std::pair<std::string, std::string> split_train_val(const std::string& text, dou
 WindowDataset::WindowDataset(std::vector<int64_t> ids, int64_t max_length, int64_t stride)
     : ids_(std::move(ids)), max_length_(max_length) {
     if (max_length <= 0 || stride <= 0)
-        throw Error(fmt::format("tapegrad: dataset: max_length {} and stride {} must be positive", max_length, stride));
+        throw Error(fmt::format("tapegrad: dataset: max_length {} and stride {} must be positive", max_length,
+                                stride));
     for (int64_t s = 0; s < static_cast<int64_t>(ids_.size()) - max_length; s += stride) starts_.push_back(s);
 }
 
@@ -46,7 +47,8 @@ void WindowDataset::window(int64_t i, int64_t* input, int64_t* target) const {
 
 DataLoader::DataLoader(const WindowDataset& ds, int64_t batch_size, bool shuffle, bool drop_last)
     : ds_(ds), batch_size_(batch_size), shuffle_(shuffle), drop_last_(drop_last) {
-    if (batch_size <= 0) throw Error(fmt::format("tapegrad: loader: batch size {} must be positive", batch_size));
+    if (batch_size <= 0)
+        throw Error(fmt::format("tapegrad: loader: batch size {} must be positive", batch_size));
 }
 
 int64_t DataLoader::num_batches() const {
@@ -69,8 +71,10 @@ Batch DataLoader::batch(const std::vector<int64_t>& order, int64_t k) const {
     int64_t first = k * batch_size_;
     int64_t b = std::min<int64_t>(batch_size_, static_cast<int64_t>(order.size()) - first);
     int64_t T = ds_.max_length();
-    Batch out{{{b, T}, std::vector<int64_t>(static_cast<size_t>(b * T))}, {{b, T}, std::vector<int64_t>(static_cast<size_t>(b * T))}};
-    for (int64_t r = 0; r < b; ++r) ds_.window(order[first + r], out.input.data.data() + r * T, out.target.data.data() + r * T);
+    Batch out{{{b, T}, std::vector<int64_t>(static_cast<size_t>(b * T))},
+              {{b, T}, std::vector<int64_t>(static_cast<size_t>(b * T))}};
+    for (int64_t r = 0; r < b; ++r)
+        ds_.window(order[first + r], out.input.data.data() + r * T, out.target.data.data() + r * T);
     return out;
 }
 

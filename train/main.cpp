@@ -68,7 +68,8 @@ struct TrainFlags {
 void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
     auto& c = f.cfg;
     auto& o = f.opt;
-    app->add_option("--preset", c.preset, "model preset: gpt2-124m (the book's GPT_CONFIG_124M, context 256) or tiny")
+    app->add_option("--preset", c.preset,
+                    "model preset: gpt2-124m (the book's GPT_CONFIG_124M, context 256) or tiny")
         ->capture_default_str();
     if (with_attention)
         app->add_option("--attention", c.attention, "attention variant: mha, alt1, or a registered extension")
@@ -80,26 +81,41 @@ void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
     app->add_option("--n-layers", c.n_layers, "override n_layers");
     app->add_option("--drop-rate", c.drop_rate, "override drop_rate");
     app->add_option("--qkv-bias", c.qkv_bias, "bias on the query/key/value (and S) projections: true|false");
-    app->add_option("--out-proj", c.out_proj, "output projection after the heads: true|false (default: mha on, alt1 off)");
+    app->add_option("--out-proj", c.out_proj,
+                    "output projection after the heads: true|false (default: mha on, alt1 off)");
     app->add_option("--data", o.data_path, "training text")->capture_default_str();
-    app->add_option("--vocab-dir", o.vocab_dir, "folder with encoder.json and vocab.bpe")->capture_default_str();
+    app->add_option("--vocab-dir", o.vocab_dir, "folder with encoder.json and vocab.bpe")
+        ->capture_default_str();
     app->add_option("--epochs", o.epochs, "epochs")->capture_default_str()->check(CLI::NonNegativeNumber);
-    app->add_option("--max-steps", o.max_steps, "stop after this many optimizer steps in all (-1: no limit)")->capture_default_str();
-    app->add_option("--batch-size", o.batch_size, "batch size")->capture_default_str()->check(CLI::PositiveNumber);
-    app->add_option("--optimizer", o.optimizer, "adamw or sgd")->capture_default_str()->check(CLI::IsMember({"adamw", "sgd"}));
+    app->add_option("--max-steps", o.max_steps, "stop after this many optimizer steps in all (-1: no limit)")
+        ->capture_default_str();
+    app->add_option("--batch-size", o.batch_size, "batch size")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app->add_option("--optimizer", o.optimizer, "adamw or sgd")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"adamw", "sgd"}));
     app->add_option("--lr", o.lr, "peak learning rate")->capture_default_str();
-    app->add_option("--weight-decay", o.weight_decay, "weight decay (decoupled for AdamW, L2 for SGD)")->capture_default_str();
+    app->add_option("--weight-decay", o.weight_decay, "weight decay (decoupled for AdamW, L2 for SGD)")
+        ->capture_default_str();
     app->add_option("--momentum", o.momentum, "SGD momentum")->capture_default_str();
-    app->add_option("--warmup", o.warmup, "linear warmup steps, then cosine decay (appendix D)")->capture_default_str();
+    app->add_option("--warmup", o.warmup, "linear warmup steps, then cosine decay (appendix D)")
+        ->capture_default_str();
     app->add_option("--min-lr", f.min_lr, "cosine decay floor and warmup start (enables the schedule)");
-    app->add_option("--clip", o.clip, "clip the global gradient norm to this (0: off)")->capture_default_str();
+    app->add_option("--clip", o.clip, "clip the global gradient norm to this (0: off)")
+        ->capture_default_str();
     app->add_option("--seed", o.seed, "torch.manual_seed before building the model")->capture_default_str();
-    app->add_option("--eval-freq", o.eval_freq, "evaluate every N steps (from step 0)")->capture_default_str();
+    app->add_option("--eval-freq", o.eval_freq, "evaluate every N steps (from step 0)")
+        ->capture_default_str();
     app->add_option("--eval-iter", o.eval_iter, "batches per loader in an evaluation")->capture_default_str();
-    app->add_option("--threads", f.threads, "BLAS threads")->capture_default_str()->check(CLI::PositiveNumber);
+    app->add_option("--threads", f.threads, "BLAS threads")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app->add_flag("--no-shuffle", f.no_shuffle, "do not shuffle the training batches");
-    app->add_option("--init-from", o.init_from, "start from these weights (safetensors with the book's names)");
-    app->add_option("--probe-every", o.probe_every, "record gradient dynamics every N steps and at step 0 (0: off)")
+    app->add_option("--init-from", o.init_from,
+                    "start from these weights (safetensors with the book's names)");
+    app->add_option("--probe-every", o.probe_every,
+                    "record gradient dynamics every N steps and at step 0 (0: off)")
         ->capture_default_str();
     app->add_flag("--detect-anomaly", o.detect_anomaly, "check every op output and gradient for NaN/Inf");
     app->add_flag("--profile", o.profile, "print a per-op profile of one training step");
@@ -134,8 +150,10 @@ int cmd_compare(TrainFlags& f, const std::string& out, const std::vector<std::st
         o.out_dir = out + "/" + variants[i];
         o.save_path = o.out_dir + "/model.safetensors";
         // The first variant draws the batch order; the others replay it.
-        if (i == 0) o.record_orders = &orders;
-        else o.replay_orders = &orders;
+        if (i == 0)
+            o.record_orders = &orders;
+        else
+            o.replay_orders = &orders;
         fmt::print("== {} ({}) ==\n", variants[i], o.config.describe());
         auto res = train::train_model(o);
         train::write_summary(o.out_dir, o, res);
@@ -184,7 +202,8 @@ int cmd_tokenize(const std::string& vocab_dir, bool allow_special, bool decode) 
 
 int main(int argc, char** argv) {
     examples::register_lowrank_attention();  // the extension example: --attention lowrank
-    CLI::App app{"tapegrad: a tape-based autograd and the book's Chapter 5 GPT, with standard and merged (alt1) attention"};
+    CLI::App app{"tapegrad: a tape-based autograd and the book's Chapter 5 GPT, with standard and merged "
+                 "(alt1) attention"};
     app.require_subcommand(1);
 
     TrainFlags tf;
@@ -193,7 +212,8 @@ int main(int argc, char** argv) {
     tf.opt.probe_every = 0;
     auto* train = app.add_subcommand("train", "train one GPT with the book's Chapter 5 loop");
     add_train_flags(train, tf, true);
-    train->add_option("--save", tf.opt.save_path, "write a checkpoint here at the end (model, optimizer, RNG, position)");
+    train->add_option("--save", tf.opt.save_path,
+                      "write a checkpoint here at the end (model, optimizer, RNG, position)");
     train->add_option("--resume", tf.opt.resume_path, "continue a run from a checkpoint written by --save");
     train->add_option("--out", tf.opt.out_dir, "run folder for metrics.csv, dynamics.csv, summary.json");
 
@@ -203,10 +223,13 @@ int main(int argc, char** argv) {
     cf.opt.probe_every = 20;  // alt1 probing is 144 full SVDs: ~7% of its run at 20, 14% at 10
     std::string compare_out = "runs/compare";
     std::vector<std::string> variants = {"mha", "alt1"};
-    auto* compare = app.add_subcommand("compare", "train mha and alt1 from the same seed and batch order, then report");
+    auto* compare =
+        app.add_subcommand("compare", "train mha and alt1 from the same seed and batch order, then report");
     add_train_flags(compare, cf, false);
-    compare->add_option("--out", compare_out, "run directory (one folder per variant, report.md, plots)")->capture_default_str();
-    compare->add_option("--variants", variants, "attention variants to compare, the first sets the batch order")
+    compare->add_option("--out", compare_out, "run directory (one folder per variant, report.md, plots)")
+        ->capture_default_str();
+    compare
+        ->add_option("--variants", variants, "attention variants to compare, the first sets the batch order")
         ->capture_default_str();
 
     std::string ckpt, prompt = "Every effort moves you", gen_vocab = repo_path("data");
@@ -217,17 +240,20 @@ int main(int argc, char** argv) {
     gen->add_option("--checkpoint", ckpt, "a checkpoint written by tapegrad")->required();
     gen->add_option("--prompt", prompt, "start text")->capture_default_str();
     gen->add_option("--max-new-tokens", gopt.max_new_tokens, "tokens to add")->capture_default_str();
-    gen->add_option("--temperature", gopt.temperature, "0: greedy; > 0: sample from softmax(logits / T)")->capture_default_str();
+    gen->add_option("--temperature", gopt.temperature, "0: greedy; > 0: sample from softmax(logits / T)")
+        ->capture_default_str();
     gen->add_option("--top-k", top_k, "keep the k most likely tokens (0: all)")->capture_default_str();
     gen->add_option("--seed", gen_seed, "sampling seed")->capture_default_str();
-    gen->add_option("--vocab-dir", gen_vocab, "folder with encoder.json and vocab.bpe")->capture_default_str();
+    gen->add_option("--vocab-dir", gen_vocab, "folder with encoder.json and vocab.bpe")
+        ->capture_default_str();
 
     bool allow_special = false, decode = false;
     std::string tok_vocab = repo_path("data");
     auto* tok = app.add_subcommand("tokenize", "GPT-2 BPE: text on stdin, one id per line on stdout");
     tok->add_flag("--allow-special", allow_special, "treat <|endoftext|> as the special token 50256");
     tok->add_flag("--decode", decode, "the reverse: ids on stdin, text on stdout");
-    tok->add_option("--vocab-dir", tok_vocab, "folder with encoder.json and vocab.bpe")->capture_default_str();
+    tok->add_option("--vocab-dir", tok_vocab, "folder with encoder.json and vocab.bpe")
+        ->capture_default_str();
 
     std::string report_dir;
     auto* rep = app.add_subcommand("report", "write plots and report.md for a compare run directory");

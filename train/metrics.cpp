@@ -25,8 +25,8 @@ MetricsWriter::~MetricsWriter() {
 
 void MetricsWriter::write(const StepRow& r) {
     auto opt = [](const std::optional<double>& v) { return v ? fmt::format("{:.6f}", *v) : std::string(); };
-    fmt::print(f_, "{},{},{},{:.6f},{:.6g},{:.6f},{:.3f},{},{}\n", r.epoch, r.step, r.tokens_seen, r.batch_loss, r.lr,
-               r.grad_norm, r.elapsed_s, opt(r.train_loss), opt(r.val_loss));
+    fmt::print(f_, "{},{},{},{:.6f},{:.6g},{:.6f},{:.3f},{},{}\n", r.epoch, r.step, r.tokens_seen,
+               r.batch_loss, r.lr, r.grad_norm, r.elapsed_s, opt(r.train_loss), opt(r.val_loss));
     std::fflush(f_);
 }
 

@@ -28,8 +28,9 @@ double dot(const float* a, const float* b, int64_t n) {
 // norm and inner product of the dM terms (float would lose ||dM||, ~1e-3 of ||M||).
 std::vector<double> gram(const float* x, const float* y, int64_t r, int64_t c) {
     std::vector<double> xd(x, x + r * c), yd(y, y + r * c), g(static_cast<size_t>(r * r));
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(r), static_cast<int>(r), static_cast<int>(c), 1.0,
-                xd.data(), static_cast<int>(c), yd.data(), static_cast<int>(c), 0.0, g.data(), static_cast<int>(r));
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(r), static_cast<int>(r),
+                static_cast<int>(c), 1.0, xd.data(), static_cast<int>(c), yd.data(), static_cast<int>(c), 0.0,
+                g.data(), static_cast<int>(r));
     return g;
 }
 
@@ -43,7 +44,8 @@ double dotd(const std::vector<double>& a, const std::vector<double>& b) {
 std::vector<double> singular_values(std::vector<float> a, int64_t m, int64_t n) {
     std::vector<float> s(static_cast<size_t>(std::min(m, n)));
     int info = LAPACKE_sgesdd(LAPACK_ROW_MAJOR, 'N', static_cast<int>(m), static_cast<int>(n), a.data(),
-                              static_cast<int>(n), s.data(), nullptr, static_cast<int>(m), nullptr, static_cast<int>(n));
+                              static_cast<int>(n), s.data(), nullptr, static_cast<int>(m), nullptr,
+                              static_cast<int>(n));
     if (info != 0) throw Error(fmt::format("tapegrad: probe: LAPACK sgesdd failed (info {})", info));
     return {s.begin(), s.end()};
 }
@@ -54,7 +56,8 @@ std::vector<double> r_of_transpose(const float* a, int64_t k, int64_t c) {
     for (int64_t i = 0; i < k; ++i)
         for (int64_t j = 0; j < c; ++j) at[j * k + i] = a[i * c + j];
     std::vector<double> tau(static_cast<size_t>(k));
-    int info = LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, static_cast<int>(c), static_cast<int>(k), at.data(), static_cast<int>(k), tau.data());
+    int info = LAPACKE_dgeqrf(LAPACK_ROW_MAJOR, static_cast<int>(c), static_cast<int>(k), at.data(),
+                              static_cast<int>(k), tau.data());
     if (info != 0) throw Error(fmt::format("tapegrad: probe: LAPACK dgeqrf failed (info {})", info));
     std::vector<double> r(static_cast<size_t>(k * k), 0.0);
     for (int64_t i = 0; i < k; ++i)
@@ -74,7 +77,8 @@ std::vector<double> lowrank_singular_values(const float* wq, const float* wk, in
         }
     std::vector<double> sv(static_cast<size_t>(hs));
     int info = LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'N', static_cast<int>(hs), static_cast<int>(hs), core.data(),
-                              static_cast<int>(hs), sv.data(), nullptr, static_cast<int>(hs), nullptr, static_cast<int>(hs));
+                              static_cast<int>(hs), sv.data(), nullptr, static_cast<int>(hs), nullptr,
+                              static_cast<int>(hs));
     if (info != 0) throw Error(fmt::format("tapegrad: probe: LAPACK dgesdd failed (info {})", info));
     return sv;
 }
@@ -82,7 +86,8 @@ std::vector<double> lowrank_singular_values(const float* wq, const float* wk, in
 // Largest eigenvalue of a symmetric [n, n] matrix.
 double top_eigenvalue(const std::vector<double>& s, int64_t n) {
     std::vector<double> a(s.begin(), s.end()), w(static_cast<size_t>(n));
-    int info = LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', static_cast<int>(n), a.data(), static_cast<int>(n), w.data());
+    int info = LAPACKE_dsyev(LAPACK_ROW_MAJOR, 'N', 'U', static_cast<int>(n), a.data(), static_cast<int>(n),
+                             w.data());
     if (info != 0) throw Error(fmt::format("tapegrad: probe: LAPACK dsyev failed (info {})", info));
     return w.back();
 }
@@ -121,9 +126,9 @@ double attention_entropy(const float* s, int64_t n, int64_t T, int64_t hs) {
 }  // namespace
 
 struct DynamicsProbe::Head {
-    std::vector<float> D;       // dL/dscores [B, T, T]
-    std::vector<float> G;       // [C, C]
-    std::vector<float> a, b;    // before the update: Wq, Wk [HS, C] (mha) or S [C, C] (alt1)
+    std::vector<float> D;     // dL/dscores [B, T, T]
+    std::vector<float> G;     // [C, C]
+    std::vector<float> a, b;  // before the update: Wq, Wk [HS, C] (mha) or S [C, C] (alt1)
     HeadDynamics row;
     bool have_grad = false;
 };
@@ -163,9 +168,10 @@ DynamicsProbe::~DynamicsProbe() {
 }
 
 std::string DynamicsProbe::csv_header() {
-    std::string h = "step,layer,head,g_norm,dwq_norm,dwk_norm,ds_norm,m_norm,dm_norm,dm_rel,"
-                    "term_q_norm,term_k_norm,term_x_norm,term_s_norm,term_q_cos,term_k_cos,term_x_cos,term_s_cos,"
-                    "dm_cos,wq_top,wq_trace,wk_top,wk_trace,stable_rank,effective_rank,nuclear,attn_entropy";
+    std::string h =
+        "step,layer,head,g_norm,dwq_norm,dwk_norm,ds_norm,m_norm,dm_norm,dm_rel,"
+        "term_q_norm,term_k_norm,term_x_norm,term_s_norm,term_q_cos,term_k_cos,term_x_cos,term_s_cos,"
+        "dm_cos,wq_top,wq_trace,wk_top,wk_trace,stable_rank,effective_rank,nuclear,attn_entropy";
     for (int i = 1; i <= kTopSV; ++i) h += fmt::format(",sv{}", i);
     return h;
 }
@@ -198,7 +204,8 @@ void DynamicsProbe::begin_step(int64_t step) {
             for (int64_t h = (head < 0 ? 0 : head); h < (head < 0 ? nh : head + 1); ++h) {
                 std::vector<float> one(static_cast<size_t>(L.B * T * T));
                 for (int64_t b = 0; b < L.B; ++b)
-                    std::copy_n(s.data() + ((head < 0 ? b * nh + h : b) * T * T), T * T, one.data() + b * T * T);
+                    std::copy_n(s.data() + ((head < 0 ? b * nh + h : b) * T * T), T * T,
+                                one.data() + b * T * T);
                 L.heads[h].row.attn_entropy = attention_entropy(one.data(), L.B, T, hs);
             }
             Tensor sc = scores;
@@ -209,7 +216,8 @@ void DynamicsProbe::begin_step(int64_t step) {
                     Head& H = L.heads[h];
                     H.D.resize(static_cast<size_t>(L.B * T * T));
                     for (int64_t b = 0; b < L.B; ++b)
-                        std::copy_n(g.data() + ((head < 0 ? b * nh + h : b) * T * T), T * T, H.D.data() + b * T * T);
+                        std::copy_n(g.data() + ((head < 0 ? b * nh + h : b) * T * T), T * T,
+                                    H.D.data() + b * T * T);
                     H.have_grad = true;
                 }
                 return Tensor();
@@ -230,10 +238,13 @@ void DynamicsProbe::after_backward() {
         std::vector<float> y(static_cast<size_t>(T * C));
         for (size_t h = 0; h < L.heads.size(); ++h) {
             Head& H = L.heads[h];
-            if (!H.have_grad) throw Error(fmt::format("tapegrad: probe: no gradient reached the scores of layer {} head {}", li, h));
+            if (!H.have_grad)
+                throw Error(fmt::format("tapegrad: probe: no gradient reached the scores of layer {} head {}",
+                                        li, h));
             H.G.assign(static_cast<size_t>(C * C), 0.0f);
             for (int64_t b = 0; b < L.B; ++b) {  // G += x_b^T (D_b x_b)
-                gemm(false, false, T, C, T, 1.0f, H.D.data() + b * T * T, T, x.data() + b * T * C, C, 0.0f, y.data(), C);
+                gemm(false, false, T, C, T, 1.0f, H.D.data() + b * T * T, T, x.data() + b * T * C, C, 0.0f,
+                     y.data(), C);
                 gemm(true, false, C, C, T, 1.0f, x.data() + b * T * C, C, y.data(), C, 1.0f, H.G.data(), C);
             }
             HeadDynamics& r = H.row;
@@ -313,7 +324,8 @@ void DynamicsProbe::measure_update(Layer& L, Head& H) const {
         double qk = dotd(dAA, BdB), qx = dotd(dAdA, BdB), kx = dotd(AdA, dBdB);
         double dm2 = std::max(0.0, tq + tk + tx + 2 * (qk + qx + kx));
         // <A^T B, G> = <A, B G^T>, with the [HS, C] products by gemm
-        std::vector<float> BGt(static_cast<size_t>(hs * C)), dBGt(static_cast<size_t>(hs * C)), AG(static_cast<size_t>(hs * C));
+        std::vector<float> BGt(static_cast<size_t>(hs * C)), dBGt(static_cast<size_t>(hs * C)),
+            AG(static_cast<size_t>(hs * C));
         gemm(false, true, hs, C, C, 1.0f, B, C, G, C, 0.0f, BGt.data(), C);
         gemm(false, true, hs, C, C, 1.0f, pdB, C, G, C, 0.0f, dBGt.data(), C);
         gemm(false, false, hs, C, C, 1.0f, A, C, G, C, 0.0f, AG.data(), C);
@@ -322,7 +334,8 @@ void DynamicsProbe::measure_update(Layer& L, Head& H) const {
         double ix = dot(pdA, dBGt.data(), hs * C);  // <dWq^T dWk, G>
         r.m_norm = std::sqrt(m2);
         r.dm_norm = std::sqrt(dm2);
-        double norms[3] = {std::sqrt(std::max(0.0, tq)), std::sqrt(std::max(0.0, tk)), std::sqrt(std::max(0.0, tx))};
+        double norms[3] = {std::sqrt(std::max(0.0, tq)), std::sqrt(std::max(0.0, tk)),
+                           std::sqrt(std::max(0.0, tx))};
         double ips[3] = {iq, ik, ix};
         for (int t = 0; t < 3; ++t) {
             r.term_norm[t] = norms[t];
@@ -379,11 +392,11 @@ void DynamicsProbe::write_rows(size_t from) {
         if (a)
             line += fmt::format(",,,{},,,,{},", v(r.term_norm[0]), v(r.term_cos[0]));
         else
-            line += fmt::format("{},{},{},,{},{},{},,", v(r.term_norm[0]), v(r.term_norm[1]), v(r.term_norm[2]),
-                                v(r.term_cos[0]), v(r.term_cos[1]), v(r.term_cos[2]));
-        line += fmt::format("{},{},{},{},{},{},{},{},{}", v(r.dm_cos), a ? "" : v(r.wq_top), a ? "" : v(r.wq_trace),
-                            a ? "" : v(r.wk_top), a ? "" : v(r.wk_trace), v(r.stable_rank), v(r.effective_rank),
-                            v(r.nuclear), v(r.attn_entropy));
+            line += fmt::format("{},{},{},,{},{},{},,", v(r.term_norm[0]), v(r.term_norm[1]),
+                                v(r.term_norm[2]), v(r.term_cos[0]), v(r.term_cos[1]), v(r.term_cos[2]));
+        line += fmt::format("{},{},{},{},{},{},{},{},{}", v(r.dm_cos), a ? "" : v(r.wq_top),
+                            a ? "" : v(r.wq_trace), a ? "" : v(r.wk_top), a ? "" : v(r.wk_trace),
+                            v(r.stable_rank), v(r.effective_rank), v(r.nuclear), v(r.attn_entropy));
         for (int k = 0; k < kTopSV; ++k) {
             line += ',';
             if (k < static_cast<int>(r.sv.size())) line += v(r.sv[k]);

@@ -30,16 +30,16 @@ namespace tg::train {
 // Everything recorded for one head at one probed step.
 struct HeadDynamics {
     int64_t step = 0, layer = 0, head = 0;
-    bool merged = false;                                            // alt1 (M = S^T): one term
-    double g_norm = 0, dwq_norm = 0, dwk_norm = 0, ds_norm = 0;    // gradient norms
-    double m_norm = 0, dm_norm = 0, dm_rel = 0;                     // ||M||, ||dM||, ||dM||/||M||
-    double term_norm[3] = {0, 0, 0};                                // query, key, cross (alt1: [0] = dS^T)
-    double term_cos[3] = {0, 0, 0};                                 // cosine of each term with -G
-    double dm_cos = 0;                                              // cosine of dM with -G
-    double wq_top = 0, wq_trace = 0, wk_top = 0, wk_trace = 0;      // Wq^T Wq, Wk^T Wk: top eigenvalue, trace
-    std::vector<double> sv;                                         // top singular values of M
+    bool merged = false;                                         // alt1 (M = S^T): one term
+    double g_norm = 0, dwq_norm = 0, dwk_norm = 0, ds_norm = 0;  // gradient norms
+    double m_norm = 0, dm_norm = 0, dm_rel = 0;                  // ||M||, ||dM||, ||dM||/||M||
+    double term_norm[3] = {0, 0, 0};                             // query, key, cross (alt1: [0] = dS^T)
+    double term_cos[3] = {0, 0, 0};                              // cosine of each term with -G
+    double dm_cos = 0;                                           // cosine of dM with -G
+    double wq_top = 0, wq_trace = 0, wk_top = 0, wk_trace = 0;   // Wq^T Wq, Wk^T Wk: top eigenvalue, trace
+    std::vector<double> sv;                                      // top singular values of M
     double stable_rank = 0, effective_rank = 0, nuclear = 0;
-    double attn_entropy = 0;                                        // mean over rows of the softmax entropy
+    double attn_entropy = 0;  // mean over rows of the softmax entropy
 };
 
 class DynamicsProbe : public StepObserver {

@@ -23,14 +23,21 @@ nlohmann::json read_json(const std::string& path) {
     return nlohmann::json::parse(f);
 }
 
-struct Stat { double sum = 0; int n = 0; double mean() const { return n ? sum / n : std::nan(""); } };
+struct Stat {
+    double sum = 0;
+    int n = 0;
+    double mean() const { return n ? sum / n : std::nan(""); }
+};
 
 // Mean of a dynamics column over all heads and layers, at steps in [lo, hi].
 double mean_col(const Csv& c, const std::string& col, double lo, double hi) {
     Stat s;
     for (size_t r = 0; r < c.rows.size(); ++r) {
         double st = c.at(r, "step"), v = c.at(r, col);
-        if (st >= lo && st <= hi && !std::isnan(v)) { s.sum += v; s.n++; }
+        if (st >= lo && st <= hi && !std::isnan(v)) {
+            s.sum += v;
+            s.n++;
+        }
     }
     return s.mean();
 }
@@ -38,16 +45,19 @@ double mean_col(const Csv& c, const std::string& col, double lo, double hi) {
 std::string dynamics_section(const std::string& run_dir, const std::vector<std::string>& variants) {
     std::map<std::string, Csv> dyn;
     for (auto& v : variants)
-        if (fs::exists(run_dir + "/" + v + "/dynamics.csv")) dyn[v] = read_csv(run_dir + "/" + v + "/dynamics.csv");
+        if (fs::exists(run_dir + "/" + v + "/dynamics.csv"))
+            dyn[v] = read_csv(run_dir + "/" + v + "/dynamics.csv");
     if (dyn.empty()) return "";
-    std::string md = "\n## Gradient dynamics\n\n"
-                     "Per layer and head, G = dL/dM is the gradient with respect to the effective bilinear matrix "
-                     "(mha: M = Wq^T Wk; alt1: M = S^T). Each optimizer step changes M by dM; for mha dM = query term "
-                     "dWq^T Wk + key term Wq^T dWk + cross term dWq^T dWk, for alt1 dM = dS^T. Figures below are means "
-                     "over all layers and heads (see `dynamics.csv` for each head).\n\n"
-                     "| variant | probed steps | ||G|| | ||dM||/||M|| | cos(dM, -G) | query share | key share | cross share | "
-                     "stable rank of M (first -> last) | effective rank (first -> last) |\n"
-                     "|---|---|---|---|---|---|---|---|---|---|\n";
+    std::string md =
+        "\n## Gradient dynamics\n\n"
+        "Per layer and head, G = dL/dM is the gradient with respect to the effective bilinear matrix "
+        "(mha: M = Wq^T Wk; alt1: M = S^T). Each optimizer step changes M by dM; for mha dM = query term "
+        "dWq^T Wk + key term Wq^T dWk + cross term dWq^T dWk, for alt1 dM = dS^T. Figures below are means "
+        "over all layers and heads (see `dynamics.csv` for each head).\n\n"
+        "| variant | probed steps | ||G|| | ||dM||/||M|| | cos(dM, -G) | query share | key share | cross "
+        "share | "
+        "stable rank of M (first -> last) | effective rank (first -> last) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n";
     std::string words;
     for (const std::string& v : variants) {
         if (!dyn.count(v)) continue;
@@ -68,27 +78,35 @@ std::string dynamics_section(const std::string& run_dir, const std::vector<std::
         double tot = q + k + x;
         double cosm = mean_col(c, "dm_cos", 0, 1e300);
         double sr0 = mean_col(c, "stable_rank", first, first), sr1 = mean_col(c, "stable_rank", last, last);
-        double er0 = mean_col(c, "effective_rank", first, first), er1 = mean_col(c, "effective_rank", last, last);
-        auto pct = [&](double t) { return merged ? std::string("-") : fmt::format("{:.1f}%", 100 * t / tot); };
-        md += fmt::format("| {} | {} | {:.3g} | {:.3g} | {:.3f} | {} | {} | {} | {:.2f} -> {:.2f} | {:.1f} -> {:.1f} |\n", v,
-                          n_steps, mean_col(c, "g_norm", 0, 1e300), mean_col(c, "dm_rel", 0, 1e300), cosm, pct(q),
-                          pct(k), pct(x), sr0, sr1, er0, er1);
+        double er0 = mean_col(c, "effective_rank", first, first),
+               er1 = mean_col(c, "effective_rank", last, last);
+        auto pct = [&](double t) {
+            return merged ? std::string("-") : fmt::format("{:.1f}%", 100 * t / tot);
+        };
+        md += fmt::format(
+            "| {} | {} | {:.3g} | {:.3g} | {:.3f} | {} | {} | {} | {:.2f} -> {:.2f} | {:.1f} -> {:.1f} |\n",
+            v, n_steps, mean_col(c, "g_norm", 0, 1e300), mean_col(c, "dm_rel", 0, 1e300), cosm, pct(q),
+            pct(k), pct(x), sr0, sr1, er0, er1);
         if (!merged) {
             std::string dom = q >= k && q >= x ? "query" : (k >= x ? "key" : "cross");
-            words += fmt::format("- **{}**: the {} term carries the largest share of the update to M ({:.1f}% of the summed "
-                                 "term norms; query {:.1f}%, key {:.1f}%, cross {:.1f}%). The cross term dWq^T dWk is second "
-                                 "order and stays small. On average dM points {:.3f} along -G (cosine), i.e. the factored "
-                                 "update does not follow the merged gradient direction: each factor's gradient is G "
-                                 "preconditioned by the other factor (Wk G^T, Wq G) and AdamW rescales it per element. "
-                                 "Stable rank of M goes {:.2f} -> {:.2f}, effective rank {:.1f} -> {:.1f} (M has rank <= HS).\n",
-                                 v, dom, 100 * std::max({q, k, x}) / tot, 100 * q / tot, 100 * k / tot, 100 * x / tot, cosm,
-                                 sr0, sr1, er0, er1);
+            words += fmt::format(
+                "- **{}**: the {} term carries the largest share of the update to M ({:.1f}% of the summed "
+                "term norms; query {:.1f}%, key {:.1f}%, cross {:.1f}%). The cross term dWq^T dWk is second "
+                "order and stays small. On average dM points {:.3f} along -G (cosine), i.e. the factored "
+                "update does not follow the merged gradient direction: each factor's gradient is G "
+                "preconditioned by the other factor (Wk G^T, Wq G) and AdamW rescales it per element. "
+                "Stable rank of M goes {:.2f} -> {:.2f}, effective rank {:.1f} -> {:.1f} (M has rank <= "
+                "HS).\n",
+                v, dom, 100 * std::max({q, k, x}) / tot, 100 * q / tot, 100 * k / tot, 100 * x / tot, cosm,
+                sr0, sr1, er0, er1);
         } else {
-            words += fmt::format("- **{}**: dM = dS^T is the only term. Its cosine with -G averages {:.3f}: under plain SGD it "
-                                 "would be exactly 1 (dS^T = -lr G), so the gap is AdamW's per-element normalisation alone. "
-                                 "Stable rank of M goes {:.2f} -> {:.2f}, effective rank {:.1f} -> {:.1f} (M is a full "
-                                 "C x C matrix).\n",
-                                 v, cosm, sr0, sr1, er0, er1);
+            words += fmt::format(
+                "- **{}**: dM = dS^T is the only term. Its cosine with -G averages {:.3f}: under plain SGD "
+                "it "
+                "would be exactly 1 (dS^T = -lr G), so the gap is AdamW's per-element normalisation alone. "
+                "Stable rank of M goes {:.2f} -> {:.2f}, effective rank {:.1f} -> {:.1f} (M is a full "
+                "C x C matrix).\n",
+                v, cosm, sr0, sr1, er0, er1);
         }
     }
     md += "\n" + words + "\n";
@@ -103,9 +121,12 @@ std::vector<std::string> run_variants(const std::string& run_dir) {
     std::vector<std::string> out;
     if (!fs::is_directory(run_dir)) throw Error("tapegrad: report: '" + run_dir + "' is not a directory");
     for (auto& e : fs::directory_iterator(run_dir))
-        if (e.is_directory() && fs::exists(e.path() / "metrics.csv")) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return (a == "mha") != (b == "mha") ? a == "mha" : a < b; });
-    if (out.empty()) throw Error("tapegrad: report: no run (a folder with metrics.csv) under '" + run_dir + "'");
+        if (e.is_directory() && fs::exists(e.path() / "metrics.csv"))
+            out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end(),
+              [](auto& a, auto& b) { return (a == "mha") != (b == "mha") ? a == "mha" : a < b; });
+    if (out.empty())
+        throw Error("tapegrad: report: no run (a folder with metrics.csv) under '" + run_dir + "'");
     return out;
 }
 
@@ -114,20 +135,23 @@ void write_report(const std::string& run_dir) {
     plot_losses(run_dir, variants);
     plot_dynamics(run_dir, variants);
     std::string md = "# tapegrad compare: " + fs::path(run_dir).filename().string() + "\n\n";
-    md += "| variant | parameters | steps | seconds / step | tokens / s | final train loss | final val loss |\n"
-          "|---|---|---|---|---|---|---|\n";
+    md +=
+        "| variant | parameters | steps | seconds / step | tokens / s | final train loss | final val loss |\n"
+        "|---|---|---|---|---|---|---|\n";
     std::vector<nlohmann::json> sums;
     for (auto& v : variants) {
         auto s = read_json(run_dir + "/" + v + "/summary.json");
         sums.push_back(s);
-        md += fmt::format("| {} | {} | {} | {:.3f} | {:.0f} | {:.3f} | {:.3f} |\n", v, s["num_parameters"].get<int64_t>(),
-                          s["steps"].get<int64_t>(), s["seconds_per_step"].get<double>(), s["tokens_per_second"].get<double>(),
+        md += fmt::format("| {} | {} | {} | {:.3f} | {:.0f} | {:.3f} | {:.3f} |\n", v,
+                          s["num_parameters"].get<int64_t>(), s["steps"].get<int64_t>(),
+                          s["seconds_per_step"].get<double>(), s["tokens_per_second"].get<double>(),
                           s.value("final_train_loss", std::nan("")), s.value("final_val_loss", std::nan("")));
     }
-    md += "\nSettings: " + sums[0]["config"].dump() + fmt::format(", lr {}, weight decay {}, seed {}, batch {}, epochs {}.\n",
-                                                                 sums[0]["lr"].get<double>(), sums[0]["weight_decay"].get<double>(),
-                                                                 sums[0]["seed"].get<uint64_t>(), sums[0]["batch_size"].get<int64_t>(),
-                                                                 sums[0]["epochs"].get<int64_t>());
+    md +=
+        "\nSettings: " + sums[0]["config"].dump() +
+        fmt::format(", lr {}, weight decay {}, seed {}, batch {}, epochs {}.\n", sums[0]["lr"].get<double>(),
+                    sums[0]["weight_decay"].get<double>(), sums[0]["seed"].get<uint64_t>(),
+                    sums[0]["batch_size"].get<int64_t>(), sums[0]["epochs"].get<int64_t>());
     md += "\n![loss](loss.png)\n\n## Loss lines\n\n";
     for (size_t i = 0; i < variants.size(); ++i)
         md += "**" + variants[i] + "**\n```\n" + sums[i]["book_lines"].get<std::string>() + "```\n";

@@ -30,7 +30,8 @@ std::vector<uint32_t> byte_to_codepoint() {
 }
 
 // Map a byte-to-unicode escaped token (UTF-8 of the escape code points) back to raw bytes.
-bool unescape(const std::string& tok, const std::unordered_map<uint32_t, uint8_t>& cp_to_byte, std::string& out) {
+bool unescape(const std::string& tok, const std::unordered_map<uint32_t, uint8_t>& cp_to_byte,
+              std::string& out) {
     out.clear();
     std::string clean = Tokenizer::sanitize_utf8(tok);
     if (clean != tok) return false;
@@ -73,7 +74,9 @@ std::string read_all(const std::string& path) {
 
 struct Tokenizer::Regex {
     pcre2_code* code = nullptr;
-    ~Regex() { if (code) pcre2_code_free(code); }
+    ~Regex() {
+        if (code) pcre2_code_free(code);
+    }
 };
 
 std::string Tokenizer::sanitize_utf8(const std::string& s) {
@@ -86,27 +89,47 @@ std::string Tokenizer::sanitize_utf8(const std::string& s) {
         unsigned char c = static_cast<unsigned char>(s[i]);
         int need = 0;
         unsigned lo = 0x80, hi = 0xBF;
-        if (c < 0x80) { out.push_back(static_cast<char>(c)); ++i; continue; }
-        if (c >= 0xC2 && c <= 0xDF) need = 1;
-        else if (c >= 0xE0 && c <= 0xEF) { need = 2; if (c == 0xE0) lo = 0xA0; if (c == 0xED) hi = 0x9F; }
-        else if (c >= 0xF0 && c <= 0xF4) { need = 3; if (c == 0xF0) lo = 0x90; if (c == 0xF4) hi = 0x8F; }
-        else { out += "\xEF\xBF\xBD"; ++i; continue; }
+        if (c < 0x80) {
+            out.push_back(static_cast<char>(c));
+            ++i;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF)
+            need = 1;
+        else if (c >= 0xE0 && c <= 0xEF) {
+            need = 2;
+            if (c == 0xE0) lo = 0xA0;
+            if (c == 0xED) hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            need = 3;
+            if (c == 0xF0) lo = 0x90;
+            if (c == 0xF4) hi = 0x8F;
+        } else {
+            out += "\xEF\xBF\xBD";
+            ++i;
+            continue;
+        }
         size_t j = i + 1;
         int got = 0;
         while (got < need && j < n) {
             unsigned char d = static_cast<unsigned char>(s[j]);
             if (d < lo || d > hi) break;
-            lo = 0x80; hi = 0xBF;
-            ++j; ++got;
+            lo = 0x80;
+            hi = 0xBF;
+            ++j;
+            ++got;
         }
-        if (got == need) out.append(s, i, j - i);
-        else out += "\xEF\xBF\xBD";
+        if (got == need)
+            out.append(s, i, j - i);
+        else
+            out += "\xEF\xBF\xBD";
         i = j;
     }
     return out;
 }
 
-Tokenizer::Tokenizer(const std::string& enc_path, const std::string& bpe_path) : re_(std::make_unique<Regex>()) {
+Tokenizer::Tokenizer(const std::string& enc_path, const std::string& bpe_path)
+    : re_(std::make_unique<Regex>()) {
     std::vector<uint32_t> b2c = byte_to_codepoint();
     std::unordered_map<uint32_t, uint8_t> c2b;
     for (int b = 0; b < 256; ++b) c2b[b2c[b]] = static_cast<uint8_t>(b);
@@ -116,21 +139,28 @@ Tokenizer::Tokenizer(const std::string& enc_path, const std::string& bpe_path) :
     try {
         enc = nlohmann::json::parse(enc_text);
     } catch (const nlohmann::json::parse_error& e) {
-        throw Error(fmt::format("tapegrad: tokenizer: {}:{}: not valid JSON ({})", enc_path, line_of(enc_text, e.byte), e.what()));
+        throw Error(fmt::format("tapegrad: tokenizer: {}:{}: not valid JSON ({})", enc_path,
+                                line_of(enc_text, e.byte), e.what()));
     }
-    if (!enc.is_object() || enc.empty()) throw Error("tapegrad: tokenizer: " + enc_path + ":1: expected a JSON object of token -> id");
+    if (!enc.is_object() || enc.empty())
+        throw Error("tapegrad: tokenizer: " + enc_path + ":1: expected a JSON object of token -> id");
     id_to_bytes_.resize(enc.size());
     std::vector<bool> seen(enc.size(), false);
     for (auto& [tok, id] : enc.items()) {
-        if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= static_cast<int64_t>(enc.size()))
-            throw Error(fmt::format("tapegrad: tokenizer: {}: token '{}' has id {} outside [0, {})", enc_path, tok, id.dump(), enc.size()));
+        if (!id.is_number_integer() || id.get<int64_t>() < 0 ||
+            id.get<int64_t>() >= static_cast<int64_t>(enc.size()))
+            throw Error(fmt::format("tapegrad: tokenizer: {}: token '{}' has id {} outside [0, {})", enc_path,
+                                    tok, id.dump(), enc.size()));
         int64_t i = id.get<int64_t>();
         if (seen[i]) throw Error(fmt::format("tapegrad: tokenizer: {}: id {} is given twice", enc_path, i));
         seen[i] = true;
         std::string bytes;
-        if (tok == "<|endoftext|>") bytes = tok;
+        if (tok == "<|endoftext|>")
+            bytes = tok;
         else if (!unescape(tok, c2b, bytes))
-            throw Error(fmt::format("tapegrad: tokenizer: {}: token '{}' (id {}) is not in GPT-2's byte alphabet", enc_path, tok, i));
+            throw Error(
+                fmt::format("tapegrad: tokenizer: {}: token '{}' (id {}) is not in GPT-2's byte alphabet",
+                            enc_path, tok, i));
         id_to_bytes_[i] = bytes;
         if (tok != "<|endoftext|>") bytes_to_id_[bytes] = i;
     }
@@ -144,21 +174,27 @@ Tokenizer::Tokenizer(const std::string& enc_path, const std::string& bpe_path) :
         if (lineno == 1 && line.rfind("#version", 0) == 0) continue;
         if (line.empty()) continue;
         size_t sp = line.find(' ');
-        if (sp == std::string::npos || sp == 0 || sp + 1 >= line.size() || line.find(' ', sp + 1) != std::string::npos)
-            throw Error(fmt::format("tapegrad: tokenizer: {}:{}: expected two symbols separated by one space, got '{}'",
-                                    bpe_path, lineno, line));
+        if (sp == std::string::npos || sp == 0 || sp + 1 >= line.size() ||
+            line.find(' ', sp + 1) != std::string::npos)
+            throw Error(fmt::format(
+                "tapegrad: tokenizer: {}:{}: expected two symbols separated by one space, got '{}'", bpe_path,
+                lineno, line));
         std::string a, b;
         if (!unescape(line.substr(0, sp), c2b, a) || !unescape(line.substr(sp + 1), c2b, b))
-            throw Error(fmt::format("tapegrad: tokenizer: {}:{}: symbol outside GPT-2's byte alphabet in '{}'", bpe_path, lineno, line));
+            throw Error(
+                fmt::format("tapegrad: tokenizer: {}:{}: symbol outside GPT-2's byte alphabet in '{}'",
+                            bpe_path, lineno, line));
         if (!bytes_to_id_.count(a + b))
-            throw Error(fmt::format("tapegrad: tokenizer: {}:{}: merge result of '{}' is not in {}", bpe_path, lineno, line, enc_path));
+            throw Error(fmt::format("tapegrad: tokenizer: {}:{}: merge result of '{}' is not in {}", bpe_path,
+                                    lineno, line, enc_path));
         merge_rank_.emplace(merge_key(a, b), rank++);
     }
     if (rank == 0) throw Error("tapegrad: tokenizer: " + bpe_path + ": no merges found");
 
     int err = 0;
     PCRE2_SIZE off = 0;
-    re_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kPattern), PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err, &off, nullptr);
+    re_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kPattern), PCRE2_ZERO_TERMINATED,
+                              PCRE2_UTF | PCRE2_UCP, &err, &off, nullptr);
     if (!re_->code) throw Error("tapegrad: tokenizer: PCRE2 rejected the GPT-2 pattern");
 }
 
@@ -181,7 +217,10 @@ void Tokenizer::bpe(const std::string& piece, std::vector<int64_t>& out) const {
         size_t at = 0;
         for (size_t i = 0; i + 1 < parts.size(); ++i) {
             auto it = merge_rank_.find(merge_key(parts[i], parts[i + 1]));
-            if (it != merge_rank_.end() && it->second < best) { best = it->second; at = i; }
+            if (it != merge_rank_.end() && it->second < best) {
+                best = it->second;
+                at = i;
+            }
         }
         if (best == INT_MAX) break;
         parts[at] += parts[at + 1];
@@ -230,7 +269,8 @@ std::vector<int64_t> Tokenizer::encode(const std::string& raw, bool allow_specia
 std::string Tokenizer::decode(const std::vector<int64_t>& ids) const {
     std::string out;
     for (int64_t id : ids) {
-        if (id < 0 || id >= vocab_size()) throw Error(fmt::format("tapegrad: tokenizer: unknown token id {}", id));
+        if (id < 0 || id >= vocab_size())
+            throw Error(fmt::format("tapegrad: tokenizer: unknown token id {}", id));
         out += id_to_bytes_[id];
     }
     return out;

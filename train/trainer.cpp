@@ -26,7 +26,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 // Where a run stands; saved in checkpoints for a bit-identical resume.
 struct Position {
@@ -39,14 +41,17 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const TrainOptions& o, const mo
     std::vector<optim::ParamRef> refs;
     for (auto& [n, t] : model.named_parameters()) refs.push_back({n, t});
     if (o.optimizer == "adamw")
-        return std::make_unique<optim::AdamW>(refs, optim::AdamWOptions{.lr = o.lr, .weight_decay = o.weight_decay});
+        return std::make_unique<optim::AdamW>(
+            refs, optim::AdamWOptions{.lr = o.lr, .weight_decay = o.weight_decay});
     if (o.optimizer == "sgd")
-        return std::make_unique<optim::SGD>(refs, optim::SGDOptions{.lr = o.lr, .momentum = o.momentum, .weight_decay = o.weight_decay});
+        return std::make_unique<optim::SGD>(
+            refs, optim::SGDOptions{.lr = o.lr, .momentum = o.momentum, .weight_decay = o.weight_decay});
     throw Error("tapegrad: unknown optimizer '" + o.optimizer + "' (adamw or sgd)");
 }
 
 // Mean loss over the first eval_iter batches of one iteration of the loader.
-double loader_loss(models::GPTModel& model, DataLoader& loader, const std::vector<int64_t>& order, int64_t eval_iter) {
+double loader_loss(models::GPTModel& model, DataLoader& loader, const std::vector<int64_t>& order,
+                   int64_t eval_iter) {
     int64_t n = loader.num_batches();
     if (n == 0) return std::nan("");
     n = std::min(n, eval_iter);
@@ -97,9 +102,10 @@ Run::Run(const TrainOptions& o) : o_(o), tok_(o.vocab_dir + "/encoder.json", o.v
     train_loader_ = std::make_unique<DataLoader>(*train_ds_, o.batch_size, o.shuffle, true);
     val_loader_ = std::make_unique<DataLoader>(*val_ds_, o.batch_size, false, false);
     if (train_loader_->num_batches() == 0)
-        throw Error(fmt::format("tapegrad: '{}' gives {} training tokens: fewer than one batch of {} windows of {}+1 "
-                                "tokens (lower --context-length or --batch-size)",
-                                o.data_path, train_ds_->num_tokens(), o.batch_size, T));
+        throw Error(
+            fmt::format("tapegrad: '{}' gives {} training tokens: fewer than one batch of {} windows of {}+1 "
+                        "tokens (lower --context-length or --batch-size)",
+                        o.data_path, train_ds_->num_tokens(), o.batch_size, T));
     manual_seed(o.seed);  // the book seeds right before GPTModel(...)
     model_ = std::make_unique<models::GPTModel>(cfg);
     if (!o.init_from.empty()) {
@@ -110,8 +116,8 @@ Run::Run(const TrainOptions& o) : o_(o), tok_(o.vocab_dir + "/encoder.json", o.v
     total_steps_ = train_loader_->num_batches() * o.epochs;
     if (o.max_steps >= 0) total_steps_ = std::min(total_steps_, o.max_steps);
     if (o.warmup > 0 || o.min_lr)
-        schedule_ = std::make_unique<optim::WarmupCosine>(
-            optim::WarmupCosine{o.lr, o.min_lr.value_or(0.0), o.min_lr.value_or(0.0), o.warmup, total_steps_});
+        schedule_ = std::make_unique<optim::WarmupCosine>(optim::WarmupCosine{
+            o.lr, o.min_lr.value_or(0.0), o.min_lr.value_or(0.0), o.warmup, total_steps_});
     if (!o.resume_path.empty()) resume(o.resume_path);
     if (!o.out_dir.empty()) {
         std::filesystem::create_directories(o.out_dir);
@@ -188,8 +194,12 @@ void Run::step(const Batch& b, int64_t epoch) {
     pending_eval_.reset();
     if (o_.eval_freq > 0 && pos_.global_step % o_.eval_freq == 0) evaluate(epoch);
     if (metrics_) {
-        StepRow row{epoch + 1, pos_.global_step, pos_.tokens_seen, l, opt_->lr, gnorm, seconds_since(t0_), {}, {}};
-        if (pending_eval_) { row.train_loss = pending_eval_->first; row.val_loss = pending_eval_->second; }
+        StepRow row{epoch + 1, pos_.global_step, pos_.tokens_seen, l, opt_->lr, gnorm, seconds_since(t0_), {},
+                    {}};
+        if (pending_eval_) {
+            row.train_loss = pending_eval_->first;
+            row.val_loss = pending_eval_->second;
+        }
         metrics_->write(row);
     }
     progress(l);
@@ -199,9 +209,11 @@ void Run::progress(double loss) {
     if (o_.quiet || !isatty(STDERR_FILENO)) return;
     double el = seconds_since(t0_);
     int64_t done = pos_.global_step + 1;
-    double eta = done > 0 ? el / static_cast<double>(res_.steps) * static_cast<double>(total_steps_ - done) : 0;
-    std::cerr << fmt::format("\r\033[K[{}] step {}/{}  loss {:.3f}  {:.0f} tok/s  ETA {:.0f}s", o_.config.attention, done,
-                             total_steps_, loss, static_cast<double>(pos_.tokens_seen) / std::max(el, 1e-9), eta)
+    double eta =
+        done > 0 ? el / static_cast<double>(res_.steps) * static_cast<double>(total_steps_ - done) : 0;
+    std::cerr << fmt::format("\r\033[K[{}] step {}/{}  loss {:.3f}  {:.0f} tok/s  ETA {:.0f}s",
+                             o_.config.attention, done, total_steps_, loss,
+                             static_cast<double>(pos_.tokens_seen) / std::max(el, 1e-9), eta)
               << std::flush;
 }
 
@@ -241,9 +253,14 @@ done:
 }
 
 void Run::save(const std::string& path) {
-    json st = {{"epoch", pos_.epoch},         {"next_batch", pos_.next_batch}, {"global_step", pos_.global_step},
-               {"tokens_seen", pos_.tokens_seen}, {"replay_index", pos_.replay_index}, {"order", pos_.order},
-               {"in_epoch", pos_.in_epoch},   {"generator", default_generator().state()}};
+    json st = {{"epoch", pos_.epoch},
+               {"next_batch", pos_.next_batch},
+               {"global_step", pos_.global_step},
+               {"tokens_seen", pos_.tokens_seen},
+               {"replay_index", pos_.replay_index},
+               {"order", pos_.order},
+               {"in_epoch", pos_.in_epoch},
+               {"generator", default_generator().state()}};
     models::save_checkpoint(path, *model_, opt_.get(),
                             {{"tapegrad.train", st.dump()}, {"tapegrad.optimizer_type", o_.optimizer}});
 }

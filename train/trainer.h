@@ -27,9 +27,9 @@ struct TrainOptions {
     int64_t batch_size = 2;
     std::string optimizer = "adamw";  // adamw | sgd
     double lr = 4e-4, weight_decay = 0.1, momentum = 0.0;
-    int64_t warmup = 0;               // > 0: linear warmup from min_lr, then cosine to min_lr
-    std::optional<double> min_lr;     // set: cosine decay to it over the run
-    double clip = 0;                  // > 0: clip the global gradient norm
+    int64_t warmup = 0;            // > 0: linear warmup from min_lr, then cosine to min_lr
+    std::optional<double> min_lr;  // set: cosine decay to it over the run
+    double clip = 0;               // > 0: clip the global gradient norm
     uint64_t seed = 123;
     int64_t eval_freq = 5, eval_iter = 5;
     bool shuffle = true;
@@ -37,10 +37,10 @@ struct TrainOptions {
     std::string init_from, save_path, resume_path, out_dir;
     std::string start_context = "Every effort moves you";
     int64_t sample_tokens = 50;
-    bool quiet = false;          // no progress line, no book lines on stdout
-    bool profile = false;        // print a per-op profile of one training step
+    bool quiet = false;    // no progress line, no book lines on stdout
+    bool profile = false;  // print a per-op profile of one training step
     bool detect_anomaly = false;
-    int64_t probe_every = 0;     // gradient dynamics probe interval (0: off)
+    int64_t probe_every = 0;  // gradient dynamics probe interval (0: off)
     // compare: record the train loader's orders (mha) and replay them (alt1).
     std::vector<std::vector<int64_t>>* record_orders = nullptr;
     const std::vector<std::vector<int64_t>>* replay_orders = nullptr;
@@ -56,10 +56,10 @@ struct TrainResult {
     int64_t steps = 0, tokens_seen = 0;
     double seconds = 0, train_seconds = 0;  // wall time; time inside optimizer steps
     std::vector<EvalPoint> evals;
-    std::vector<double> step_losses;        // the training batch loss of every step
-    std::vector<std::string> samples;       // one per finished epoch
+    std::vector<double> step_losses;   // the training batch loss of every step
+    std::vector<std::string> samples;  // one per finished epoch
     double probe_seconds = 0;
-    std::string book_lines;                 // the printed "Ep .. (Step ..)" lines
+    std::string book_lines;  // the printed "Ep .. (Step ..)" lines
 };
 
 TrainResult train_model(const TrainOptions& opt);

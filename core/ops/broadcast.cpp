@@ -13,8 +13,9 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op, const Loc
         int64_t da = i < nd - a.size() ? 1 : a[i - (nd - a.size())];
         int64_t db = i < nd - b.size() ? 1 : b[i - (nd - b.size())];
         if (da != db && da != 1 && db != 1)
-            fail(op, loc, fmt::format("shapes {} and {} cannot broadcast (dim {}: {} vs {})", shape_str(a),
-                                      shape_str(b), i, da, db));
+            fail(op, loc,
+                 fmt::format("shapes {} and {} cannot broadcast (dim {}: {} vs {})", shape_str(a),
+                             shape_str(b), i, da, db));
         out[i] = da == 1 ? db : da;
     }
     return out;
@@ -23,8 +24,7 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op, const Loc
 Shape broadcast_strides(const Shape& shape, const Shape& strides, const Shape& out) {
     Shape st(out.size(), 0);
     size_t lead = out.size() - shape.size();
-    for (size_t i = 0; i < shape.size(); ++i)
-        st[lead + i] = shape[i] == 1 ? 0 : strides[i];
+    for (size_t i = 0; i < shape.size(); ++i) st[lead + i] = shape[i] == 1 ? 0 : strides[i];
     return st;
 }
 

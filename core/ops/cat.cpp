@@ -14,11 +14,14 @@ Tensor cat(const std::vector<Tensor>& parts, int64_t dim, Loc loc) {
     os[d] = 0;
     for (const Tensor& t : parts) {
         Shape s = t.shape();
-        if (s.size() != os.size()) fail("cat", loc, fmt::format("ranks differ: {} vs {}", shape_str(parts[0].shape()), shape_str(s)));
+        if (s.size() != os.size())
+            fail("cat", loc,
+                 fmt::format("ranks differ: {} vs {}", shape_str(parts[0].shape()), shape_str(s)));
         for (size_t i = 0; i < s.size(); ++i)
             if (static_cast<int64_t>(i) != d && s[i] != parts[0].shape()[i])
-                fail("cat", loc, fmt::format("shapes {} and {} differ outside dim {}", shape_str(parts[0].shape()),
-                                             shape_str(s), d));
+                fail("cat", loc,
+                     fmt::format("shapes {} and {} differ outside dim {}", shape_str(parts[0].shape()),
+                                 shape_str(s), d));
         os[d] += s[d];
     }
     Tensor out = Tensor::empty(os);
@@ -35,15 +38,16 @@ Tensor cat(const std::vector<Tensor>& parts, int64_t dim, Loc loc) {
             std::copy_n(v.data() + o * len, len, out.data() + (o * os[d] + at) * inner);
         at += t.shape()[d];
     }
-    record("cat", loc, parts, out, [parts, starts, outer, inner, os, d](const Tensor& g, std::span<GradSlot> gi) {
-        for (size_t k = 0; k < parts.size(); ++k) {
-            if (!gi[k]) continue;
-            int64_t len = parts[k].shape()[d] * inner;
-            for (int64_t o = 0; o < outer; ++o)
-                for (int64_t i = 0; i < len; ++i)
-                    gi[k].store(o * len + i, g.data()[(o * os[d] + starts[k]) * inner + i]);
-        }
-    });
+    record("cat", loc, parts, out,
+           [parts, starts, outer, inner, os, d](const Tensor& g, std::span<GradSlot> gi) {
+               for (size_t k = 0; k < parts.size(); ++k) {
+                   if (!gi[k]) continue;
+                   int64_t len = parts[k].shape()[d] * inner;
+                   for (int64_t o = 0; o < outer; ++o)
+                       for (int64_t i = 0; i < len; ++i)
+                           gi[k].store(o * len + i, g.data()[(o * os[d] + starts[k]) * inner + i]);
+               }
+           });
     return out;
 }
 

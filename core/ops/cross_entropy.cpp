@@ -15,11 +15,13 @@
 namespace tg {
 
 Tensor cross_entropy(const Tensor& logits, const Ids& targets, int64_t ignore_index, Loc loc) {
-    if (logits.dim() < 2) fail("cross_entropy", loc, "logits must be [N, V] or [B, T, V], got " + shape_str(logits.shape()));
+    if (logits.dim() < 2)
+        fail("cross_entropy", loc, "logits must be [N, V] or [B, T, V], got " + shape_str(logits.shape()));
     int64_t V = logits.shape().back(), N = logits.numel() / V;
     if (targets.numel() != N)
-        fail("cross_entropy", loc, fmt::format("logits {} have {} rows but targets {} have {} ids",
-                                               shape_str(logits.shape()), N, shape_str(targets.shape), targets.numel()));
+        fail("cross_entropy", loc,
+             fmt::format("logits {} have {} rows but targets {} have {} ids", shape_str(logits.shape()), N,
+                         shape_str(targets.shape), targets.numel()));
     Tensor xc = logits.is_contiguous() ? logits : logits.clone();
     for (int64_t r = 0; r < N; ++r) {  // validate first: no throwing from the parallel loop
         int64_t t = targets.data[r];
@@ -47,7 +49,8 @@ Tensor cross_entropy(const Tensor& logits, const Ids& targets, int64_t ignore_in
         total += lse[r] - xc.data()[r * V + t];
         kept++;
     }
-    Tensor out = Tensor::full({}, kept ? static_cast<float>(total / kept) : std::numeric_limits<float>::quiet_NaN());
+    Tensor out =
+        Tensor::full({}, kept ? static_cast<float>(total / kept) : std::numeric_limits<float>::quiet_NaN());
     if (!needs_record({&logits})) return out;
     record("cross_entropy", loc, {logits}, out,
            [xc, lse, targets, ignore_index, N, V, kept, rows_grain](const Tensor& g, std::span<GradSlot> gi) {

@@ -42,8 +42,9 @@ Tensor apply_noise(const Tensor& a, Tensor noise, float p, const Loc& loc) {
 
 Tensor dropout_with_mask(const Tensor& a, const Tensor& mask, float p, Loc loc) {
     if (mask.shape() != a.shape())
-        fail("dropout", loc, fmt::format("mask {} must have the input's shape {}", shape_str(mask.shape()),
-                                         shape_str(a.shape())));
+        fail("dropout", loc,
+             fmt::format("mask {} must have the input's shape {}", shape_str(mask.shape()),
+                         shape_str(a.shape())));
     if (!(p >= 0.0f && p < 1.0f)) fail("dropout", loc, fmt::format("p = {} is outside [0, 1)", p));
     return apply_noise(a, mask.clone(), p, loc);
 }

@@ -48,8 +48,10 @@ void binary_grad(const Tensor& g, const Tensor& self, const Tensor& other, const
     parallel_strided_apply<3>(os, {cs.data(), ss.data(), ts.data()}, [&](auto off, int64_t n, auto in) {
         for (int64_t i = 0; i < n; ++i) {
             float v = pg[off[0] + i] * h(ps[off[1] + i * in[1]], pt[off[2] + i * in[2]]);
-            if (same) slot.store(off[0] + i, v);
-            else full.data()[off[0] + i] = v;
+            if (same)
+                slot.store(off[0] + i, v);
+            else
+                full.data()[off[0] + i] = v;
         }
     });
     if (!same) reduce_to_shape(full.data(), os, slot);
@@ -69,12 +71,13 @@ Tensor unary(const Tensor& a, const char* op, const Loc& loc, F f, DF df) {
     record(op, loc, {a}, out, [a, out, df](const Tensor& g, std::span<GradSlot> gi) {
         Shape cs = contiguous_strides(a.shape());
         const float *pa = a.data(), *po = out.data(), *pg = g.data();
-        parallel_strided_apply<2>(a.shape(), {cs.data(), a.strides().data()}, [&](auto off, int64_t n, auto in) {
-            for (int64_t i = 0; i < n; ++i) {
-                int64_t j = off[0] + i;
-                gi[0].store(j, pg[j] * df(pa[off[1] + i * in[1]], po[j]));
-            }
-        });
+        parallel_strided_apply<2>(a.shape(), {cs.data(), a.strides().data()},
+                                  [&](auto off, int64_t n, auto in) {
+                                      for (int64_t i = 0; i < n; ++i) {
+                                          int64_t j = off[0] + i;
+                                          gi[0].store(j, pg[j] * df(pa[off[1] + i * in[1]], po[j]));
+                                      }
+                                  });
     });
     return out;
 }
@@ -104,45 +107,52 @@ Tensor mul(const Tensor& a, const Tensor& b, Loc loc) {
 
 // neg: out = -a.  da = -g.
 Tensor neg(const Tensor& a, Loc loc) {
-    return unary(a, "neg", loc, [](float x) { return -x; }, [](float, float) { return -1.0f; });
+    return unary(
+        a, "neg", loc, [](float x) { return -x; }, [](float, float) { return -1.0f; });
 }
 
 // exp: out = e^a.  da = g * out.
 Tensor exp(const Tensor& a, Loc loc) {
-    return unary(a, "exp", loc, [](float x) { return std::exp(x); }, [](float, float y) { return y; });
+    return unary(
+        a, "exp", loc, [](float x) { return std::exp(x); }, [](float, float y) { return y; });
 }
 
 // log: out = ln a.  da = g / a.
 Tensor log(const Tensor& a, Loc loc) {
-    return unary(a, "log", loc, [](float x) { return std::log(x); }, [](float x, float) { return 1.0f / x; });
+    return unary(
+        a, "log", loc, [](float x) { return std::log(x); }, [](float x, float) { return 1.0f / x; });
 }
 
 // tanh: out = tanh a.  da = g * (1 - out^2).
 Tensor tanh(const Tensor& a, Loc loc) {
-    return unary(a, "tanh", loc, [](float x) { return std::tanh(x); },
-                 [](float, float y) { return 1.0f - y * y; });
+    return unary(
+        a, "tanh", loc, [](float x) { return std::tanh(x); }, [](float, float y) { return 1.0f - y * y; });
 }
 
 // pow: out = a^p.  da = g * p * a^(p-1).
 Tensor pow(const Tensor& a, float p, Loc loc) {
-    return unary(a, "pow", loc, [p](float x) { return std::pow(x, p); },
-                 [p](float x, float) { return p * std::pow(x, p - 1.0f); });
+    return unary(
+        a, "pow", loc, [p](float x) { return std::pow(x, p); },
+        [p](float x, float) { return p * std::pow(x, p - 1.0f); });
 }
 
 // add_scalar: out = a + s.  da = g.
 Tensor add(const Tensor& a, float s, Loc loc) {
-    return unary(a, "add_scalar", loc, [s](float x) { return x + s; }, [](float, float) { return 1.0f; });
+    return unary(
+        a, "add_scalar", loc, [s](float x) { return x + s; }, [](float, float) { return 1.0f; });
 }
 
 // mul_scalar: out = a * s.  da = g * s.
 Tensor mul(const Tensor& a, float s, Loc loc) {
-    return unary(a, "mul_scalar", loc, [s](float x) { return x * s; }, [s](float, float) { return s; });
+    return unary(
+        a, "mul_scalar", loc, [s](float x) { return x * s; }, [s](float, float) { return s; });
 }
 
 // div_scalar: out = a / s.  da = g / s.  A primitive rather than a * (1/s): the
 // attention scale 1/sqrt(HS) is inexact for most HS, and PyTorch divides.
 Tensor div(const Tensor& a, float s, Loc loc) {
-    return unary(a, "div_scalar", loc, [s](float x) { return x / s; }, [s](float, float) { return 1.0f / s; });
+    return unary(
+        a, "div_scalar", loc, [s](float x) { return x / s; }, [s](float, float) { return 1.0f / s; });
 }
 
 Tensor sub(const Tensor& a, const Tensor& b, Loc loc) { return add(a, neg(b, loc), loc); }

@@ -15,7 +15,8 @@ Tensor embedding(const Tensor& weight, const Ids& ids, Loc loc) {
     int64_t V = weight.shape()[0], C = weight.shape()[1];
     for (int64_t i = 0; i < ids.numel(); ++i)
         if (ids.data[i] < 0 || ids.data[i] >= V)
-            fail("embedding", loc, fmt::format("id {} at position {} is outside the table [0, {})", ids.data[i], i, V));
+            fail("embedding", loc,
+                 fmt::format("id {} at position {} is outside the table [0, {})", ids.data[i], i, V));
     Tensor wc = weight.is_contiguous() ? weight : weight.clone();
     Shape os = ids.shape;
     os.push_back(C);

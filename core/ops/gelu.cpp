@@ -12,8 +12,8 @@
 #include <numbers>
 
 #include "core/ops.h"
-#include "core/parallel.h"
 #include "core/ops/broadcast.h"
+#include "core/parallel.h"
 
 namespace tg {
 
@@ -55,7 +55,8 @@ Tensor gelu(const Tensor& x, Loc loc) {
             for (int64_t i = b; i < e; ++i) {
                 float v = px[i];
                 float t = pt[i];
-                float d = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * kGeluC * (1.0f + 3.0f * 0.044715f * v * v);
+                float d = 0.5f * (1.0f + t) +
+                          0.5f * v * (1.0f - t * t) * kGeluC * (1.0f + 3.0f * 0.044715f * v * v);
                 gi[0].store(i, pg[i] * d);
             }
         });

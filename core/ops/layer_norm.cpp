@@ -20,8 +20,9 @@ Tensor layer_norm(const Tensor& x, const Tensor& scale, const Tensor& shift, flo
     if (x.dim() < 1) fail("layer_norm", loc, "needs at least one dim");
     int64_t C = x.shape().back();
     if (scale.shape() != Shape{C} || shift.shape() != Shape{C})
-        fail("layer_norm", loc, fmt::format("scale {} and shift {} must be [{}] for input {}", shape_str(scale.shape()),
-                                            shape_str(shift.shape()), C, shape_str(x.shape())));
+        fail("layer_norm", loc,
+             fmt::format("scale {} and shift {} must be [{}] for input {}", shape_str(scale.shape()),
+                         shape_str(shift.shape()), C, shape_str(x.shape())));
     Tensor xc = x.is_contiguous() ? x : x.clone();
     int64_t N = x.numel() / std::max<int64_t>(C, 1);
     Tensor out = Tensor::empty(x.shape());

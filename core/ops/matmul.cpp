@@ -19,8 +19,8 @@ namespace {
 
 // How the last two dims of a tensor reach gemm.
 struct MatView {
-    Tensor t;           // the tensor read (the input itself, or a contiguous copy)
-    bool trans = false; // stored column-major: pass the transpose flag
+    Tensor t;            // the tensor read (the input itself, or a contiguous copy)
+    bool trans = false;  // stored column-major: pass the transpose flag
     int64_t ld = 0;
 };
 
@@ -61,10 +61,17 @@ BatchPlan plan_batches(const Tensor& A, const Tensor& B, const Shape& a_shape, c
     for (int64_t i = 0; i < nb; ++i) {
         int64_t oa = 0, ob = 0, oc = 0, oga = 0, ogb = 0;
         for (size_t d = 0; d < idx.size(); ++d) {
-            oa += idx[d] * a_st[d]; ob += idx[d] * b_st[d]; oc += idx[d] * c_st[d];
-            oga += idx[d] * ga_st[d]; ogb += idx[d] * gb_st[d];
+            oa += idx[d] * a_st[d];
+            ob += idx[d] * b_st[d];
+            oc += idx[d] * c_st[d];
+            oga += idx[d] * ga_st[d];
+            ogb += idx[d] * gb_st[d];
         }
-        p.a.push_back(oa); p.b.push_back(ob); p.c.push_back(oc); p.ga.push_back(oga); p.gb.push_back(ogb);
+        p.a.push_back(oa);
+        p.b.push_back(ob);
+        p.c.push_back(oc);
+        p.ga.push_back(oga);
+        p.gb.push_back(ogb);
         for (size_t d = idx.size(); d-- > 0;) {
             if (++idx[d] < p.batch[d]) break;
             idx[d] = 0;
@@ -90,12 +97,14 @@ bool foldable(const MatView& a, const BatchPlan& p, const Shape& b_shape, int64_
 Tensor matmul(const Tensor& a, const Tensor& b, Loc loc) {
     if (!a.defined() || !b.defined()) fail("matmul", loc, "undefined operand");
     if (a.dim() < 2 || b.dim() < 2)
-        fail("matmul", loc, fmt::format("operands must have at least 2 dims, got {} and {}", shape_str(a.shape()),
-                                        shape_str(b.shape())));
+        fail("matmul", loc,
+             fmt::format("operands must have at least 2 dims, got {} and {}", shape_str(a.shape()),
+                         shape_str(b.shape())));
     int64_t M = a.shape()[a.dim() - 2], K = a.shape().back(), N = b.shape().back();
     if (b.shape()[b.dim() - 2] != K)
-        fail("matmul", loc, fmt::format("inner dims differ: {} @ {} ({} vs {})", shape_str(a.shape()),
-                                        shape_str(b.shape()), K, b.shape()[b.dim() - 2]));
+        fail("matmul", loc,
+             fmt::format("inner dims differ: {} @ {} ({} vs {})", shape_str(a.shape()), shape_str(b.shape()),
+                         K, b.shape()[b.dim() - 2]));
     MatView va = as_matrix(a), vb = as_matrix(b);
     BatchPlan p = plan_batches(va.t, vb.t, a.shape(), b.shape(), M, N, "matmul", loc);
     Shape os = p.batch;
@@ -105,15 +114,16 @@ Tensor matmul(const Tensor& a, const Tensor& b, Loc loc) {
     bool fold = foldable(va, p, b.shape(), M);
     if (fold) {
         int64_t rows = M * static_cast<int64_t>(p.a.size());
-        gemm(false, vb.trans, rows, N, K, 1.0f, va.t.data(), va.ld, vb.t.data() + p.b[0], vb.ld, 0.0f, out.data(), N);
+        gemm(false, vb.trans, rows, N, K, 1.0f, va.t.data(), va.ld, vb.t.data() + p.b[0], vb.ld, 0.0f,
+             out.data(), N);
     } else {
         // Small per-head products (attention: [T, HS] @ [HS, T]) use the cores
         // better as one single-threaded gemm per thread than as 2-thread gemms
         // one after another (OpenBLAS runs serially inside a parallel region).
         parallel_for(static_cast<int64_t>(p.a.size()), 1, [&](int64_t i0, int64_t i1) {
             for (int64_t i = i0; i < i1; ++i)
-                gemm(va.trans, vb.trans, M, N, K, 1.0f, va.t.data() + p.a[i], va.ld, vb.t.data() + p.b[i], vb.ld,
-                     0.0f, out.data() + p.c[i], N);
+                gemm(va.trans, vb.trans, M, N, K, 1.0f, va.t.data() + p.a[i], va.ld, vb.t.data() + p.b[i],
+                     vb.ld, 0.0f, out.data() + p.c[i], N);
         });
     }
     if (!needs_record({&a, &b})) return out;
@@ -122,9 +132,11 @@ Tensor matmul(const Tensor& a, const Tensor& b, Loc loc) {
         if (fold) {
             int64_t rows = M * static_cast<int64_t>(p.a.size());
             // dA[rows,K] = dC[rows,N] @ B^T ; dB[K,N] = A^T[K,rows] @ dC[rows,N]
-            if (gi[0]) gemm(false, !vb.trans, rows, K, N, 1.0f, dc, N, vb.t.data() + p.b[0], vb.ld, gi[0].beta(),
-                            gi[0].data, K);
-            if (gi[1]) gemm(true, false, K, N, rows, 1.0f, va.t.data(), va.ld, dc, N, gi[1].beta(), gi[1].data, N);
+            if (gi[0])
+                gemm(false, !vb.trans, rows, K, N, 1.0f, dc, N, vb.t.data() + p.b[0], vb.ld, gi[0].beta(),
+                     gi[0].data, K);
+            if (gi[1])
+                gemm(true, false, K, N, rows, 1.0f, va.t.data(), va.ld, dc, N, gi[1].beta(), gi[1].data, N);
             return;
         }
         auto grads_of = [&](size_t i, float beta_a, float beta_b) {
@@ -145,7 +157,8 @@ Tensor matmul(const Tensor& a, const Tensor& b, Loc loc) {
                 return true;
             };
             for (size_t i = 0; i < p.a.size(); ++i)
-                grads_of(i, first(done_a, p.ga[i]) ? gi[0].beta() : 1.0f, first(done_b, p.gb[i]) ? gi[1].beta() : 1.0f);
+                grads_of(i, first(done_a, p.ga[i]) ? gi[0].beta() : 1.0f,
+                         first(done_b, p.gb[i]) ? gi[1].beta() : 1.0f);
             return;
         }
         // Every gradient block is its own: one single-threaded gemm pair per thread.

@@ -21,11 +21,16 @@ Around split(const Tensor& a, int64_t dim, bool keepdim) {
     Around s;
     for (int64_t d = 0; d < a.dim(); ++d) {
         int64_t sz = a.shape()[d];
-        if (d < dim) s.outer *= sz;
-        else if (d == dim) s.n = sz;
-        else s.inner *= sz;
-        if (d != dim) s.out_shape.push_back(sz);
-        else if (keepdim) s.out_shape.push_back(1);
+        if (d < dim)
+            s.outer *= sz;
+        else if (d == dim)
+            s.n = sz;
+        else
+            s.inner *= sz;
+        if (d != dim)
+            s.out_shape.push_back(sz);
+        else if (keepdim)
+            s.out_shape.push_back(1);
     }
     return s;
 }
@@ -39,7 +44,8 @@ Tensor contig(const Tensor& a) {
 
 // out[o, i] = scale * sum_k a[o, k, i];  da[o, k, i] = scale * g[o, i].
 // dim < 0 reduces over everything (a scalar result).
-Tensor sum_scaled(const Tensor& a, int64_t dim, bool keepdim, float scale_div, const char* op, const Loc& loc) {
+Tensor sum_scaled(const Tensor& a, int64_t dim, bool keepdim, float scale_div, const char* op,
+                  const Loc& loc) {
     Tensor ac = contig(a);
     Around s = dim >= 0 ? split(a, dim, keepdim) : Around{1, a.numel(), 1, {}};
     Tensor out = Tensor::empty(s.out_shape);
@@ -61,9 +67,7 @@ Tensor sum_scaled(const Tensor& a, int64_t dim, bool keepdim, float scale_div, c
 
 }  // namespace
 
-Tensor sum(const Tensor& a, Loc loc) {
-    return sum_scaled(a, -1, false, 1.0f, "sum", loc);
-}
+Tensor sum(const Tensor& a, Loc loc) { return sum_scaled(a, -1, false, 1.0f, "sum", loc); }
 
 Tensor sum(const Tensor& a, int64_t dim, bool keepdim, Loc loc) {
     return sum_scaled(a, wrap_dim(dim, a.dim(), "sum", loc), keepdim, 1.0f, "sum", loc);
@@ -114,7 +118,8 @@ Tensor var(const Tensor& a, int64_t dim, bool keepdim, bool unbiased, Loc loc) {
 // max: out = max_k a[k]; the gradient goes to the first index holding the max.
 Tensor max(const Tensor& a, int64_t dim, bool keepdim, Loc loc) {
     int64_t d = wrap_dim(dim, a.dim(), "max", loc);
-    if (a.shape()[d] == 0) fail("max", loc, fmt::format("reducing an empty dim {} of {}", d, shape_str(a.shape())));
+    if (a.shape()[d] == 0)
+        fail("max", loc, fmt::format("reducing an empty dim {} of {}", d, shape_str(a.shape())));
     Tensor ac = contig(a);
     Around s = split(a, d, keepdim);
     Tensor out = Tensor::empty(s.out_shape);
@@ -125,7 +130,11 @@ Tensor max(const Tensor& a, int64_t dim, bool keepdim, Loc loc) {
             float bv = ac.data()[o * s.n * s.inner + i];
             for (int64_t k = 1; k < s.n; ++k) {
                 float v = ac.data()[(o * s.n + k) * s.inner + i];
-                if (v > bv || std::isnan(v)) { bv = v; best = k; if (std::isnan(v)) break; }
+                if (v > bv || std::isnan(v)) {
+                    bv = v;
+                    best = k;
+                    if (std::isnan(v)) break;
+                }
             }
             out.data()[o * s.inner + i] = bv;
             arg[o * s.inner + i] = best;

@@ -27,9 +27,10 @@ float row_max(const float* x, int64_t n) {
 // element grain than plain elementwise loops).
 template <class F>
 void each_row(int64_t rows, int64_t n, F&& f) {
-    parallel_for(rows, std::max<int64_t>(1, kElementGrain / 8 / std::max<int64_t>(n, 1)), [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) f(r);
-    });
+    parallel_for(rows, std::max<int64_t>(1, kElementGrain / 8 / std::max<int64_t>(n, 1)),
+                 [&](int64_t r0, int64_t r1) {
+                     for (int64_t r = r0; r < r1; ++r) f(r);
+                 });
 }
 
 // The rows of a (contiguous) and their count, checked once for both ops.
@@ -77,7 +78,8 @@ Tensor softmax(const Tensor& a, Loc loc) {
 // y_i = x_i - m - log sum_j exp(x_j - m)
 //   dx_i = g_i - exp(y_i) sum_j g_j
 Tensor log_softmax(const Tensor& a, Loc loc) {
-    Rows rw = rows_checked(a, "log_softmax", loc);  // plain locals: Clang 14 cannot capture structured bindings
+    Rows rw =
+        rows_checked(a, "log_softmax", loc);  // plain locals: Clang 14 cannot capture structured bindings
     Tensor ac = rw.t;
     int64_t n = rw.n, rows = rw.count;
     Tensor out = Tensor::empty(a.shape());
@@ -97,7 +99,8 @@ Tensor log_softmax(const Tensor& a, Loc loc) {
             const float* gr = g.data() + r * n;
             double gs = 0;
             for (int64_t i = 0; i < n; ++i) gs += gr[i];
-            for (int64_t i = 0; i < n; ++i) gi[0].store(r * n + i, gr[i] - std::exp(y[i]) * static_cast<float>(gs));
+            for (int64_t i = 0; i < n; ++i)
+                gi[0].store(r * n + i, gr[i] - std::exp(y[i]) * static_cast<float>(gs));
         });
     });
     return out;

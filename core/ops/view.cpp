@@ -15,8 +15,9 @@ namespace {
 
 // A view of `in`: data strides/offset address in's storage; grad strides/offset
 // address a contiguous buffer of in's shape.
-Tensor make_view(const Tensor& in, const char* op, const Loc& loc, const Shape& shape, const Shape& data_strides,
-                 int64_t data_offset, const Shape& grad_strides, int64_t grad_offset) {
+Tensor make_view(const Tensor& in, const char* op, const Loc& loc, const Shape& shape,
+                 const Shape& data_strides, int64_t data_offset, const Shape& grad_strides,
+                 int64_t grad_offset) {
     auto impl = std::make_shared<TensorImpl>();
     impl->storage = in.storage();
     impl->offset = in.offset() + data_offset;
@@ -42,7 +43,8 @@ Shape infer_shape(const Shape& want, int64_t n, const char* op, const Loc& loc) 
         }
     }
     if (infer >= 0 && known > 0 && n % known == 0) s[infer] = n / known;
-    if (numel_of(s) != n) fail(op, loc, fmt::format("shape {} is invalid for {} elements", shape_str(want), n));
+    if (numel_of(s) != n)
+        fail(op, loc, fmt::format("shape {} is invalid for {} elements", shape_str(want), n));
     return s;
 }
 
@@ -50,8 +52,10 @@ Shape infer_shape(const Shape& want, int64_t n, const char* op, const Loc& loc) 
 
 Tensor Tensor::view(const Shape& shape, Loc loc) const {
     if (!is_contiguous())
-        fail("view", loc, fmt::format("input {} with strides {} is not contiguous; use reshape (copies) "
-                                      "or contiguous() first", shape_str(this->shape()), shape_str(strides())));
+        fail("view", loc,
+             fmt::format("input {} with strides {} is not contiguous; use reshape (copies) "
+                         "or contiguous() first",
+                         shape_str(this->shape()), shape_str(strides())));
     Shape s = infer_shape(shape, numel(), "view", loc);
     Shape st = contiguous_strides(s);
     return make_view(*this, "view", loc, s, st, 0, st, 0);
