@@ -11,5 +11,6 @@ Command compare_command();   // cmd_train.cpp
 Command generate_command();  // cmd_generate.cpp
 Command tokenize_command();  // cmd_tokenize.cpp
 Command report_command();    // cmd_report.cpp
+Command sweep_command();     // cmd_sweep.cpp
 
 }  // namespace tg::cli

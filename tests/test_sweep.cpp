@@ -1,0 +1,121 @@
+// tapegrad sweep: runs resume after a kill (a killed run is trained again, never
+// counted as finished), every variant of a seed trains on the same batches, the
+// lr is chosen on the selection seeds, and summary.csv / report.md come out.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "test_util.h"
+#include "train/csv.h"
+#include "train/sweep.h"
+#include "train/sweep_report.h"
+
+using namespace tg;
+using namespace tg::train;
+namespace fs = std::filesystem;
+
+namespace {
+
+SweepPlan tiny_plan(const std::string& out) {
+    SweepPlan p;
+    TrainOptions& o = p.base;
+    o.config = models::preset("tiny");
+    o.config.context_length = 16;
+    o.config.emb_dim = 16;
+    o.config.n_heads = 2;
+    o.config.n_layers = 1;
+    o.data_path = test::source_path("data/the-verdict.txt");
+    o.vocab_dir = test::source_path("data");
+    o.quiet = true;
+    o.max_steps = 3;
+    o.eval_freq = 1;
+    o.eval_iter = 1;
+    o.sample_tokens = 1;
+    o.probe_every = 2;
+    p.variants = {parse_variant("mha"), parse_variant("alt1")};
+    p.lrs = {4e-4, 1e-3};
+    p.selection_seeds = {1};
+    p.eval_seeds = {2};
+    p.out_dir = out;
+    return p;
+}
+
+}  // namespace
+
+TEST_CASE("sweep variants parse, and a bad one is refused naming it", "[sweep]") {
+    SweepVariant v = parse_variant("alt1:out-proj=on");
+    CHECK(v.attention == "alt1");
+    CHECK(v.out_proj == std::optional<bool>(true));
+    CHECK(v.folder() == "alt1+out-proj=on");
+    CHECK(parse_variant("mha").out_proj == std::nullopt);
+    CHECK_THROWS_WITH(parse_variant("mha:qk=3"), Catch::Contains("mha:qk=3") && Catch::Contains("qk=3"));
+    CHECK_THROWS_WITH(parse_variant(":out-proj=on"), Catch::Contains("no attention name"));
+}
+
+TEST_CASE("the lr is chosen by the mean final val loss on the selection seeds only", "[sweep]") {
+    SweepPlan p = tiny_plan("unused");
+    p.selection_seeds = {1, 2};
+    auto run = [](const std::string& v, double lr, uint64_t seed, double val) {
+        SweepRun r;
+        r.variant = v;
+        r.lr = lr;
+        r.seed = seed;
+        r.final_val_loss = val;
+        return r;
+    };
+    // mha: lr 4e-4 mean 5.0, lr 1e-3 mean 5.5 -> 4e-4. alt1: 6.0 vs 5.9 -> 1e-3.
+    // Seed 3 is not a selection seed: its very low loss must not move the choice.
+    std::vector<SweepRun> runs = {
+        run("mha", 4e-4, 1, 4.9),  run("mha", 4e-4, 2, 5.1),  run("mha", 1e-3, 1, 5.4),
+        run("mha", 1e-3, 2, 5.6),  run("mha", 1e-3, 3, 0.1),  run("alt1", 4e-4, 1, 6.0),
+        run("alt1", 4e-4, 2, 6.0), run("alt1", 1e-3, 1, 5.8), run("alt1", 1e-3, 2, 6.0)};
+    auto chosen = chosen_lrs(p, runs);
+    REQUIRE(chosen.size() == 2);
+    CHECK(chosen[0] == std::make_pair(std::string("mha"), 4e-4));
+    CHECK(chosen[1] == std::make_pair(std::string("alt1"), 1e-3));
+    runs.pop_back();  // a selection run missing: no choice yet
+    CHECK(chosen_lrs(p, runs).empty());
+}
+
+TEST_CASE("a killed sweep continues: finished runs are skipped, a partial run is trained again", "[sweep]") {
+    fs::path out = fs::temp_directory_path() / ("tapegrad_sweep_" + std::to_string(::getpid()));
+    fs::remove_all(out);
+    SweepPlan p = tiny_plan(out.string());
+    // 2 variants x 2 lrs x seed 1, then 2 variants x seed 2 at the chosen lrs: 6 runs.
+    p.max_runs = 3;  // as if the process died after three runs
+    CHECK(run_sweep(p) == 3);
+    CHECK(finished_runs(p.out_dir).size() == 3);
+    CHECK_FALSE(fs::exists(out / "report.md"));
+    // The fourth run was killed mid-way: a folder with a metrics.csv but no done.json.
+    std::string killed = run_dir(p.out_dir, p.variants[1], 1e-3, 1);
+    fs::create_directories(killed);
+    std::ofstream(killed + "/metrics.csv") << "epoch,step\n1,0\n";
+    CHECK(finished_runs(p.out_dir).size() == 3);  // never counted as finished
+
+    p.max_runs = -1;
+    CHECK(run_sweep(p) == 3);
+    auto runs = finished_runs(p.out_dir);
+    CHECK(runs.size() == 6);
+    Csv m = read_csv(killed + "/metrics.csv");  // trained again from the start: all three steps
+    CHECK(m.rows.size() == 3);
+    CHECK(fs::exists(out / "report.md"));
+    std::ifstream summary(out / "summary.csv");
+    std::string line;
+    int lines = 0;
+    while (std::getline(summary, line)) lines++;
+    CHECK(lines == 7);  // header + one row per run
+    CHECK(run_sweep(p) == 0);  // all finished: nothing to train
+
+    // Pairing: at seed 1 both variants saw the batches the first variant drew.
+    nlohmann::json orders = nlohmann::json::parse(std::ifstream(out / "orders" / "seed1.json"));
+    CHECK(orders.size() >= 4);  // the epoch's order and one per evaluation (eval_freq 1, 3 steps)
+    std::string report;
+    std::getline(std::ifstream(out / "report.md"), report, '\0');
+    CHECK(report.find("Paired differences against mha") != std::string::npos);
+    CHECK(report.find("| alt1 |") != std::string::npos);
+    CHECK(report.find("Gradient dynamics across seeds") != std::string::npos);
+    CHECK(fs::exists(out / "plots" / "sweep_val_loss.png"));
+    fs::remove_all(out);
+}

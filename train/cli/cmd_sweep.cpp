@@ -1,0 +1,81 @@
+// `tapegrad sweep`: variants x learning rates x seeds, one run after another,
+// resumable, with a report of means, intervals and paired differences
+// (train/sweep.h). Flags can also come from a TOML file (--config).
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <memory>
+
+#include "train/cli/commands.h"
+#include "train/cli/flags.h"
+#include "train/sweep.h"
+#include "train/sweep_report.h"
+
+namespace tg::cli {
+namespace {
+
+struct SweepFlags {
+    TrainFlags train;
+    std::vector<std::string> variants = {"mha", "alt1"};
+    std::vector<double> lrs;
+    std::vector<uint64_t> seeds, eval_seeds;
+    std::string out = "runs/sweep";
+    int64_t max_runs = -1;
+    bool report_only = false;
+};
+
+int run_sweep_cmd(SweepFlags& f) {
+    train::SweepPlan plan;
+    plan.base = finish(f.train);
+    for (const std::string& v : f.variants) plan.variants.push_back(train::parse_variant(v));
+    plan.lrs = f.lrs.empty() ? std::vector<double>{plan.base.lr} : f.lrs;
+    plan.selection_seeds = f.seeds.empty() ? std::vector<uint64_t>{plan.base.seed} : f.seeds;
+    plan.eval_seeds = f.eval_seeds;
+    plan.out_dir = f.out;
+    plan.max_runs = f.max_runs;
+    if (f.report_only) {
+        train::write_sweep_report(plan);
+    } else {
+        int64_t n = train::run_sweep(plan);
+        fmt::print("sweep: trained {} run(s) now, {} finished in all under {}\n", n,
+                   train::finished_runs(plan.out_dir).size(), plan.out_dir);
+        if (train::chosen_lrs(plan, train::finished_runs(plan.out_dir)).empty() ||
+            !std::filesystem::exists(plan.out_dir + "/report.md"))
+            return 0;
+    }
+    fmt::print("wrote {}/summary.csv and {}/report.md\n", plan.out_dir, plan.out_dir);
+    return 0;
+}
+
+}  // namespace
+
+Command sweep_command() {
+    return {"sweep", "variants x learning rates x seeds, resumable, with statistics over seeds",
+            [](CLI::App& sub) -> Action {
+                auto f = std::make_shared<SweepFlags>();
+                f->train.opt.data_path.clear();
+                f->train.opt.vocab_dir = repo_path("data");
+                f->train.opt.probe_every = 20;
+                f->train.opt.quiet = true;
+                sub.set_config("--config", "", "read these flags from a TOML file (key = value lines)");
+                add_train_flags(&sub, f->train, false);
+                sub.add_option(
+                       "--variants", f->variants,
+                       "variants: attention[:out-proj=on|off], the first draws each seed's batch order")
+                    ->delimiter(',')
+                    ->capture_default_str();
+                sub.add_option("--lrs", f->lrs, "learning rates to try (default: --lr)")->delimiter(',');
+                sub.add_option("--seeds", f->seeds, "selection seeds (default: --seed)")->delimiter(',');
+                sub.add_option("--eval-seeds", f->eval_seeds,
+                               "seeds for the figures at the chosen lr (default: reuse the selection seeds)")
+                    ->delimiter(',');
+                sub.add_option("--out", f->out, "sweep directory")->capture_default_str();
+                sub.add_option("--max-runs", f->max_runs, "train at most this many runs now (-1: all)")
+                    ->capture_default_str();
+                sub.add_flag("--report-only", f->report_only, "rewrite report.md from the finished runs");
+                return [f] { return run_sweep_cmd(*f); };
+            }};
+}
+
+}  // namespace tg::cli
