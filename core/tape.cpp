@@ -1,5 +1,7 @@
 #include "core/tape.h"
 
+#include "core/break_on.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -43,15 +45,6 @@ int64_t first_nonfinite(const float* p, int64_t n) {
 }  // namespace
 
 Tape& tape() { return t_tape; }
-
-static std::string& break_label() {
-    static std::string label = [] {
-        const char* env = std::getenv("TAPEGRAD_BREAK_ON");
-        return std::string(env ? env : "");
-    }();
-    return label;
-}
-void set_break_on(const std::string& label) { break_label() = label; }
 
 void Tape::clear() {
     entries_.clear();
@@ -251,14 +244,14 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph, con
                          describe(root)));
     r->grad = g.impl_ptr();
     std::unordered_set<TensorImpl*> leaves;
+    detail::BreakWatch brk;
     auto& entries = t_tape.entries();
     for (int64_t i = r->entry; i >= 0; --i) {
         TapeEntry& e = entries[static_cast<size_t>(i)];
         TensorImpl* out = e.output.impl();
         if (!out->grad) continue;
         apply_hooks(out, &e);
-        if (!break_label().empty() && out->label == break_label())
-            tapegrad_backward_break(e, Tensor(out->grad));
+        if (brk.hit(e)) tapegrad_backward_break(e, Tensor(out->grad));
         try {
             backward_entry(e, leaves);
         } catch (...) {
@@ -277,18 +270,27 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph, con
     }
     for (TensorImpl* leaf : leaves)
         if (leaf->grad) apply_hooks(leaf, nullptr);
+    brk.finish();
     if (!retain_graph) t_tape.clear();
 }
 
+// One line per entry. Each input reads "label[shape] <- #k" when entry k of this
+// tape made it (or "leaf"), then "needs grad" or "no grad": what backward will
+// write a gradient for.
 void Tape::dump(std::ostream& os) const {
     os << fmt::format("tape generation {}, {} entries\n", generation_, entries_.size());
+    os << "#index op label [output shape] <- inputs: label[shape] (<- #entry that made it | leaf), "
+          "needs grad | no grad  @ call site\n";
     for (size_t i = 0; i < entries_.size(); ++i) {
         const TapeEntry& e = entries_[i];
         std::string ins;
         for (const Tensor& t : e.inputs) {
             if (!t.defined()) continue;
-            ins += (ins.empty() ? "" : ", ") + (t.label().empty() ? std::string("?") : t.label()) +
-                   shape_str(t.shape());
+            const TensorImpl* ti = t.impl();
+            bool made_here = !ti->is_leaf() && ti->generation == generation_;
+            ins += fmt::format("{}{}{} {}, {}", ins.empty() ? "" : "; ", t.label().empty() ? "?" : t.label(),
+                               shape_str(t.shape()), made_here ? fmt::format("<- #{}", ti->entry) : "leaf",
+                               t.requires_grad() ? "needs grad" : "no grad");
         }
         os << fmt::format("#{:<4} {:<14} {:<40} {:<16} <- {}  @ {}\n", i, e.op, e.output.label(),
                           shape_str(e.output.shape()), ins, loc_str(e.where));

@@ -89,11 +89,20 @@ std::string scoped(const std::string& name);
 void set_detect_anomaly(bool on);
 bool detect_anomaly();
 
-// Debugger support: when backward reaches the entry whose output label equals
-// `label` (also read from the environment variable TAPEGRAD_BREAK_ON), it calls
+// Debugger support: when backward reaches an entry whose output label matches
+// `label` (an exact label, or a glob such as "trf_blocks.3.att.heads.5.*"; also
+// read from the environment variable TAPEGRAD_BREAK_ON), it calls
 // tapegrad_backward_break(entry, grad_out) first. `break tapegrad_backward_break`
-// in gdb stops there with the entry and its incoming gradient in hand.
-void set_break_on(const std::string& label);
+// in gdb stops there with the entry and its incoming gradient in hand. With
+// step >= 0 (TAPEGRAD_BREAK_STEP) only the backward of that step breaks, steps
+// being what set_backward_step says (tapegrad train: metrics.csv's numbering,
+// also after --resume). A label that matches nothing in the first backward
+// after it is set gets a warning on stderr naming the closest labels.
+// See core/break_on.h.
+void set_break_on(const std::string& label, int64_t step = -1);
+// The step number the coming backward belongs to (-1: unnumbered, the default).
+void set_backward_step(int64_t step);
+int64_t backward_step();
 
 // Per-op timing of the forward and backward of every entry, for --profile.
 void set_profiling(bool on);

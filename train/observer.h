@@ -2,7 +2,8 @@
 // (evaluation, metrics.csv, the progress line, per-epoch samples, the per-op
 // profile, the gradient dynamics probe of train/probe.h) attaches to a Trainer
 // through this interface. The Trainer calls them, in the order they were added:
-//   begin_step(step) -> forward -> backward -> after_backward() -> [clip] ->
+//   begin_step(step) -> forward, loss -> before_backward() -> backward ->
+//   after_backward() -> [clip] ->
 //   before_update() -> optimizer.step() -> after_update(lr) -> end_step(info)
 // then end_epoch(epoch) after an epoch's last batch and end_run() once, before
 // the final checkpoint is written. Steps are numbered as metrics.csv numbers
@@ -27,6 +28,7 @@ class StepObserver {
 public:
     virtual ~StepObserver() = default;
     virtual void begin_step(int64_t /*step*/) {}
+    virtual void before_backward() {}  // the step's whole tape is recorded, not yet walked
     virtual void after_backward() {}
     virtual void before_update() {}
     virtual void after_update(double /*lr*/) {}

@@ -134,12 +134,15 @@ void Profile::after_update(double) {
 StandardObservers::StandardObservers(Trainer& t) {
     const TrainOptions& o = t.options();
     bool append = !o.resume_path.empty();
+    if (!o.dump_tape.empty())
+        dump_ = std::make_unique<TapeDump>(t);  // checks its flags before any file is made
     if (!o.out_dir.empty()) {
         std::filesystem::create_directories(o.out_dir);
         if (o.probe_every > 0)
             probe_ = std::make_unique<DynamicsProbe>(t.model(), o.out_dir + "/dynamics.csv", o.probe_every,
                                                      append);
     }
+    if (dump_) t.add_observer(dump_.get());
     if (probe_) t.add_observer(probe_.get());
     if (o.profile) t.add_observer((profile_ = std::make_unique<Profile>(o.clip > 0)).get());
     t.add_observer((eval_ = std::make_unique<Evaluation>(t)).get());

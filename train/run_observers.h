@@ -6,7 +6,8 @@
 //   Progress     the one-line progress display on a terminal
 //   Samples      after each epoch a greedy sample from the start context
 //   Profile      --profile: a per-op profile of the second step (warm buffers)
-// plus the dynamics probe (train/probe.h) when probe_every > 0. StandardObservers
+// plus the dynamics probe (train/probe.h) when probe_every > 0 and the tape dump
+// (train/tape_dump.h) for --dump-tape. StandardObservers
 // builds the ones a TrainOptions asks for and attaches them in that order.
 #pragma once
 
@@ -15,6 +16,7 @@
 
 #include "train/metrics.h"
 #include "train/probe.h"
+#include "train/tape_dump.h"
 #include "train/trainer.h"
 
 namespace tg::train {
@@ -80,6 +82,7 @@ public:
     double probe_seconds() const { return probe_ ? probe_->seconds() : 0.0; }
 
 private:
+    std::unique_ptr<TapeDump> dump_;
     std::unique_ptr<DynamicsProbe> probe_;
     std::unique_ptr<Profile> profile_;
     std::unique_ptr<Evaluation> eval_;

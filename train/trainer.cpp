@@ -81,8 +81,10 @@ Trainer::StepStats Trainer::train_step(const Batch& b) {
     int64_t step = pos_.global_step + 1;
     if (schedule_) opt_->lr = (*schedule_)(step);
     for (StepObserver* ob : observers_) ob->begin_step(step);
+    set_backward_step(step);  // TAPEGRAD_BREAK_STEP compares with it
     opt_->zero_grad();
     Tensor loss = cross_entropy(model_->forward(b.input), b.target);
+    for (StepObserver* ob : observers_) ob->before_backward();
     loss.backward();
     for (StepObserver* ob : observers_) ob->after_backward();
     // Without clipping the norm is a by-product of the optimizer's fused pass.

@@ -51,6 +51,9 @@ struct TrainOptions {
     bool profile = false;  // print a per-op profile of one training step
     bool detect_anomaly = false;
     int64_t probe_every = 0;  // gradient dynamics probe interval (0: off)
+    // --dump-tape: the tape of one step (default the run's first), before backward.
+    std::string dump_tape;
+    std::optional<int64_t> dump_tape_step;
     // compare: record the train loader's orders (mha) and replay them (alt1).
     std::vector<std::vector<int64_t>>* record_orders = nullptr;
     const std::vector<std::vector<int64_t>>* replay_orders = nullptr;

@@ -62,6 +62,14 @@ Command train_command() {
                                "continue a run from a checkpoint written by --save");
                 sub.add_option("--out", f->opt.out_dir,
                                "run folder for metrics.csv, dynamics.csv, summary.json");
+                auto* dump = sub.add_option("--dump-tape", f->opt.dump_tape,
+                                            "write one step's tape here before backward (text: every entry's "
+                                            "op, label, inputs, call site) and FILE.dot (Graphviz)");
+                sub.add_option(
+                       "--dump-tape-step", f->opt.dump_tape_step,
+                       "the step --dump-tape writes, numbered as in metrics.csv (default: the run's first)")
+                    ->check(CLI::NonNegativeNumber)
+                    ->needs(dump);
                 return [f] { return run_train(*f); };
             }};
 }
