@@ -85,7 +85,7 @@ TEST_CASE("KV cache: greedy text identical to the uncached path, past the contex
     }
 }
 
-TEST_CASE("KV cache: each new token reaches on_token as it comes; eos stops", "[kv_cache][generate]") {
+TEST_CASE("KV cache: each new token reaches on_token as it comes, and eos stops", "[kv_cache][generate]") {
     manual_seed(11);
     GPTModel m(tiny("mha", false));
     auto prompt = some_ids(5, m.config().vocab_size);
