@@ -1,6 +1,7 @@
 // Shared pieces of the benchmarks (Release build only; see `make bench`).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <string>
@@ -29,6 +30,7 @@ inline double best_of(int reps, const std::function<void()>& f) {
 
 void run_core(const Options& opt);
 void run_step(const Options& opt);
+void run_generate(const Options& opt);
 int run_step_child(const Options& opt);
 
 }  // namespace tg::bench

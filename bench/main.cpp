@@ -1,4 +1,4 @@
-// tapegrad_bench: `make bench` runs it. --reps N, --only core.
+// tapegrad_bench: `make bench` runs it. --reps N, --only core|step|gen, --torch.
 #include <fmt/format.h>
 
 #include <unistd.h>
@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
             opt.child = std::string(argv[i + 1]) + " " + argv[i + 2];
             i += 2;
         } else {
-            fmt::print(stderr, "usage: tapegrad_bench [--reps N] [--only core|step] [--torch]\n");
+            fmt::print(stderr, "usage: tapegrad_bench [--reps N] [--only core|step|gen] [--torch]\n");
             return 2;
         }
     }
@@ -34,5 +34,6 @@ int main(int argc, char** argv) {
     if (!opt.child.empty()) return tg::bench::run_step_child(opt);
     if (opt.what == "all" || opt.what == "core") tg::bench::run_core(opt);
     if (opt.what == "all" || opt.what == "step") tg::bench::run_step(opt);
+    if (opt.what == "all" || opt.what == "gen") tg::bench::run_generate(opt);
     return 0;
 }

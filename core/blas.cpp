@@ -28,6 +28,15 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
     // BLAS requires ld >= max(1, columns of the stored matrix) even when unused.
     lda = std::max<int64_t>(lda, std::max<int64_t>(1, trans_a ? M : K));
     ldb = std::max<int64_t>(ldb, std::max<int64_t>(1, trans_b ? K : N));
+    if (M == 1 && !trans_a) {
+        // One row (a decoding step): c = op(B)^T a as a matrix-vector product.
+        // OpenBLAS's sgemm packs all of B for a single row; sgemv reads B once,
+        // ~3x faster on this machine for the 50257 x 768 output head.
+        //   trans_b: B stored [N, K], c[N] = B a;  else B stored [K, N], c[N] = B^T a.
+        cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, static_cast<int>(trans_b ? N : K),
+                    static_cast<int>(trans_b ? K : N), alpha, B, static_cast<int>(ldb), A, 1, beta, C, 1);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
                 static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha, A,
                 static_cast<int>(lda), B, static_cast<int>(ldb), beta, C, static_cast<int>(ldc));

@@ -1,5 +1,6 @@
 // The BLAS boundary: every matrix product in tapegrad is one call to gemm() here,
-// which forwards to OpenBLAS's cblas_sgemm (row-major, transpose flags).
+// which forwards to OpenBLAS's cblas_sgemm (row-major, transpose flags); a single
+// untransposed row (M == 1, batch-1 decoding) goes to cblas_sgemv instead.
 #pragma once
 
 #include <cstdint>

@@ -2,8 +2,16 @@
 // last context_length tokens, take the last position's logits, optionally keep
 // the top-k (others -inf), then greedy argmax (temperature 0) or sampling from
 // softmax(logits / temperature); stop early at eos_id when given.
+//
+// With kv_cache on, the first step runs the (cropped) prompt once through
+// GPTModel::forward_cached and every later step feeds only the newest token.
+// Past the context window the book crops to the last context_length tokens,
+// which moves every token to a new position, so cached keys no longer apply: the
+// cache restarts from the cropped window at each such step (the same tokens and
+// positions as the uncached path, at the uncached cost). It does not slide.
 #pragma once
 
+#include <functional>
 #include <optional>
 
 #include "models/gpt.h"
@@ -15,6 +23,8 @@ struct GenerateOptions {
     float temperature = 0.0f;
     std::optional<int64_t> top_k{};
     std::optional<int64_t> eos_id{};
+    bool kv_cache = false;                          // the per-epoch samples keep the uncached path
+    std::function<void(int64_t token)> on_token{};  // called with each new token as it comes
 };
 
 // ids: one sequence; returns it with the new tokens appended. Runs in eval mode

@@ -11,6 +11,18 @@ std::string GPTConfig::describe() const {
         has_out_proj());
 }
 
+namespace {
+// OpenAI's GPT-2 sizes as the book's model_configs: context 1024, qkv_bias on.
+struct Gpt2Size {
+    const char* name;
+    int64_t emb_dim, n_layers, n_heads;
+};
+constexpr Gpt2Size kGpt2Sizes[] = {{"gpt2-small-hf", 768, 12, 12},
+                                   {"gpt2-medium-hf", 1024, 24, 16},
+                                   {"gpt2-large-hf", 1280, 36, 20},
+                                   {"gpt2-xl-hf", 1600, 48, 25}};
+}  // namespace
+
 GPTConfig preset(const std::string& name) {
     GPTConfig c;
     if (name == "gpt2-124m") return c;
@@ -21,10 +33,31 @@ GPTConfig preset(const std::string& name) {
         c.n_layers = 2;
         return c;
     }
-    throw Error("tapegrad: unknown preset '" + name + "' (known: gpt2-124m, tiny)");
+    for (const Gpt2Size& s : kGpt2Sizes)
+        if (name == s.name) {
+            c.context_length = 1024;
+            c.emb_dim = s.emb_dim;
+            c.n_layers = s.n_layers;
+            c.n_heads = s.n_heads;
+            c.qkv_bias = true;
+            return c;
+        }
+    std::string known;
+    for (auto& n : preset_names()) known += (known.empty() ? "" : ", ") + n;
+    throw Error("tapegrad: unknown preset '" + name + "' (known: " + known + ")");
 }
 
-std::vector<std::string> preset_names() { return {"gpt2-124m", "tiny"}; }
+std::vector<std::string> preset_names() {
+    std::vector<std::string> names = {"gpt2-124m", "tiny"};
+    for (const Gpt2Size& s : kGpt2Sizes) names.push_back(s.name);
+    return names;
+}
+
+std::optional<std::string> gpt2_preset_for(int64_t emb_dim, int64_t n_layers) {
+    for (const Gpt2Size& s : kGpt2Sizes)
+        if (s.emb_dim == emb_dim && s.n_layers == n_layers) return std::string(s.name);
+    return std::nullopt;
+}
 
 TransformerBlock::TransformerBlock(const GPTConfig& cfg) {
     nn::AttentionSpec spec{cfg.emb_dim,   cfg.emb_dim,  cfg.context_length, cfg.n_heads,
@@ -41,6 +74,12 @@ Tensor TransformerBlock::forward(const Tensor& x) {
     auto sc = scope();
     Tensor h = add(x, drop_shortcut->forward(att->forward(norm1->forward(x)))).named("residual1");
     return add(h, drop_shortcut->forward(ff->forward(norm2->forward(h)))).named("residual2");
+}
+
+Tensor TransformerBlock::forward_cached(const Tensor& x, nn::AttentionCache& cache) {
+    auto sc = scope();
+    Tensor h = add(x, att->forward_cached(norm1->forward(x), cache)).named("residual1");
+    return add(h, ff->forward(norm2->forward(h))).named("residual2");
 }
 
 GPTModel::GPTModel(const GPTConfig& cfg) : cfg_(cfg) {
@@ -76,6 +115,30 @@ Tensor GPTModel::forward(const Ids& ids) {
     x = drop_emb->forward(x);
     for (auto& blk : trf_blocks) x = blk->forward(x);
     return out_head->forward(final_norm->forward(x)).named("logits");
+}
+
+}  // namespace tg::models
+
+namespace tg::models {
+
+// Embeddings at positions p0 .. p0 + t - 1, the blocks through their caches, and
+// the output head on the last row only (the one a decoding step samples from).
+Tensor GPTModel::forward_cached(const Ids& ids, KVCache& cache) {
+    if (ids.shape.size() != 2 || ids.shape[0] != 1 || ids.shape[1] < 1)
+        throw Error("tapegrad: GPTModel::forward_cached: ids must be [1, t], got " + shape_str(ids.shape));
+    if (is_training()) throw Error("tapegrad: GPTModel::forward_cached: decoding needs eval mode");
+    int64_t t = ids.shape[1], p0 = cache.len();
+    if (p0 + t > cfg_.context_length)
+        throw Error(fmt::format("tapegrad: GPTModel::forward_cached: {} cached + {} new tokens exceed "
+                                "context_length {} (crop and reset the cache)",
+                                p0, t, cfg_.context_length));
+    cache.layers.resize(trf_blocks.size());
+    Ids pos{{t}, std::vector<int64_t>(static_cast<size_t>(t))};
+    for (int64_t i = 0; i < t; ++i) pos.data[i] = p0 + i;
+    Tensor x = add(tok_emb->forward(ids), pos_emb->forward(pos)).named("embeddings");
+    for (size_t b = 0; b < trf_blocks.size(); ++b) x = trf_blocks[b]->forward_cached(x, cache.layers[b]);
+    Tensor last = x.slice(1, t - 1, t);
+    return out_head->forward(final_norm->forward(last)).named("logits");
 }
 
 }  // namespace tg::models

@@ -26,14 +26,28 @@ struct GPTConfig {
 };
 
 // "gpt2-124m": the book's GPT_CONFIG_124M with context 256. "tiny": a small
-// config whose training step takes well under a second.
+// config whose training step takes well under a second. "gpt2-small-hf",
+// "gpt2-medium-hf", "gpt2-large-hf", "gpt2-xl-hf": OpenAI's pretrained shapes
+// (124M/355M/774M/1558M) as the book loads them, context 1024 and qkv_bias on.
 GPTConfig preset(const std::string& name);
 std::vector<std::string> preset_names();
+// The pretrained preset with this width and depth, if any (a file carries no n_heads).
+std::optional<std::string> gpt2_preset_for(int64_t emb_dim, int64_t n_layers);
+
+// The KV cache of a whole model: one AttentionCache per block (nn/attention.h).
+struct KVCache {
+    std::vector<nn::AttentionCache> layers;
+    int64_t len() const { return layers.empty() ? 0 : layers.front().len; }
+    void reset() {
+        for (auto& l : layers) l.reset();
+    }
+};
 
 class TransformerBlock : public nn::Module {
 public:
     explicit TransformerBlock(const GPTConfig& cfg);
     Tensor forward(const Tensor& x);
+    Tensor forward_cached(const Tensor& x, nn::AttentionCache& cache);
     std::shared_ptr<nn::Attention> att;
     std::shared_ptr<nn::FeedForward> ff;
     std::shared_ptr<nn::LayerNorm> norm1, norm2;
@@ -44,6 +58,10 @@ class GPTModel : public nn::Module {
 public:
     explicit GPTModel(const GPTConfig& cfg);
     Tensor forward(const Ids& ids);  // ids [B, T] -> logits [B, T, V]
+    // Decoding with a KV cache: ids [1, t] are the tokens at positions cache.len() ..
+    // cache.len() + t - 1; returns the last position's logits [1, 1, V]. Eval mode
+    // under NoGradGuard; cache.len() + t must fit the context.
+    Tensor forward_cached(const Ids& ids, KVCache& cache);
     const GPTConfig& config() const { return cfg_; }
 
     std::shared_ptr<nn::Embedding> tok_emb, pos_emb;

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,11 +22,7 @@ using json = nlohmann::json;
     throw Error("tapegrad: safetensors: " + what + ": " + why);
 }
 
-struct Entry {
-    std::string name, dtype;
-    Shape shape;
-    uint64_t begin = 0, end = 0;
-};
+using Entry = TensorEntry;
 
 Entry parse_entry(const std::string& what, const std::string& name, const json& v, uint64_t data_size) {
     if (!v.is_object()) reject(what, "entry '" + name + "' is not an object");
@@ -73,7 +71,7 @@ const Tensor& SafeTensors::get(const std::string& name) const {
     throw Error("tapegrad: safetensors: no tensor named '" + name + "'");
 }
 
-SafeTensors parse_safetensors(const uint8_t* data, size_t size, const std::string& what) {
+SafeTensorsHeader parse_safetensors_header(const uint8_t* data, size_t size, const std::string& what) {
     if (size < 8) reject(what, fmt::format("file is {} bytes, shorter than the 8-byte header length", size));
     uint64_t n = 0;
     for (int i = 7; i >= 0; --i) n = (n << 8) | data[i];
@@ -87,27 +85,32 @@ SafeTensors parse_safetensors(const uint8_t* data, size_t size, const std::strin
     }
     if (!header.is_object()) reject(what, "header is not a JSON object");
     uint64_t data_size = size - 8 - n;
-    const uint8_t* base = data + 8 + n;
-    SafeTensors st;
-    std::vector<Entry> entries;
+    SafeTensorsHeader h;
+    h.data_start = 8 + n;
     for (auto& [name, v] : header.items()) {
         if (name == "__metadata__") {
             if (!v.is_object()) reject(what, "__metadata__ is not an object");
             for (auto& [k, s] : v.items()) {
                 if (!s.is_string()) reject(what, "__metadata__ value of '" + k + "' is not a string");
-                st.metadata[k] = s.get<std::string>();
+                h.metadata[k] = s.get<std::string>();
             }
             continue;
         }
-        entries.push_back(parse_entry(what, name, v, data_size));
+        h.entries.push_back(parse_entry(what, name, v, data_size));
     }
-    std::vector<Entry> by_offset = entries;
-    std::sort(by_offset.begin(), by_offset.end(), [](auto& a, auto& b) { return a.begin < b.begin; });
-    for (size_t i = 1; i < by_offset.size(); ++i)
-        if (by_offset[i].begin < by_offset[i - 1].end)
-            reject(what, "entries '" + by_offset[i - 1].name + "' and '" + by_offset[i].name + "' overlap");
-    std::sort(entries.begin(), entries.end(), [](auto& a, auto& b) { return a.begin < b.begin; });
-    for (const Entry& e : entries) {
+    std::sort(h.entries.begin(), h.entries.end(), [](auto& a, auto& b) { return a.begin < b.begin; });
+    for (size_t i = 1; i < h.entries.size(); ++i)
+        if (h.entries[i].begin < h.entries[i - 1].end)
+            reject(what, "entries '" + h.entries[i - 1].name + "' and '" + h.entries[i].name + "' overlap");
+    return h;
+}
+
+SafeTensors parse_safetensors(const uint8_t* data, size_t size, const std::string& what) {
+    SafeTensorsHeader h = parse_safetensors_header(data, size, what);
+    const uint8_t* base = data + h.data_start;
+    SafeTensors st;
+    st.metadata = std::move(h.metadata);
+    for (const Entry& e : h.entries) {
         const uint8_t* p = base + e.begin;
         if (e.dtype == "F32") {
             Tensor t = Tensor::empty(e.shape);
@@ -120,6 +123,54 @@ SafeTensors parse_safetensors(const uint8_t* data, size_t size, const std::strin
         }
     }
     return st;
+}
+
+MappedSafeTensors::MappedSafeTensors(const std::string& path) : path_(path) {
+    int fd = ::open(path.c_str(), O_RDONLY);
+    if (fd < 0) throw Error("tapegrad: safetensors: cannot open '" + path + "': " + std::strerror(errno));
+    struct stat sb {};
+    if (::fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        ::close(fd);
+        throw Error("tapegrad: safetensors: '" + path + "' is not a regular file");
+    }
+    size_ = static_cast<size_t>(sb.st_size);
+    if (size_ > 0) {
+        void* m = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+        int err = errno;
+        ::close(fd);
+        if (m == MAP_FAILED)
+            throw Error("tapegrad: safetensors: cannot map '" + path + "': " + std::strerror(err));
+        map_ = static_cast<const uint8_t*>(m);
+    } else {
+        ::close(fd);
+    }
+    try {
+        header_ = parse_safetensors_header(map_, size_, path);
+    } catch (...) {
+        if (map_) ::munmap(const_cast<uint8_t*>(map_), size_);
+        throw;
+    }
+    for (size_t i = 0; i < header_.entries.size(); ++i) index_[header_.entries[i].name] = i;
+}
+
+MappedSafeTensors::~MappedSafeTensors() {
+    if (map_) ::munmap(const_cast<uint8_t*>(map_), size_);
+}
+
+const TensorEntry* MappedSafeTensors::find(const std::string& name) const {
+    auto it = index_.find(name);
+    return it == index_.end() ? nullptr : &header_.entries[it->second];
+}
+
+const float* MappedSafeTensors::f32(const TensorEntry& e, std::vector<float>& scratch) const {
+    if (e.dtype != "F32")
+        throw Error("tapegrad: safetensors: '" + path_ + "': tensor '" + e.name + "' is " + e.dtype +
+                    ", expected F32");
+    const uint8_t* p = map_ + header_.data_start + e.begin;
+    if (reinterpret_cast<uintptr_t>(p) % alignof(float) == 0) return reinterpret_cast<const float*>(p);
+    scratch.resize((e.end - e.begin) / 4);
+    std::memcpy(scratch.data(), p, e.end - e.begin);
+    return scratch.data();
 }
 
 SafeTensors read_safetensors(const std::string& path) {

@@ -6,6 +6,8 @@
 // does not match dtype x shape, or an unsupported dtype is rejected with the
 // reason. F32 tensors load as Tensors; I64 as Ids (token ids in fixtures).
 // Writing is atomic: a temporary file beside the target, fsync, rename.
+// MappedSafeTensors memory-maps a file and validates the same header without
+// copying any data: large pretrained files (models/gpt2_hf.h) are read in place.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +25,45 @@ struct SafeTensors {
     std::map<std::string, std::string> metadata;
     std::map<std::string, Tensor> f32_map() const;
     const Tensor& get(const std::string& name) const;  // throws naming the tensor if absent
+};
+
+// One tensor of a validated header: offsets relative to the data section.
+struct TensorEntry {
+    std::string name, dtype;
+    Shape shape;
+    uint64_t begin = 0, end = 0;
+};
+
+// The validated header: entries in file order of their data, metadata, and where
+// the data section starts (8 + header length).
+struct SafeTensorsHeader {
+    std::vector<TensorEntry> entries;
+    std::map<std::string, std::string> metadata;
+    uint64_t data_start = 0;
+};
+SafeTensorsHeader parse_safetensors_header(const uint8_t* data, size_t size, const std::string& what);
+
+// A read-only mmap of a safetensors file; the header is validated on open.
+class MappedSafeTensors {
+public:
+    explicit MappedSafeTensors(const std::string& path);
+    ~MappedSafeTensors();
+    MappedSafeTensors(const MappedSafeTensors&) = delete;
+    MappedSafeTensors& operator=(const MappedSafeTensors&) = delete;
+
+    const std::string& path() const { return path_; }
+    const SafeTensorsHeader& header() const { return header_; }
+    const TensorEntry* find(const std::string& name) const;  // null if absent
+    // An F32 entry's values, in place when 4-byte aligned, else copied to scratch.
+    const float* f32(const TensorEntry& e, std::vector<float>& scratch) const;
+    size_t file_size() const { return size_; }
+
+private:
+    std::string path_;
+    const uint8_t* map_ = nullptr;
+    size_t size_ = 0;
+    SafeTensorsHeader header_;
+    std::map<std::string, size_t> index_;
 };
 
 SafeTensors read_safetensors(const std::string& path);

@@ -17,6 +17,19 @@
 
 namespace tg::nn {
 
+// What one attention layer keeps between decoding steps (batch 1, no tape):
+//   mha   keys and values of every past token, k and v [NH, capacity, HS]
+//   alt1  the layer's input x of every past token, k [capacity, C] (S_h(x_i) x_j^T
+//         needs the x_j themselves, one copy shared by all heads), and each head's
+//         values, v [NH, capacity, HS]
+// Either way 2 C floats per token and layer (alt1 could keep x alone, C floats,
+// but would then recompute every head's values over all past tokens per step).
+struct AttentionCache {
+    Tensor k, v;
+    int64_t len = 0;  // tokens cached; the next token's position
+    void reset() { len = 0; }
+};
+
 struct AttentionSpec {
     int64_t d_in = 0, d_out = 0, context_length = 0, num_heads = 1;
     float dropout = 0;
@@ -28,6 +41,10 @@ struct AttentionSpec {
 class Attention : public Module {
 public:
     virtual Tensor forward(const Tensor& x) = 0;  // x [B, T, C] -> [B, T, d_out]
+    // Incremental decoding: x [1, t, C] are the tokens at positions cache.len ..
+    // cache.len + t - 1; attends to the cached tokens and to themselves (causal),
+    // appends what the cache keeps and returns [1, t, d_out]. Eval mode, no tape.
+    virtual Tensor forward_cached(const Tensor& x, AttentionCache& cache);
     const AttentionSpec& spec() const { return spec_; }
 
     // Called during forward with each head's pre-mask scores tensor (before the
@@ -47,6 +64,7 @@ class MultiHeadAttention : public Attention {
 public:
     explicit MultiHeadAttention(const AttentionSpec& s);
     Tensor forward(const Tensor& x) override;
+    Tensor forward_cached(const Tensor& x, AttentionCache& cache) override;
     std::shared_ptr<Linear> W_query, W_key, W_value, out_proj;  // out_proj null when switched off
     std::shared_ptr<Dropout> dropout;
     Tensor mask;
@@ -68,6 +86,7 @@ class MHA_alt1 : public Attention {
 public:
     explicit MHA_alt1(const AttentionSpec& s);
     Tensor forward(const Tensor& x) override;
+    Tensor forward_cached(const Tensor& x, AttentionCache& cache) override;
     std::vector<std::shared_ptr<CA_alt1>> heads;
     std::shared_ptr<Linear> out_proj;
 };
@@ -75,6 +94,10 @@ public:
 // softmax(masked_fill(scores, mask[:T, :T], -inf) / sqrt(HS)), then dropout.
 Tensor causal_attention_weights(const Tensor& scores, const Tensor& mask, int64_t head_dim,
                                 const Dropout& drop);
+// The same for t new queries at positions p0 .. p0 + t - 1 against p0 + t keys:
+// scores [..., t, p0 + t], mask rows [p0, p0 + t), columns [0, p0 + t).
+Tensor causal_attention_weights_at(const Tensor& scores, const Tensor& mask, int64_t p0, int64_t head_dim,
+                                   const Dropout& drop);
 
 // The registry behind --attention: "mha" and "alt1" are built in; an extension
 // registers its own (examples/lowrank_attention.cpp).

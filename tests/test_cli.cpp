@@ -8,7 +8,11 @@
 #include <fstream>
 #include <sys/wait.h>
 
+#include "models/generate.h"
+#include "models/gpt2_hf.h"
+#include "models/safetensors.h"
 #include "test_util.h"
+#include "train/tokenizer.h"
 
 namespace fs = std::filesystem;
 
@@ -58,8 +62,12 @@ TEST_CASE("every subcommand has --help", "[cli]") {
           "--optimizer", "--lr",        "--weight-decay", "--warmup",    "--min-lr",      "--clip",
           "--seed",      "--drop-rate", "--eval-freq",    "--eval-iter", "--threads",     "--no-shuffle",
           "--init-from", "--save",      "--resume",       "--out",       "--probe-every", "--detect-anomaly",
-          "--profile"})
+          "--profile",   "--max-length"})
         CHECK_THAT(o.text, Catch::Contains(flag));
+    Out g = run("generate --help");
+    for (const char* flag : {"--checkpoint", "--gpt2", "--attention", "--n-heads", "--eos-id",
+                             "--no-kv-cache", "--stream", "--threads"})
+        CHECK_THAT(g.text, Catch::Contains(flag));
 }
 
 TEST_CASE("bad flags print usage and fail", "[cli][errors]") {
@@ -122,4 +130,100 @@ TEST_CASE("tokenize: ids one per line, --decode inverts, --allow-special", "[cli
     Out bad = run("tokenize --decode", "12 x");
     CHECK(bad.code == 1);
     CHECK_THAT(bad.text, Catch::Contains("'x' is not a token id"));
+}
+
+namespace {
+
+// A tiny GPT-2 in the Hugging Face layout (the tiny preset's shape with qkv_bias and
+// GPT-2's vocab), written by the inverse mapping; 4 heads is none of OpenAI's sizes.
+std::string tiny_hf_file(tg::models::GPTConfig* cfg_out = nullptr) {
+    tg::models::GPTConfig c = tg::models::preset("tiny");
+    c.qkv_bias = true;
+    c.drop_rate = 0;
+    tg::manual_seed(21);
+    tg::models::GPTModel m(c);
+    std::string path = tmp("tiny_hf.safetensors");
+    tg::models::save_gpt2_hf(path, m, "transformer.", true);
+    if (cfg_out) *cfg_out = c;
+    return path;
+}
+
+}  // namespace
+
+TEST_CASE("generate --gpt2: a Hugging Face file, KV cache on and off, alt1, eos, streaming",
+          "[cli][gpt2_hf]") {
+    std::string hf = tiny_hf_file();
+    std::string base = "generate --gpt2 " + hf + " --n-heads 4 --prompt 'Every effort moves you' ";
+    Out cached = run(base + "--max-new-tokens 80");  // 5 + 80 > context 64: the cache restarts
+    REQUIRE(cached.code == 0);
+    CHECK_THAT(cached.text, Catch::StartsWith("Every effort moves you"));
+    Out plain = run(base + "--max-new-tokens 80 --no-kv-cache");
+    CHECK(plain.text == cached.text);
+    Out alt1 = run(base + "--max-new-tokens 80 --attention alt1");
+    CHECK(alt1.text == cached.text);
+    // streaming prints the same text, token by token, and a rate line
+    Out streamed = run(base + "--max-new-tokens 80 --stream");
+    CHECK(streamed.code == 0);
+    CHECK_THAT(streamed.text, Catch::StartsWith(cached.text.substr(0, cached.text.size() - 1)) &&
+                                  Catch::Contains("80 new tokens") &&
+                                  Catch::Contains("tokens/s, KV cache on"));
+    // --eos-id: stop at the first generated token, so only the prompt remains
+    tg::models::MappedSafeTensors st(hf);
+    tg::models::GPTModel m(tg::models::gpt2_hf_config(st, 4));
+    tg::models::load_gpt2_hf(m, st);
+    tg::train::Tokenizer tok(tg::test::source_path("data/encoder.json"),
+                             tg::test::source_path("data/vocab.bpe"));
+    auto ids = tg::models::generate(m, tok.encode("Every effort moves you", true), {.max_new_tokens = 1});
+    Out eos = run(base + "--max-new-tokens 20 --eos-id " + std::to_string(ids.back()));
+    CHECK(eos.code == 0);
+    CHECK(eos.text == "Every effort moves you\n");
+    // errors name the flag or the file
+    Out both = run("generate --gpt2 " + hf + " --checkpoint " + hf);
+    CHECK(both.code == 1);
+    CHECK_THAT(both.text, Catch::Contains("exactly one of --checkpoint"));
+    Out heads = run("generate --gpt2 " + hf);
+    CHECK(heads.code == 1);
+    CHECK_THAT(heads.text, Catch::Contains("none of OpenAI's GPT-2 sizes") && Catch::Contains("--n-heads"));
+    std::string ck = tmp("not_hf.safetensors");
+    REQUIRE(run("train --max-steps 1 --eval-freq 0 --save " + ck + " " + kSmall).code == 0);
+    Out wrong = run("generate --gpt2 " + ck);
+    CHECK(wrong.code == 1);
+    CHECK_THAT(wrong.text, Catch::Contains("not the Hugging Face GPT-2 layout"));
+    fs::remove_all(fs::path(hf).parent_path());
+}
+
+TEST_CASE("train --init-from a Hugging Face file: shape from the file, weights as the book maps them",
+          "[cli][gpt2_hf][train]") {
+    tg::models::GPTConfig c;
+    std::string hf = tiny_hf_file(&c);
+    std::string ck = tmp("finetuned.safetensors");
+    // lr 0: AdamW leaves the weights as loaded (weight decay is scaled by lr too)
+    Out o = run("train --init-from " + hf +
+                " --n-heads 4 --max-length 32 --max-steps 2 --eval-freq 1 --lr 0 "
+                "--epochs 1 --quiet --save " +
+                ck);
+    INFO(o.text);
+    REQUIRE(o.code == 0);
+    auto saved = tg::models::read_safetensors(ck);
+    tg::models::MappedSafeTensors st(hf);
+    std::vector<float> scratch;
+    const float* wte = st.f32(*st.find("transformer.wte.weight"), scratch);
+    std::vector<float> want(wte, wte + c.vocab_size * c.emb_dim);
+    CHECK(saved.get("tok_emb.weight").to_vector() == want);
+    CHECK(saved.get("out_head.weight").to_vector() == want);
+    CHECK(saved.get("trf_blocks.0.att.W_query.bias").numel() == c.emb_dim);  // qkv_bias from the file
+    CHECK_THAT(saved.metadata.at("tapegrad.config"), Catch::Contains("\"context_length\":64"));
+    // alt1 fine-tunes the merged form of the same model
+    Out a = run("train --init-from " + hf +
+                " --attention alt1 --n-heads 4 --max-length 32 --max-steps 1 "
+                "--eval-freq 0 --quiet");
+    CHECK(a.code == 0);
+    // shape flags contradict the file; a window longer than the context is refused
+    Out bad = run("train --init-from " + hf + " --n-heads 4 --emb-dim 32 --max-steps 1 --quiet");
+    CHECK(bad.code == 1);
+    CHECK_THAT(bad.text, Catch::Contains("Hugging Face GPT-2 file") && Catch::Contains("--max-length"));
+    Out longer = run("train --init-from " + hf + " --n-heads 4 --max-length 65 --max-steps 1 --quiet");
+    CHECK(longer.code == 1);
+    CHECK_THAT(longer.text, Catch::Contains("--max-length 65 exceeds the model's context_length 64"));
+    fs::remove_all(fs::path(hf).parent_path());
 }

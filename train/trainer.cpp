@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/checkpoint.h"
+#include "models/gpt2_hf.h"
 #include "optim/adamw.h"
 #include "optim/sgd.h"
 #include "train/run_observers.h"
@@ -35,7 +36,10 @@ Trainer::Trainer(const TrainOptions& o)
     const auto& cfg = o.config;
     std::string text = read_text_file(o.data_path);
     auto [train_text, val_text] = split_train_val(text, o.train_ratio);
-    int64_t T = cfg.context_length;
+    int64_t T = o.max_length > 0 ? o.max_length : cfg.context_length;
+    if (T > cfg.context_length)
+        throw Error(fmt::format("tapegrad: --max-length {} exceeds the model's context_length {}", T,
+                                cfg.context_length));
     train_ds_ = std::make_unique<WindowDataset>(tok_.encode(train_text, true), T, T);
     val_ds_ = std::make_unique<WindowDataset>(tok_.encode(val_text, true), T, T);
     train_loader_ = std::make_unique<DataLoader>(*train_ds_, o.batch_size, o.shuffle, true);
@@ -43,14 +47,11 @@ Trainer::Trainer(const TrainOptions& o)
     if (train_loader_->num_batches() == 0)
         throw Error(
             fmt::format("tapegrad: '{}' gives {} training tokens: fewer than one batch of {} windows of {}+1 "
-                        "tokens (lower --context-length or --batch-size)",
+                        "tokens (lower --max-length, --context-length or --batch-size)",
                         o.data_path, train_ds_->num_tokens(), o.batch_size, T));
     manual_seed(o.seed);  // the book seeds right before GPTModel(...)
     model_ = std::make_unique<models::GPTModel>(cfg);
-    if (!o.init_from.empty()) {
-        auto st = models::read_safetensors(o.init_from);
-        models::load_model_weights(*model_, st, o.init_from);
-    }
+    if (!o.init_from.empty()) models::load_init_weights(*model_, o.init_from);
     opt_ = make_optimizer(o, *model_);
     total_steps_ = train_loader_->num_batches() * o.epochs;
     if (o.max_steps >= 0) total_steps_ = std::min(total_steps_, o.max_steps);

@@ -33,6 +33,7 @@ struct TrainOptions {
     std::string data_path = "data/the-verdict.txt";
     std::string vocab_dir = "data";  // encoder.json and vocab.bpe
     int64_t epochs = 10;
+    int64_t max_length = 0;  // training window, the book's max_length (0: the model's context_length)
     int64_t max_steps = -1;  // stop after this many optimizer steps in all (-1: no limit)
     int64_t batch_size = 2;
     std::string optimizer = "adamw";  // adamw | sgd
@@ -44,6 +45,8 @@ struct TrainOptions {
     int64_t eval_freq = 5, eval_iter = 5;
     bool shuffle = true;
     double train_ratio = 0.9;
+    // init_from: a checkpoint, a state_dict with the book's names, or a Hugging Face
+    // GPT-2 model.safetensors (recognised by its names; models/gpt2_hf.h).
     std::string init_from, save_path, resume_path, out_dir;
     std::string start_context = "Every effort moves you";
     int64_t sample_tokens = 50;

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include "core/blas.h"
+#include "models/gpt2_hf.h"
 #include "train/cli/cli.h"
 
 namespace tg::cli {
@@ -25,7 +26,8 @@ void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
     auto& c = f.cfg;
     auto& o = f.opt;
     app->add_option("--preset", c.preset,
-                    "model preset: gpt2-124m (the book's GPT_CONFIG_124M, context 256) or tiny")
+                    "model preset: gpt2-124m (the book's GPT_CONFIG_124M, context 256), tiny, or OpenAI's "
+                    "shapes gpt2-small-hf, gpt2-medium-hf, gpt2-large-hf, gpt2-xl-hf (context 1024)")
         ->capture_default_str();
     if (with_attention)
         app->add_option("--attention", c.attention, "attention variant: mha, alt1, or a registered extension")
@@ -68,8 +70,13 @@ void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
     app->add_flag("--no-shuffle", f.no_shuffle, "do not shuffle the training batches");
-    app->add_option("--init-from", o.init_from,
-                    "start from these weights (safetensors with the book's names)");
+    app->add_option(
+        "--init-from", o.init_from,
+        "start from these weights: safetensors with the book's names, or a Hugging Face GPT-2 "
+        "model.safetensors (recognised by its names; the model's shape then comes from the file)");
+    app->add_option("--max-length", o.max_length,
+                    "training window in tokens, the book's max_length (default: the context length)")
+        ->check(CLI::NonNegativeNumber);
     app->add_option("--probe-every", o.probe_every,
                     "record gradient dynamics every N steps and at step 0 (0: off)")
         ->capture_default_str();
@@ -78,9 +85,29 @@ void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
     app->add_flag("--quiet", o.quiet, "no progress line and no loss lines on the terminal");
 }
 
+// With a Hugging Face GPT-2 file as --init-from, the file fixes the model's shape:
+// the config comes from it (attention, n_heads and drop_rate may still be set).
+models::GPTConfig resolve_config(const TrainFlags& f) {
+    const ConfigFlags& c = f.cfg;
+    if (f.opt.init_from.empty()) return c.resolve();
+    std::optional<models::GPTConfig> hf;
+    {
+        models::MappedSafeTensors st(f.opt.init_from);
+        if (models::is_gpt2_hf(st)) hf = models::gpt2_hf_config(st, c.n_heads, c.attention);
+    }
+    if (!hf) return c.resolve();
+    if (c.vocab_size || c.context_length || c.emb_dim || c.n_layers || c.qkv_bias || c.out_proj)
+        throw Error(
+            "tapegrad: --init-from '" + f.opt.init_from +
+            "' is a Hugging Face GPT-2 file, which fixes vocab, context, emb_dim, n_layers, qkv_bias and "
+            "out_proj: drop those flags (use --max-length for a shorter training window)");
+    if (c.drop_rate) hf->drop_rate = *c.drop_rate;
+    return *hf;
+}
+
 train::TrainOptions finish(TrainFlags& f) {
     train::TrainOptions o = f.opt;
-    o.config = f.cfg.resolve();
+    o.config = resolve_config(f);
     o.shuffle = !f.no_shuffle;
     if (f.min_lr >= 0) o.min_lr = f.min_lr;
     o.data_path = o.data_path.empty() ? repo_path("data/the-verdict.txt") : o.data_path;
