@@ -49,7 +49,7 @@ const std::string kSmall = "--preset tiny --context-length 16 --emb-dim 16 --n-h
 }  // namespace
 
 TEST_CASE("every subcommand has --help", "[cli]") {
-    for (const char* sub : {"train", "compare", "generate", "tokenize", "report"}) {
+    for (const char* sub : {"train", "compare", "generate", "tokenize", "report", "sweep"}) {
         Out o = run(std::string(sub) + " --help");
         INFO(sub << ": " << o.text);
         CHECK(o.code == 0);
@@ -226,4 +226,32 @@ TEST_CASE("train --init-from a Hugging Face file: shape from the file, weights a
     CHECK(longer.code == 1);
     CHECK_THAT(longer.text, Catch::Contains("--max-length 65 exceeds the model's context_length 64"));
     fs::remove_all(fs::path(hf).parent_path());
+TEST_CASE("sweep: flags from a TOML file, --max-runs, resume, --report-only, a bad variant", "[cli][sweep]") {
+    std::string out = tmp("sweep");
+    std::string toml = tmp("sweep.toml");
+    std::ofstream(toml) << "variants = [\"mha\", \"alt1:out-proj=on\"]\nlrs = [0.0004]\nseeds = [1, 2]\n"
+                           "max-steps = 2\neval-freq = 1\neval-iter = 1\nprobe-every = 1\n";
+    std::string base = "sweep --config " + toml + " --out " + out + " " + kSmall;
+    Out a = run(base + " --max-runs 2");
+    INFO(a.text);
+    CHECK(a.code == 0);
+    CHECK_THAT(a.text, Catch::Contains("trained 2 run(s) now, 2 finished"));
+    CHECK_FALSE(fs::exists(out + "/report.md"));
+    Out b = run(base);
+    INFO(b.text);
+    CHECK(b.code == 0);
+    CHECK_THAT(b.text, Catch::Contains("trained 2 run(s) now, 4 finished"));
+    CHECK(fs::exists(out + "/runs/alt1+out-proj=on/lr4e-04/seed2/done.json"));
+    CHECK(fs::exists(out + "/report.md"));
+    fs::remove(out + "/report.md");
+    Out c = run(base + " --report-only");
+    CHECK(c.code == 0);
+    CHECK(fs::exists(out + "/report.md"));
+    std::string report;
+    std::getline(std::ifstream(out + "/report.md"), report, '\0');
+    CHECK_THAT(report, Catch::Contains("reuses the selection seeds"));  // no --eval-seeds given
+    Out bad = run("sweep --variants mha,alt1:bogus=1 --out " + tmp("sweep_bad") + " " + kSmall);
+    CHECK(bad.code == 1);
+    CHECK_THAT(bad.text, Catch::Contains("alt1:bogus=1") && Catch::Contains("not understood"));
+    fs::remove_all(out);
 }

@@ -23,9 +23,29 @@ struct SweepFlags {
     std::string out = "runs/sweep";
     int64_t max_runs = -1;
     bool report_only = false;
+    std::string config;
 };
 
-int run_sweep_cmd(SweepFlags& f) {
+// Flags from a TOML file (`key = value` lines, the flag names without "--").
+// CLI11 reads config files only for the top-level app, so the sweep applies its
+// own: a flag given on the command line wins over the file.
+void apply_config(CLI::App& sub, const std::string& path) {
+    for (const CLI::ConfigItem& item : CLI::ConfigTOML().from_file(path)) {
+        CLI::Option* opt = nullptr;
+        try {
+            opt = sub.get_option("--" + item.name);
+        } catch (const CLI::OptionNotFound&) {
+            throw Error("tapegrad: sweep --config '" + path + "': '" + item.name +
+                        "' is not a flag of sweep");
+        }
+        if (opt->count() > 0) continue;
+        opt->add_result(item.inputs);
+        opt->run_callback();
+    }
+}
+
+int run_sweep_cmd(CLI::App& sub, SweepFlags& f) {
+    if (!f.config.empty()) apply_config(sub, f.config);
     train::SweepPlan plan;
     plan.base = finish(f.train);
     for (const std::string& v : f.variants) plan.variants.push_back(train::parse_variant(v));
@@ -58,7 +78,8 @@ Command sweep_command() {
                 f->train.opt.vocab_dir = repo_path("data");
                 f->train.opt.probe_every = 20;
                 f->train.opt.quiet = true;
-                sub.set_config("--config", "", "read these flags from a TOML file (key = value lines)");
+                sub.add_option("--config", f->config,
+                               "read flags from a TOML file (key = value lines; the command line wins)");
                 add_train_flags(&sub, f->train, false);
                 sub.add_option(
                        "--variants", f->variants,
@@ -74,7 +95,7 @@ Command sweep_command() {
                 sub.add_option("--max-runs", f->max_runs, "train at most this many runs now (-1: all)")
                     ->capture_default_str();
                 sub.add_flag("--report-only", f->report_only, "rewrite report.md from the finished runs");
-                return [f] { return run_sweep_cmd(*f); };
+                return [f, &sub] { return run_sweep_cmd(sub, *f); };
             }};
 }
 
