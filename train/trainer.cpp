@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <fmt/format.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -15,9 +16,11 @@
 #include "optim/adamw.h"
 #include "optim/schedule.h"
 #include "optim/sgd.h"
+#include "train/checks.h"
 #include "train/data.h"
 #include "train/metrics.h"
 #include "train/probe.h"
+#include "train/run_guard.h"
 #include "train/tokenizer.h"
 
 namespace tg::train {
@@ -35,6 +38,9 @@ struct Position {
     int64_t epoch = 0, next_batch = 0, global_step = -1, tokens_seen = 0, replay_index = 0;
     std::vector<int64_t> order;  // the current epoch's window order
     bool in_epoch = false;
+    // The run's clock and counts before this process (a resumed run continues them).
+    double elapsed_s = 0, train_seconds = 0;
+    int64_t skipped_steps = 0;
 };
 
 std::unique_ptr<optim::Optimizer> make_optimizer(const TrainOptions& o, const models::GPTModel& model) {
@@ -73,8 +79,14 @@ private:
     void evaluate(int64_t epoch);
     void step(const Batch& b, int64_t epoch);
     void save(const std::string& path);
+    void save_every();
+    void loop();
+    void finish_result();
     void resume(const std::string& path);
     void progress(double loss);
+    double elapsed() const { return pos_.elapsed_s + seconds_since(t0_); }  // the run's clock
+    // A non-finite loss or gradient norm at this step: skip it or stop the run.
+    bool handle_nonfinite(double loss, double gnorm, int64_t step);
 
     TrainOptions o_;
     Tokenizer tok_;
@@ -95,6 +107,7 @@ private:
 Run::Run(const TrainOptions& o) : o_(o), tok_(o.vocab_dir + "/encoder.json", o.vocab_dir + "/vocab.bpe") {
     const auto& cfg = o.config;
     std::string text = read_text_file(o.data_path);
+    Tokenizer::note_invalid_utf8("--data '" + o.data_path + "'", text);
     auto [train_text, val_text] = split_train_val(text, o.train_ratio);
     int64_t T = cfg.context_length;
     train_ds_ = std::make_unique<WindowDataset>(tok_.encode(train_text, true), T, T);
@@ -110,11 +123,18 @@ Run::Run(const TrainOptions& o) : o_(o), tok_(o.vocab_dir + "/encoder.json", o.v
     model_ = std::make_unique<models::GPTModel>(cfg);
     if (!o.init_from.empty()) {
         auto st = models::read_safetensors(o.init_from);
-        models::load_model_weights(*model_, st, o.init_from);
+        // Shapes can agree while the config does not (4 heads of 16 or 2 of 32):
+        // a file with tapegrad's config is compared as --resume does.
+        if (st.metadata.count("tapegrad.config"))
+            if (std::string d = models::config_diff(models::checkpoint_config(st, o.init_from), cfg);
+                !d.empty())
+                throw Error("tapegrad: --init-from '" + o.init_from + "' was made with another config: " + d);
+        models::load_model_weights(*model_, st, o.init_from, o.allow_nonfinite);
     }
     opt_ = make_optimizer(o, *model_);
     total_steps_ = train_loader_->num_batches() * o.epochs;
     if (o.max_steps >= 0) total_steps_ = std::min(total_steps_, o.max_steps);
+    warn_schedule(o, total_steps_);
     if (o.warmup > 0 || o.min_lr)
         schedule_ = std::make_unique<optim::WarmupCosine>(optim::WarmupCosine{
             o.lr, o.min_lr.value_or(0.0), o.min_lr.value_or(0.0), o.warmup, total_steps_});
@@ -171,15 +191,34 @@ void Run::step(const Batch& b, int64_t epoch) {
     if (probe_) probe_->begin_step(pos_.global_step + 1);
     opt_->zero_grad();
     Tensor loss = cross_entropy(model_->forward(b.input), b.target);
-    loss.backward();
-    if (probe_) probe_->after_backward();
+    double l = loss.item();
+    double gnorm = std::nan("");
+    bool skip = std::isfinite(l) ? false : handle_nonfinite(l, gnorm, pos_.global_step + 1);
     auto t_opt = Clock::now();
-    // Without clipping the norm is a by-product of the optimizer's fused pass.
-    double gnorm = o_.clip > 0 ? optim::clip_grad_norm(model_->parameters(), o_.clip) : 0.0;
-    if (probe_) probe_->before_update();
-    opt_->step();
-    if (o_.clip <= 0) gnorm = opt_->last_grad_norm();
-    if (probe_) probe_->after_update(opt_->lr);
+    if (!skip) {
+        loss.backward();
+        if (probe_) probe_->after_backward();
+        t_opt = Clock::now();
+        // Without clipping the norm is a by-product of the optimizer's fused pass;
+        // --on-nan skip needs it before the update, at the price of one more pass.
+        if (o_.clip > 0)
+            gnorm = optim::clip_grad_norm(model_->parameters(), o_.clip);
+        else if (parse_on_nan(o_.on_nan) == OnNan::skip)
+            gnorm = optim::grad_norm(model_->parameters());
+        skip = !std::isfinite(gnorm) && (o_.clip > 0 || parse_on_nan(o_.on_nan) == OnNan::skip) &&
+               handle_nonfinite(l, gnorm, pos_.global_step + 1);
+    }
+    if (!skip) {
+        if (probe_) probe_->before_update();
+        opt_->step();
+        if (o_.clip <= 0) gnorm = opt_->last_grad_norm();
+        // Found only by the fused pass: the update is done, so the weights are
+        // not trusted any more; judge_step() can only stop here.
+        if (!std::isfinite(gnorm)) handle_nonfinite(l, gnorm, pos_.global_step + 1);
+        if (probe_) probe_->after_update(opt_->lr);
+    } else {
+        tape().clear();  // the skipped step's graph
+    }
     if (profile_now) {
         profile_add(o_.clip > 0 ? "norm+clip+optim" : "norm+optimizer", seconds_since(t_opt), 0);
         set_profiling(false);
@@ -189,13 +228,11 @@ void Run::step(const Batch& b, int64_t epoch) {
     pos_.tokens_seen += b.numel();
     pos_.global_step++;
     res_.steps++;
-    double l = loss.item();
     res_.step_losses.push_back(l);
     pending_eval_.reset();
     if (o_.eval_freq > 0 && pos_.global_step % o_.eval_freq == 0) evaluate(epoch);
     if (metrics_) {
-        StepRow row{epoch + 1, pos_.global_step, pos_.tokens_seen, l, opt_->lr, gnorm, seconds_since(t0_), {},
-                    {}};
+        StepRow row{epoch + 1, pos_.global_step, pos_.tokens_seen, l, opt_->lr, gnorm, elapsed(), {}, {}};
         if (pending_eval_) {
             row.train_loss = pending_eval_->first;
             row.val_loss = pending_eval_->second;
@@ -207,17 +244,70 @@ void Run::step(const Batch& b, int64_t epoch) {
 
 void Run::progress(double loss) {
     if (o_.quiet || !isatty(STDERR_FILENO)) return;
-    double el = seconds_since(t0_);
+    double el = elapsed();  // the run's clock, so tokens/s counts the run's tokens over the run's time
     int64_t done = pos_.global_step + 1;
-    double eta =
-        done > 0 ? el / static_cast<double>(res_.steps) * static_cast<double>(total_steps_ - done) : 0;
+    double eta = done > 0 ? el / static_cast<double>(done) * static_cast<double>(total_steps_ - done) : 0;
     std::cerr << fmt::format("\r\033[K[{}] step {}/{}  loss {:.3f}  {:.0f} tok/s  ETA {:.0f}s",
                              o_.config.attention, done, total_steps_, loss,
                              static_cast<double>(pos_.tokens_seen) / std::max(el, 1e-9), eta)
               << std::flush;
 }
 
+// Thrown by handle_nonfinite() to leave the loop of a diverged run.
+struct DivergedStop {};
+
+bool Run::handle_nonfinite(double loss, double gnorm, int64_t step) {
+    StepVerdict v = judge_step(loss, gnorm, parse_on_nan(o_.on_nan));
+    if (v == StepVerdict::ok) return false;
+    auto num = [](double v) {
+        return std::isnan(v) ? std::string("nan") : fmt::format("{}", v);
+    };  // not "-nan"
+    std::string what = std::isfinite(loss)
+                           ? fmt::format("the gradient norm is {} (loss {})", num(gnorm), num(loss))
+                           : fmt::format("the loss is {}", num(loss));
+    if (v == StepVerdict::skip) {
+        pos_.skipped_steps++;
+        std::cerr << fmt::format("tapegrad: step {}: {}: step skipped, no update (--on-nan skip)\n", step,
+                                 what);
+        return true;
+    }
+    res_.stopped_by = "nonfinite";
+    res_.diverged = fmt::format("step {}: {}", step, what);
+    throw DivergedStop{};
+}
+
+// The periodic checkpoint, taken between steps where the position is exact.
+void Run::save_every() {
+    if (o_.save_every <= 0 || o_.save_path.empty() || res_.steps == 0) return;
+    if ((pos_.global_step + 1) % o_.save_every != 0 || res_.saved_step == pos_.global_step) return;
+    save(o_.save_path);
+}
+
 TrainResult Run::run() {
+    try {
+        loop();
+    } catch (const DivergedStop&) {
+        // No checkpoint of the diverged weights: the one on disk (if any) is
+        // the last good one.
+        if (!o_.quiet && isatty(STDERR_FILENO)) std::cerr << "\r\033[K";
+        finish_result();
+        return res_;
+    }
+    if (!o_.quiet && isatty(STDERR_FILENO)) std::cerr << "\r\033[K";
+    if (!o_.save_path.empty() && (res_.saved_path != o_.save_path || res_.saved_step != pos_.global_step))
+        save(o_.save_path);
+    finish_result();
+    return res_;
+}
+
+void Run::finish_result() {
+    res_.tokens_seen = pos_.tokens_seen;
+    res_.skipped_steps = pos_.skipped_steps;
+    if (probe_) res_.probe_seconds = probe_->seconds();
+    res_.seconds = elapsed();
+}
+
+void Run::loop() {
     for (; pos_.epoch < o_.epochs; ++pos_.epoch) {
         if (!pos_.in_epoch) {
             model_->train();
@@ -226,8 +316,17 @@ TrainResult Run::run() {
             pos_.in_epoch = true;
         }
         for (; pos_.next_batch < train_loader_->num_batches(); ++pos_.next_batch) {
-            if (o_.max_steps >= 0 && pos_.global_step + 1 >= o_.max_steps) goto done;
-            step(train_loader_->batch(pos_.order, pos_.next_batch), pos_.epoch);
+            save_every();
+            if (o_.max_steps >= 0 && pos_.global_step + 1 >= o_.max_steps) return;
+            if (should_stop()) {  // between steps: the position is exact, the checkpoint resumes
+                res_.stopped_by = stop_signal() == SIGTERM ? "SIGTERM" : "SIGINT";
+                return;
+            }
+            try {
+                step(train_loader_->batch(pos_.order, pos_.next_batch), pos_.epoch);
+            } catch (const Error& e) {  // name the step (an anomaly, a failed write)
+                throw Error(fmt::format("tapegrad: step {}: {}", pos_.global_step + 1, e.what()));
+            }
         }
         {
             std::vector<int64_t> ids = tok_.encode(o_.start_context, true);
@@ -243,13 +342,6 @@ TrainResult Run::run() {
         }
         pos_.in_epoch = false;
     }
-done:
-    if (!o_.quiet && isatty(STDERR_FILENO)) std::cerr << "\r\033[K";
-    res_.tokens_seen = pos_.tokens_seen;
-    if (probe_) res_.probe_seconds = probe_->seconds();
-    if (!o_.save_path.empty()) save(o_.save_path);
-    res_.seconds = seconds_since(t0_);
-    return res_;
 }
 
 void Run::save(const std::string& path) {
@@ -260,9 +352,14 @@ void Run::save(const std::string& path) {
                {"replay_index", pos_.replay_index},
                {"order", pos_.order},
                {"in_epoch", pos_.in_epoch},
-               {"generator", default_generator().state()}};
+               {"generator", default_generator().state()},
+               {"elapsed_s", elapsed()},
+               {"train_seconds", res_.train_seconds},
+               {"skipped_steps", pos_.skipped_steps}};
     models::save_checkpoint(path, *model_, opt_.get(),
                             {{"tapegrad.train", st.dump()}, {"tapegrad.optimizer_type", o_.optimizer}});
+    res_.saved_path = path;
+    res_.saved_step = pos_.global_step;
 }
 
 void Run::resume(const std::string& path) {
@@ -270,8 +367,8 @@ void Run::resume(const std::string& path) {
     models::GPTConfig saved = models::checkpoint_config(st, path);
     if (models::config_to_json(saved) != models::config_to_json(o_.config))
         throw Error("tapegrad: --resume: checkpoint '" + path + "' was made with config " + saved.describe() +
-                    ", not " + o_.config.describe());
-    models::load_model_weights(*model_, st, path);
+                    ", not " + o_.config.describe() + " (" + models::config_diff(saved, o_.config) + ")");
+    models::load_model_weights(*model_, st, path, o_.allow_nonfinite);
     models::load_optimizer_state(*opt_, o_.optimizer, st, path);
     auto it = st.metadata.find("tapegrad.train");
     if (it == st.metadata.end()) throw Error("tapegrad: --resume: '" + path + "' has no training position");
@@ -285,6 +382,14 @@ void Run::resume(const std::string& path) {
         pos_.order = j.at("order").get<std::vector<int64_t>>();
         pos_.in_epoch = j.at("in_epoch");
         default_generator().set_state(j.at("generator").get<std::string>());
+        // Older checkpoints have no clock: their resumed figures start at zero.
+        pos_.elapsed_s = j.value("elapsed_s", 0.0);
+        pos_.train_seconds = j.value("train_seconds", 0.0);
+        pos_.skipped_steps = j.value("skipped_steps", int64_t{0});
+        res_.train_seconds = pos_.train_seconds;
+        res_.steps = pos_.global_step + 1;  // counts continue the original run's
+        res_.saved_path = path;
+        res_.saved_step = pos_.global_step;
     } catch (const json::exception& e) {
         throw Error("tapegrad: --resume: '" + path + "': malformed training position: " + e.what());
     }
@@ -293,6 +398,7 @@ void Run::resume(const std::string& path) {
 }  // namespace
 
 TrainResult train_model(const TrainOptions& opt) {
+    preflight(opt);
     set_detect_anomaly(opt.detect_anomaly);
     Run run(opt);
     return run.run();

@@ -6,7 +6,10 @@
 //   greedy sample of 50 tokens from the start context.
 // Every optimizer step appends a row to <out>/metrics.csv (flushed). A checkpoint
 // holds model, optimizer, generator state and data position, so --resume
-// continues bit-identically.
+// continues bit-identically, and the run's clock and counts (elapsed and
+// training seconds, steps), so a resumed run's figures continue the original's.
+// Between steps the loop asks should_stop() (SIGINT/SIGTERM) and judges each
+// step's loss and gradient norm with judge_step() (train/run_guard.h).
 #pragma once
 
 #include <functional>
@@ -41,6 +44,11 @@ struct TrainOptions {
     bool profile = false;  // print a per-op profile of one training step
     bool detect_anomaly = false;
     int64_t probe_every = 0;  // gradient dynamics probe interval (0: off)
+    // Reliability (issue 11): see train/run_guard.h and train/run_dir.h.
+    int64_t save_every = 0;        // > 0: rewrite save_path atomically every N steps
+    std::string on_nan = "stop";   // a non-finite loss/grad norm: stop | skip
+    bool allow_nonfinite = false;  // load --init-from/--resume weights holding NaN/Inf
+    bool overwrite = false;        // replace a finished run in out_dir
     // compare: record the train loader's orders (mha) and replay them (alt1).
     std::vector<std::vector<int64_t>>* record_orders = nullptr;
     const std::vector<std::vector<int64_t>>* replay_orders = nullptr;
@@ -60,6 +68,12 @@ struct TrainResult {
     std::vector<std::string> samples;  // one per finished epoch
     double probe_seconds = 0;
     std::string book_lines;  // the printed "Ep .. (Step ..)" lines
+    // How the run ended early, if it did: "SIGINT"/"SIGTERM" (stopped cleanly
+    // between steps) or "nonfinite" (diverged; `diverged` says where).
+    std::string stopped_by, diverged;
+    int64_t skipped_steps = 0;  // --on-nan skip
+    std::string saved_path;     // the checkpoint on disk at the end, if any
+    int64_t saved_step = -1;    // the last step it holds
 };
 
 TrainResult train_model(const TrainOptions& opt);
