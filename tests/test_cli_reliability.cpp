@@ -152,7 +152,7 @@ nlohmann::json checkpoint_position(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("1: a run folder belongs to one run; finished runs are not overwritten by accident",
+TEST_CASE("1: a run folder belongs to one run, and finished runs are not overwritten by accident",
           "[reliability][lock]") {
     std::string out = tmp("run_lock");
     Child first = spawn("train " + kLong + "--seed 1 --out " + out, tmp("first.log"));
@@ -318,7 +318,8 @@ TEST_CASE("5: failed runs leave no header-only metrics.csv and no partial plots"
     fs::remove_all(rd);
 }
 
-TEST_CASE("6: a non-finite loss stops the run naming the step; no NaN checkpoint", "[reliability][nan]") {
+TEST_CASE("6: a non-finite loss stops the run naming the step and writes no NaN checkpoint",
+          "[reliability][nan]") {
     std::string out = tmp("run_nan"), ck = tmp("nan.safetensors");
     Out o = run("train " + kSmall + "--lr 1e30 --eval-freq 0 --max-steps 20 --save " + ck +
                 " --save-every 1 --out " + out);
