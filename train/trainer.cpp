@@ -193,7 +193,9 @@ void Trainer::loop() {
             try {
                 s = train_step(b);
             } catch (const Error& e) {  // name the step (an anomaly, a failed write)
-                throw Error(fmt::format("tapegrad: step {}: {}", pos_.global_step + 1, e.what()));
+                std::string what = e.what();
+                if (what.rfind("tapegrad: ", 0) == 0) what.erase(0, 10);
+                throw Error(fmt::format("tapegrad: step {}: {}", pos_.global_step + 1, what));
             }
             res_.train_seconds +=
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t_step).count();
