@@ -35,8 +35,10 @@ build: deps $(BUILD)/CMakeCache.txt
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# The main job. Running it again replaces runs/ch05 on purpose (--overwrite);
+# without it tapegrad refuses to overwrite a finished run.
 train: build
-	$(BUILD)/train/tapegrad compare --out runs/ch05
+	$(BUILD)/train/tapegrad compare --out runs/ch05 --overwrite
 
 bench: build
 	$(BUILD)/bench/tapegrad_bench $(BENCH_ARGS)

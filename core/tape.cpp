@@ -42,6 +42,37 @@ int64_t first_nonfinite(const float* p, int64_t n) {
     return -1;
 }
 
+// First NaN and first Inf of a contiguous buffer (-1 where there is none).
+std::pair<int64_t, int64_t> first_nan_inf(const float* p, int64_t n) {
+    int64_t nan = -1, inf = -1;
+    for (int64_t i = 0; i < n && nan < 0; ++i) {
+        if (std::isnan(p[i]))
+            nan = i;
+        else if (inf < 0 && std::isinf(p[i]))
+            inf = i;
+    }
+    return {nan, inf};
+}
+
+bool holds_inf(const Tensor& t) {
+    if (!t.defined()) return false;
+    Tensor c = t.is_contiguous() ? t : t.clone();
+    return first_nan_inf(c.data(), c.numel()).second >= 0;
+}
+
+// The forward half of anomaly mode (see tape.h for what counts).
+void check_forward_anomaly(const char* op, const Loc& loc, const std::vector<Tensor>& inputs,
+                           const Tensor& out, bool documented_inf) {
+    Tensor c = out.is_contiguous() ? out : out.clone();
+    auto [nan, inf] = first_nan_inf(c.data(), c.numel());
+    if (nan < 0 && (inf < 0 || documented_inf)) return;
+    if (nan < 0 && std::any_of(inputs.begin(), inputs.end(), holds_inf)) return;  // carried over
+    int64_t i = nan >= 0 ? nan : inf;
+    fail(op, loc,
+         fmt::format("anomaly: forward output {} has {} at flat index {}{}", describe(out), c.data()[i], i,
+                     nan >= 0 ? "" : " (made here: no input holds an Inf)"));
+}
+
 }  // namespace
 
 Tape& tape() { return t_tape; }
@@ -119,16 +150,11 @@ bool needs_record(std::initializer_list<const Tensor*> inputs) {
     return false;
 }
 
-void record(const char* op, const Loc& loc, std::vector<Tensor> inputs, Tensor& out, BackwardFn backward) {
+void record(const char* op, const Loc& loc, std::vector<Tensor> inputs, Tensor& out, BackwardFn backward,
+            bool documented_inf) {
     if (out.label().empty()) out.set_label(scoped(op));
     if (g_profiling) profile_add(op, seconds_since_mark(), 0);
-    if (g_anomaly) {
-        Tensor c = out.is_contiguous() ? out : out.clone();
-        if (int64_t i = first_nonfinite(c.data(), c.numel()); i >= 0)
-            fail(op, loc,
-                 fmt::format("anomaly: forward output {} has {} at flat index {}", describe(out), c.data()[i],
-                             i));
-    }
+    if (g_anomaly) check_forward_anomaly(op, loc, inputs, out, documented_inf);
     if (!t_grad_enabled) return;
     bool any = false;
     for (const Tensor& t : inputs) {

@@ -84,8 +84,15 @@ public:
 const std::string& current_scope();
 std::string scoped(const std::string& name);
 
-// Anomaly mode: every op output (forward) and every gradient (backward) is
-// checked for NaN/Inf; the first one throws naming the entry and the tensor.
+// Anomaly mode: every recorded op output (forward) and every gradient
+// (backward) is checked; the first anomaly throws naming the entry and tensor.
+//   NaN  is an anomaly everywhere.
+//   Inf  in a forward output is an anomaly when the op made it: none of its
+//        inputs holds an Inf (an overflow) and the op did not declare infinities
+//        as its documented output (masked_fill(scores, mask, -inf), the causal
+//        mask). An Inf carried over from an input was judged where it was made,
+//        so the mask's -inf flows through the scaling and softmax unflagged.
+//   Inf  in a gradient is always an anomaly.
 void set_detect_anomaly(bool on);
 bool detect_anomaly();
 
@@ -120,8 +127,10 @@ void profile_add(const char* op, double fwd, double bwd);
 
 // Called by every op after computing `out` from `inputs`. Checks anomalies,
 // labels the output and, when grad mode is on and an input requires grad,
-// appends the entry and marks `out` as requiring grad.
-void record(const char* op, const Loc& loc, std::vector<Tensor> inputs, Tensor& out, BackwardFn backward);
+// appends the entry and marks `out` as requiring grad. `documented_inf`: the
+// op's output holds infinities by design (anomaly mode accepts them).
+void record(const char* op, const Loc& loc, std::vector<Tensor> inputs, Tensor& out, BackwardFn backward,
+            bool documented_inf = false);
 // True when an op with these inputs would be recorded (skip saving otherwise).
 bool needs_record(std::initializer_list<const Tensor*> inputs);
 

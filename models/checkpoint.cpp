@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 namespace tg::models {
@@ -61,7 +62,33 @@ GPTConfig checkpoint_config(const SafeTensors& st, const std::string& path) {
     return config_from_json(it->second);
 }
 
-void load_model_weights(GPTModel& model, const SafeTensors& st, const std::string& path) {
+std::string config_diff(const GPTConfig& file, const GPTConfig& asked) {
+    json a = json::parse(config_to_json(file)), b = json::parse(config_to_json(asked));
+    std::string out;
+    for (auto& [k, v] : a.items()) {
+        if (b.contains(k) && b[k] == v) continue;
+        out += fmt::format("{}{} {} in the file, {} asked", out.empty() ? "" : "; ", k, v.dump(),
+                           b.contains(k) ? b[k].dump() : "nothing");
+    }
+    return out;
+}
+
+std::string first_nonfinite_weight(const SafeTensors& st) {
+    for (auto& [n, t] : st.f32) {
+        if (n.rfind("optimizer.", 0) == 0) continue;
+        const float* p = t.data();
+        for (int64_t i = 0; i < t.numel(); ++i)
+            if (!std::isfinite(p[i])) return fmt::format("'{}' has {} at flat index {}", n, p[i], i);
+    }
+    return "";
+}
+
+void load_model_weights(GPTModel& model, const SafeTensors& st, const std::string& path,
+                        bool allow_nonfinite) {
+    if (!allow_nonfinite)
+        if (std::string bad = first_nonfinite_weight(st); !bad.empty())
+            throw Error("tapegrad: checkpoint '" + path + "' holds non-finite weights (" + bad +
+                        "): it comes from a diverged run; pass --allow-nonfinite to load it anyway");
     std::map<std::string, Tensor> sd;
     for (auto& [n, t] : st.f32)
         if (n.rfind("optimizer.", 0) != 0) sd[n] = t;

@@ -39,7 +39,17 @@ Ids window(const std::vector<int64_t>& ids, size_t start) {
 
 std::vector<int64_t> generate(GPTModel& model, std::vector<int64_t> ids, const GenerateOptions& opt,
                               Generator& gen) {
-    if (ids.empty()) throw Error("tapegrad: generate: the prompt has no tokens");
+    // An empty prompt has no last position to read logits from (row -1): the
+    // caller must give at least one token; GPT-2 starts unconditional samples
+    // from <|endoftext|>.
+    if (ids.empty())
+        throw Error(
+            "tapegrad: generate: the prompt has no tokens (start from <|endoftext|>, id 50256, for an "
+            "unconditional sample)");
+    if (opt.max_new_tokens < 0 || !(opt.temperature >= 0.0f) || !std::isfinite(opt.temperature) ||
+        (opt.top_k && *opt.top_k < 0))
+        throw Error(
+            "tapegrad: generate: max_new_tokens and top_k must be >= 0 and temperature finite and >= 0");
     bool was_training = model.is_training();
     model.eval();
     NoGradGuard ng;

@@ -27,7 +27,9 @@ struct GenerateOptions {
     std::function<void(int64_t token)> on_token{};  // called with each new token as it comes
 };
 
-// ids: one sequence; returns it with the new tokens appended. Runs in eval mode
+// ids: one sequence of at least one token (an empty one is refused: GPT-2
+// starts unconditional samples from <|endoftext|>); returns it with the new
+// tokens appended. Runs in eval mode
 // under NoGradGuard; restores the model's training flag. Sampling draws from gen.
 std::vector<int64_t> generate(GPTModel& model, std::vector<int64_t> ids, const GenerateOptions& opt,
                               Generator& gen = default_generator());

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -174,10 +175,35 @@ const float* MappedSafeTensors::f32(const TensorEntry& e, std::vector<float>& sc
 }
 
 SafeTensors read_safetensors(const std::string& path) {
+    // A folder opens as an ifstream and fails on the first read with libstdc++'s
+    // "basic_filebuf::underflow", which names neither the path nor the problem.
+    if (std::filesystem::is_directory(path))
+        reject(path, "is a folder; expected a .safetensors file (e.g. one written by tapegrad train --save)");
     std::ifstream f(path, std::ios::binary);
     if (!f) throw Error("tapegrad: safetensors: cannot open '" + path + "': " + std::strerror(errno));
     std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     return parse_safetensors(bytes.data(), bytes.size(), path);
+}
+
+// Temporary files of earlier writes to the same target whose writer is gone
+// (killed mid-save: ".NAME.tmp.PID" with no live PID) are removed; a live
+// writer's file is left alone. Returns how many were removed.
+int remove_stale_temporaries(const std::filesystem::path& dir, const std::string& prefix) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    int removed = 0;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        std::string n = it->path().filename().string();
+        if (n.size() <= prefix.size() || n.compare(0, prefix.size(), prefix) != 0) continue;
+        std::string pid_str = n.substr(prefix.size());
+        if (pid_str.find_first_not_of("0123456789") != std::string::npos || pid_str.size() > 9) continue;
+        pid_t pid = static_cast<pid_t>(std::stol(pid_str));
+        if (pid == ::getpid() || pid <= 0) continue;
+        if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive (or not ours to judge)
+        std::error_code rm;
+        if (fs::remove(it->path(), rm)) ++removed;
+    }
+    return removed;
 }
 
 void write_file_atomic(const std::string& path, const std::string& bytes) {
@@ -187,6 +213,7 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     std::string name = ".";  // appended piecewise: GCC 12 warns (-Wrestrict) on "lit" + string at -O3
     name += target.filename().string();
     name += ".tmp.";
+    remove_stale_temporaries(dir, name);
     name += std::to_string(::getpid());
     std::string tmp = (dir / name).string();
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);

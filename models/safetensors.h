@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -74,7 +75,10 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
                        const std::map<std::string, std::string>& metadata = {},
                        const std::map<std::string, Ids>& ids = {});
 
-// Write `bytes` to `path` atomically (temporary file, fsync, rename, fsync dir).
+// Write `bytes` to `path` atomically (temporary file ".NAME.tmp.PID" beside it,
+// fsync, rename, fsync dir). Temporaries of the same target left by a dead
+// writer (a SIGKILL mid-save) are removed first.
 void write_file_atomic(const std::string& path, const std::string& bytes);
+int remove_stale_temporaries(const std::filesystem::path& dir, const std::string& prefix);
 
 }  // namespace tg::models

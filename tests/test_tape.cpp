@@ -1,6 +1,8 @@
 // Tape semantics: accumulation, no_grad, retain_grad, hooks, dump/DOT, errors, anomaly mode.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <limits>
 #include <sstream>
 
 #include "core/tapegrad.h"
@@ -134,6 +136,27 @@ TEST_CASE("anomaly mode names the entry that made a NaN, forward and backward", 
     Tensor l = sum(sqrt(z));
     REQUIRE_THROWS_WITH(l.backward(),
                         Catch::Contains("pow") && Catch::Contains("backward") && Catch::Contains("inf"));
+    set_detect_anomaly(false);
+    tape().clear();
+}
+
+TEST_CASE("anomaly mode accepts masked_fill's documented -inf and flags infinities an op makes",
+          "[tape][anomaly]") {
+    set_detect_anomaly(true);
+    Tensor s = Tensor::from_vector({1, 2, 3, 4}, {2, 2}).requires_grad_();
+    Tensor mask = Tensor::from_vector({0, 1, 0, 0}, {2, 2});
+    // the causal pattern: -inf by design, carried through the scaling into softmax
+    Tensor w = softmax(div(masked_fill(s, mask, -std::numeric_limits<float>::infinity()), 2.0f));
+    CHECK(w.to_vector()[1] == 0.0f);
+    sum(w).backward();
+    // an Inf that no input holds is an overflow: flagged where it is made
+    Tensor big = Tensor::from_vector({100, 1}, {2}).requires_grad_();
+    REQUIRE_THROWS_WITH(exp(big),
+                        Catch::Contains("exp") && Catch::Contains("inf") && Catch::Contains("made here"));
+    // NaN stays an anomaly everywhere, even from an op that may output -inf
+    Tensor n = Tensor::from_vector({std::nanf(""), 1, 2, 3}, {2, 2}).requires_grad_();
+    REQUIRE_THROWS_WITH(masked_fill(n, mask, -std::numeric_limits<float>::infinity()),
+                        Catch::Contains("masked_fill") && Catch::Contains("nan"));
     set_detect_anomaly(false);
     tape().clear();
 }

@@ -224,7 +224,15 @@ TEST_CASE("a resumed run continues bit for bit (dropout on, shuffled)", "[train]
         CHECK(a.f32[i].first == b.f32[i].first);
         CHECK(a.f32[i].second.to_vector() == b.f32[i].second.to_vector());
     }
-    CHECK(a.metadata.at("tapegrad.train") == b.metadata.at("tapegrad.train"));
+    // The position and generator state agree exactly; the clock (elapsed and
+    // training seconds, carried over by --resume) is wall time and may not.
+    auto position = [](const models::SafeTensors& st) {
+        auto j = nlohmann::json::parse(st.metadata.at("tapegrad.train"));
+        j.erase("elapsed_s");
+        j.erase("train_seconds");
+        return j;
+    };
+    CHECK(position(a) == position(b));
     fs::remove_all(d.parent_path());
 }
 

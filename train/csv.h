@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -39,10 +40,24 @@ inline Csv read_csv(const std::string& path) {
     };
     if (!std::getline(f, line)) throw Error("tapegrad: '" + path + "' is empty");
     c.columns = split(line);
-    while (std::getline(f, line)) {
+    // A damaged file (a cut-off row, NUL bytes of a torn write) is refused naming
+    // the file, line and column, never with the bare "stod" of std::stod.
+    auto number = [&](const std::string& cell, size_t line_no, size_t col) {
+        if (cell.empty()) return std::nan("");
+        const char* b = cell.c_str();
+        char* end = nullptr;
+        double v = std::strtod(b, &end);
+        if (end == b || static_cast<size_t>(end - b) != cell.size())
+            throw Error("tapegrad: '" + path + "' line " + std::to_string(line_no) + ", column '" +
+                        (col < c.columns.size() ? c.columns[col] : std::to_string(col + 1)) +
+                        "': expected a number, found '" + cell.substr(0, 32) + "' (a damaged run file)");
+        return v;
+    };
+    for (size_t line_no = 2; std::getline(f, line); ++line_no) {
         if (line.empty()) continue;
         std::vector<double> row;
-        for (auto& cell : split(line)) row.push_back(cell.empty() ? std::nan("") : std::stod(cell));
+        std::vector<std::string> cells = split(line);
+        for (size_t k = 0; k < cells.size(); ++k) row.push_back(number(cells[k], line_no, k));
         row.resize(c.columns.size(), std::nan(""));
         c.rows.push_back(row);
     }

@@ -4,12 +4,15 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 namespace tg::train {
 
 std::string read_text_file(const std::string& path) {
+    if (std::filesystem::is_directory(path))
+        throw Error(fmt::format("tapegrad: data file '{}' is a folder; expected a UTF-8 text file", path));
     std::ifstream f(path, std::ios::binary);
     if (!f) throw Error(fmt::format("tapegrad: cannot read data file '{}': {}", path, std::strerror(errno)));
     std::ostringstream ss;

@@ -1,6 +1,7 @@
 // metrics.csv: one row per optimizer step, flushed as written, so an interrupted
 // run keeps everything it logged. train_loss and val_loss are filled on the rows
-// where evaluation ran.
+// where evaluation ran. The file is created with the first row, so a run that
+// fails before its first step leaves no header-only metrics.csv behind.
 #pragma once
 
 #include <cstdio>
@@ -25,6 +26,8 @@ public:
     void write(const StepRow& r);
 
 private:
+    std::string path_;
+    bool append_;
     std::FILE* f_ = nullptr;
 };
 

@@ -20,7 +20,11 @@ namespace {
 nlohmann::json read_json(const std::string& path) {
     std::ifstream f(path);
     if (!f) throw Error("tapegrad: report: cannot read '" + path + "'");
-    return nlohmann::json::parse(f);
+    try {
+        return nlohmann::json::parse(f);
+    } catch (const nlohmann::json::exception& e) {
+        throw Error("tapegrad: report: '" + path + "' is not valid JSON (a damaged run file): " + e.what());
+    }
 }
 
 struct Stat {
@@ -130,22 +134,44 @@ std::vector<std::string> run_variants(const std::string& run_dir) {
     return out;
 }
 
+// Every input is read and checked before the first plot is drawn, so a damaged
+// run is refused naming the file and leaves no partial plots/ behind; if gnuplot
+// fails midway, a plots/ folder this call created is removed again.
 void write_report(const std::string& run_dir) {
     std::vector<std::string> variants = run_variants(run_dir);
-    plot_losses(run_dir, variants);
-    plot_dynamics(run_dir, variants);
     std::string md = "# tapegrad compare: " + fs::path(run_dir).filename().string() + "\n\n";
     md +=
         "| variant | parameters | steps | seconds / step | tokens / s | final train loss | final val loss |\n"
         "|---|---|---|---|---|---|---|\n";
     std::vector<nlohmann::json> sums;
     for (auto& v : variants) {
-        auto s = read_json(run_dir + "/" + v + "/summary.json");
+        std::string path = run_dir + "/" + v + "/summary.json";
+        auto s = read_json(path);
+        try {
+            md += fmt::format("| {} | {} | {} | {:.3f} | {:.0f} | {:.3f} | {:.3f} |\n", v,
+                              s.at("num_parameters").get<int64_t>(), s.at("steps").get<int64_t>(),
+                              s.at("seconds_per_step").get<double>(), s.at("tokens_per_second").get<double>(),
+                              s.value("final_train_loss", std::nan("")),
+                              s.value("final_val_loss", std::nan("")));
+            for (const char* k :
+                 {"config", "lr", "weight_decay", "seed", "batch_size", "epochs", "book_lines", "samples"})
+                (void)s.at(k);
+        } catch (const nlohmann::json::exception& e) {
+            throw Error("tapegrad: report: '" + path + "' is incomplete or damaged: " + e.what());
+        }
         sums.push_back(s);
-        md += fmt::format("| {} | {} | {} | {:.3f} | {:.0f} | {:.3f} | {:.3f} |\n", v,
-                          s["num_parameters"].get<int64_t>(), s["steps"].get<int64_t>(),
-                          s["seconds_per_step"].get<double>(), s["tokens_per_second"].get<double>(),
-                          s.value("final_train_loss", std::nan("")), s.value("final_val_loss", std::nan("")));
+        read_csv(run_dir + "/" + v + "/metrics.csv");  // refuses a damaged file naming line and column
+        if (fs::exists(run_dir + "/" + v + "/dynamics.csv")) read_csv(run_dir + "/" + v + "/dynamics.csv");
+    }
+    fs::path pdir = fs::path(run_dir) / "plots";
+    bool had_plots = fs::exists(pdir);
+    try {
+        plot_losses(run_dir, variants);
+        plot_dynamics(run_dir, variants);
+    } catch (...) {
+        std::error_code ec;
+        if (!had_plots) fs::remove_all(pdir, ec);
+        throw;
     }
     md +=
         "\nSettings: " + sums[0]["config"].dump() +

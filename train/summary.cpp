@@ -26,6 +26,13 @@ void write_summary(const std::string& dir, const TrainOptions& o, const TrainRes
     j["seed"] = o.seed;
     j["batch_size"] = o.batch_size;
     j["epochs"] = o.epochs;
+    j["skipped_steps"] = r.skipped_steps;                       // --on-nan skip
+    if (!r.stopped_by.empty()) j["stopped_by"] = r.stopped_by;  // SIGINT, SIGTERM, nonfinite
+    if (!r.diverged.empty()) j["diverged"] = r.diverged;
+    if (!r.saved_path.empty()) {
+        j["checkpoint"] = r.saved_path;
+        j["checkpoint_step"] = r.saved_step;
+    }
     if (!r.evals.empty()) {
         j["final_train_loss"] = r.evals.back().train_loss;
         j["final_val_loss"] = r.evals.back().val_loss;

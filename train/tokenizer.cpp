@@ -6,6 +6,7 @@
 
 #include <climits>
 #include <fstream>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -79,7 +80,11 @@ struct Tokenizer::Regex {
     }
 };
 
-std::string Tokenizer::sanitize_utf8(const std::string& s) {
+std::string Tokenizer::sanitize_utf8(const std::string& s, Utf8Report* report) {
+    auto replaced = [&](size_t at) {
+        if (!report) return;
+        if (report->replaced++ == 0) report->first_offset = static_cast<int64_t>(at);
+    };
     // The WHATWG UTF-8 decoder: a byte that cannot continue the current
     // sequence ends it (one U+FFFD) and is reprocessed.
     std::string out;
@@ -106,6 +111,7 @@ std::string Tokenizer::sanitize_utf8(const std::string& s) {
             if (c == 0xF4) hi = 0x8F;
         } else {
             out += "\xEF\xBF\xBD";
+            replaced(i);
             ++i;
             continue;
         }
@@ -119,13 +125,25 @@ std::string Tokenizer::sanitize_utf8(const std::string& s) {
             ++j;
             ++got;
         }
-        if (got == need)
+        if (got == need) {
             out.append(s, i, j - i);
-        else
+        } else {
             out += "\xEF\xBF\xBD";
+            replaced(i);
+        }
         i = j;
     }
     return out;
+}
+
+void Tokenizer::note_invalid_utf8(const std::string& what, const std::string& raw) {
+    Utf8Report r;
+    sanitize_utf8(raw, &r);
+    if (r.replaced == 0) return;
+    std::cerr << fmt::format(
+        "tapegrad: note: {}: {} invalid UTF-8 sequence{} replaced by U+FFFD (as tiktoken does), the first at "
+        "byte offset {}\n",
+        what, r.replaced, r.replaced == 1 ? "" : "s", r.first_offset);
 }
 
 Tokenizer::Tokenizer(const std::string& enc_path, const std::string& bpe_path)

@@ -33,8 +33,17 @@ public:
     std::string decode(const std::vector<int64_t>& ids) const;  // throws on an unknown id
     int64_t vocab_size() const { return static_cast<int64_t>(id_to_bytes_.size()); }
 
-    // Replace invalid UTF-8 with U+FFFD, one per maximal invalid subpart (WHATWG).
-    static std::string sanitize_utf8(const std::string& s);
+    // Replace invalid UTF-8 with U+FFFD, one per maximal invalid subpart (WHATWG),
+    // as tiktoken does. When `report` is given it receives how many were
+    // replaced and the byte offset of the first.
+    struct Utf8Report {
+        int64_t replaced = 0;
+        int64_t first_offset = -1;
+    };
+    static std::string sanitize_utf8(const std::string& s, Utf8Report* report = nullptr);
+    // The once-per-input note on stderr ("tapegrad: note: <what>: N invalid UTF-8
+    // sequences replaced by U+FFFD, the first at byte offset K"); nothing when clean.
+    static void note_invalid_utf8(const std::string& what, const std::string& raw);
 
 private:
     void encode_ordinary(const std::string& text, std::vector<int64_t>& out) const;

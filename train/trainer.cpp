@@ -2,13 +2,19 @@
 
 #include <fmt/format.h>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <cmath>
+#include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "models/checkpoint.h"
 #include "models/gpt2_hf.h"
 #include "optim/adamw.h"
 #include "optim/sgd.h"
+#include "train/checks.h"
+#include "train/run_guard.h"
 #include "train/run_observers.h"
 
 namespace tg::train {
@@ -28,6 +34,11 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const TrainOptions& o, const mo
     throw Error("tapegrad: unknown optimizer '" + o.optimizer + "' (adamw or sgd)");
 }
 
+// Thrown by handle_nonfinite() to leave the loop of a diverged run.
+struct DivergedStop {};
+
+std::string num(double v) { return std::isnan(v) ? std::string("nan") : fmt::format("{}", v); }  // not "-nan"
+
 }  // namespace
 
 Trainer::Trainer(const TrainOptions& o)
@@ -35,6 +46,7 @@ Trainer::Trainer(const TrainOptions& o)
       tok_(o.vocab_dir + "/encoder.json", o.vocab_dir + "/vocab.bpe") {
     const auto& cfg = o.config;
     std::string text = read_text_file(o.data_path);
+    Tokenizer::note_invalid_utf8("--data '" + o.data_path + "'", text);
     auto [train_text, val_text] = split_train_val(text, o.train_ratio);
     int64_t T = o.max_length > 0 ? o.max_length : cfg.context_length;
     if (T > cfg.context_length)
@@ -51,10 +63,30 @@ Trainer::Trainer(const TrainOptions& o)
                         o.data_path, train_ds_->num_tokens(), o.batch_size, T));
     manual_seed(o.seed);  // the book seeds right before GPTModel(...)
     model_ = std::make_unique<models::GPTModel>(cfg);
-    if (!o.init_from.empty()) models::load_init_weights(*model_, o.init_from);
+    if (!o.init_from.empty()) {
+        bool hf = false;
+        {
+            models::MappedSafeTensors mapped(o.init_from);
+            hf = models::is_gpt2_hf(mapped);
+        }
+        if (hf) {  // a Hugging Face GPT-2 file: the book's mapping (models/gpt2_hf.h)
+            models::load_init_weights(*model_, o.init_from);
+        } else {
+            auto st = models::read_safetensors(o.init_from);
+            // Shapes can agree while the config does not (4 heads of 16 or 2 of 32):
+            // a file with tapegrad's config is compared as --resume does.
+            if (st.metadata.count("tapegrad.config"))
+                if (std::string d = models::config_diff(models::checkpoint_config(st, o.init_from), cfg);
+                    !d.empty())
+                    throw Error("tapegrad: --init-from '" + o.init_from +
+                                "' was made with another config: " + d);
+            models::load_model_weights(*model_, st, o.init_from, o.allow_nonfinite);
+        }
+    }
     opt_ = make_optimizer(o, *model_);
     total_steps_ = train_loader_->num_batches() * o.epochs;
     if (o.max_steps >= 0) total_steps_ = std::min(total_steps_, o.max_steps);
+    warn_schedule(o, total_steps_);
     if (o.warmup > 0 || o.min_lr)
         schedule_ = std::make_unique<optim::WarmupCosine>(optim::WarmupCosine{
             o.lr, o.min_lr.value_or(0.0), o.min_lr.value_or(0.0), o.warmup, total_steps_});
@@ -63,7 +95,7 @@ Trainer::Trainer(const TrainOptions& o)
 }
 
 double Trainer::elapsed() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    return pos_.elapsed_s + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
 }
 
 std::vector<int64_t> Trainer::next_train_order() {
@@ -85,19 +117,76 @@ Trainer::StepStats Trainer::train_step(const Batch& b) {
     set_backward_step(step);  // TAPEGRAD_BREAK_STEP compares with it
     opt_->zero_grad();
     Tensor loss = cross_entropy(model_->forward(b.input), b.target);
+    double l = loss.item(), gnorm = std::nan("");
+    if (!std::isfinite(l) && handle_nonfinite(l, gnorm, step)) {
+        tape().clear();  // the skipped step's graph
+        return {l, gnorm, true};
+    }
     for (StepObserver* ob : observers_) ob->before_backward();
     loss.backward();
     for (StepObserver* ob : observers_) ob->after_backward();
-    // Without clipping the norm is a by-product of the optimizer's fused pass.
-    double gnorm = o_.clip > 0 ? optim::clip_grad_norm(model_->parameters(), o_.clip) : 0.0;
+    // Without clipping the norm is a by-product of the optimizer's fused pass;
+    // --on-nan skip needs it before the update, at the price of one more pass.
+    bool skip_policy = parse_on_nan(o_.on_nan) == OnNan::skip;
+    if (o_.clip > 0)
+        gnorm = optim::clip_grad_norm(model_->parameters(), o_.clip);
+    else if (skip_policy)
+        gnorm = optim::grad_norm(model_->parameters());
+    if ((o_.clip > 0 || skip_policy) && !std::isfinite(gnorm) && handle_nonfinite(l, gnorm, step))
+        return {l, gnorm, true};
     for (StepObserver* ob : observers_) ob->before_update();
     opt_->step();
     if (o_.clip <= 0) gnorm = opt_->last_grad_norm();
+    // Found only by the fused pass, after the update: the weights are not
+    // trusted any more, so judge_step() can only stop the run here.
+    if (!std::isfinite(gnorm)) handle_nonfinite(l, gnorm, step);
     for (StepObserver* ob : observers_) ob->after_update(opt_->lr);
-    return {loss.item(), gnorm};
+    return {l, gnorm, false};
+}
+
+bool Trainer::handle_nonfinite(double loss, double gnorm, int64_t step) {
+    StepVerdict v = judge_step(loss, gnorm, parse_on_nan(o_.on_nan));
+    if (v == StepVerdict::ok) return false;
+    std::string what = std::isfinite(loss)
+                           ? fmt::format("the gradient norm is {} (loss {})", num(gnorm), num(loss))
+                           : fmt::format("the loss is {}", num(loss));
+    if (v == StepVerdict::skip) {
+        pos_.skipped_steps++;
+        std::cerr << fmt::format("tapegrad: step {}: {}: step skipped, no update (--on-nan skip)\n", step,
+                                 what);
+        return true;
+    }
+    res_.stopped_by = "nonfinite";
+    res_.diverged = fmt::format("step {}: {}", step, what);
+    throw DivergedStop{};
+}
+
+// The periodic checkpoint, taken between steps where the position is exact.
+void Trainer::save_every() {
+    if (o_.save_every <= 0 || o_.save_path.empty() || pos_.global_step < 0) return;
+    if ((pos_.global_step + 1) % o_.save_every != 0) return;
+    if (res_.saved_path == o_.save_path && res_.saved_step == pos_.global_step) return;
+    save(o_.save_path);
 }
 
 TrainResult Trainer::run() {
+    bool diverged = false;
+    try {
+        loop();
+    } catch (const DivergedStop&) {
+        diverged = true;  // no checkpoint of these weights: the one on disk is the last good one
+    }
+    for (StepObserver* ob : observers_) ob->end_run();
+    res_.tokens_seen = pos_.tokens_seen;
+    res_.skipped_steps = pos_.skipped_steps;
+    if (!diverged && !o_.save_path.empty() &&
+        (res_.saved_path != o_.save_path || res_.saved_step != pos_.global_step))
+        save(o_.save_path);
+    res_.seconds = elapsed();
+    return res_;
+}
+
+void Trainer::loop() {
     for (; pos_.epoch < o_.epochs; ++pos_.epoch) {
         if (!pos_.in_epoch) {
             model_->train();
@@ -107,11 +196,23 @@ TrainResult Trainer::run() {
         }
         bool budget_left = true;
         for (; pos_.next_batch < train_loader_->num_batches(); ++pos_.next_batch) {
+            save_every();
             budget_left = o_.max_steps < 0 || pos_.global_step + 1 < o_.max_steps;
             if (!budget_left) break;
+            if (should_stop()) {  // between steps: the position is exact, the checkpoint resumes
+                res_.stopped_by = stop_signal() == SIGTERM ? "SIGTERM" : "SIGINT";
+                return;
+            }
             Batch b = train_loader_->batch(pos_.order, pos_.next_batch);
             auto t_step = std::chrono::steady_clock::now();
-            StepStats s = train_step(b);
+            StepStats s;
+            try {
+                s = train_step(b);
+            } catch (const Error& e) {  // name the step (an anomaly, a failed write)
+                std::string what = e.what();
+                if (what.rfind("tapegrad: ", 0) == 0) what.erase(0, 10);
+                throw Error(fmt::format("tapegrad: step {}: {}", pos_.global_step + 1, what));
+            }
             res_.train_seconds +=
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t_step).count();
             pos_.tokens_seen += b.numel();
@@ -125,11 +226,6 @@ TrainResult Trainer::run() {
         for (StepObserver* ob : observers_) ob->end_epoch(pos_.epoch);
         pos_.in_epoch = false;
     }
-    for (StepObserver* ob : observers_) ob->end_run();
-    res_.tokens_seen = pos_.tokens_seen;
-    if (!o_.save_path.empty()) save(o_.save_path);
-    res_.seconds = elapsed();
-    return res_;
 }
 
 void Trainer::save(const std::string& path) {
@@ -140,9 +236,14 @@ void Trainer::save(const std::string& path) {
                {"replay_index", pos_.replay_index},
                {"order", pos_.order},
                {"in_epoch", pos_.in_epoch},
-               {"generator", default_generator().state()}};
+               {"generator", default_generator().state()},
+               {"elapsed_s", elapsed()},
+               {"train_seconds", res_.train_seconds},
+               {"skipped_steps", pos_.skipped_steps}};
     models::save_checkpoint(path, *model_, opt_.get(),
                             {{"tapegrad.train", st.dump()}, {"tapegrad.optimizer_type", o_.optimizer}});
+    res_.saved_path = path;
+    res_.saved_step = pos_.global_step;
 }
 
 void Trainer::resume(const std::string& path) {
@@ -150,8 +251,8 @@ void Trainer::resume(const std::string& path) {
     models::GPTConfig saved = models::checkpoint_config(st, path);
     if (models::config_to_json(saved) != models::config_to_json(o_.config))
         throw Error("tapegrad: --resume: checkpoint '" + path + "' was made with config " + saved.describe() +
-                    ", not " + o_.config.describe());
-    models::load_model_weights(*model_, st, path);
+                    ", not " + o_.config.describe() + " (" + models::config_diff(saved, o_.config) + ")");
+    models::load_model_weights(*model_, st, path, o_.allow_nonfinite);
     models::load_optimizer_state(*opt_, o_.optimizer, st, path);
     auto it = st.metadata.find("tapegrad.train");
     if (it == st.metadata.end()) throw Error("tapegrad: --resume: '" + path + "' has no training position");
@@ -165,12 +266,21 @@ void Trainer::resume(const std::string& path) {
         pos_.order = j.at("order").get<std::vector<int64_t>>();
         pos_.in_epoch = j.at("in_epoch");
         default_generator().set_state(j.at("generator").get<std::string>());
+        // Older checkpoints have no clock: their resumed figures start at zero.
+        pos_.elapsed_s = j.value("elapsed_s", 0.0);
+        pos_.train_seconds = j.value("train_seconds", 0.0);
+        pos_.skipped_steps = j.value("skipped_steps", int64_t{0});
+        res_.train_seconds = pos_.train_seconds;
+        res_.steps = pos_.global_step + 1;  // counts continue the original run's
+        res_.saved_path = path;
+        res_.saved_step = pos_.global_step;
     } catch (const json::exception& e) {
         throw Error("tapegrad: --resume: '" + path + "': malformed training position: " + e.what());
     }
 }
 
 TrainResult train_model(const TrainOptions& opt) {
+    preflight(opt);
     set_detect_anomaly(opt.detect_anomaly);
     Trainer trainer(opt);
     StandardObservers obs(trainer);

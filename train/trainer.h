@@ -9,7 +9,10 @@
 // (train/run_observers.h). Every optimizer step appends a row to
 // <out>/metrics.csv (flushed). A checkpoint
 // holds model, optimizer, generator state and data position, so --resume
-// continues bit-identically.
+// continues bit-identically, and the run's clock and counts (elapsed and
+// training seconds, steps), so a resumed run's figures continue the original's.
+// Between steps the loop asks should_stop() (SIGINT/SIGTERM) and judges each
+// step's loss and gradient norm with judge_step() (train/run_guard.h).
 #pragma once
 
 #include <chrono>
@@ -57,6 +60,11 @@ struct TrainOptions {
     // --dump-tape: the tape of one step (default the run's first), before backward.
     std::string dump_tape;
     std::optional<int64_t> dump_tape_step;
+    // Reliability (issue 11): see train/run_guard.h and train/run_dir.h.
+    int64_t save_every = 0;        // > 0: rewrite save_path atomically every N steps
+    std::string on_nan = "stop";   // a non-finite loss/grad norm: stop | skip
+    bool allow_nonfinite = false;  // load --init-from/--resume weights holding NaN/Inf
+    bool overwrite = false;        // replace a finished run in out_dir
     // compare: record the train loader's orders (mha) and replay them (alt1).
     std::vector<std::vector<int64_t>>* record_orders = nullptr;
     const std::vector<std::vector<int64_t>>* replay_orders = nullptr;
@@ -76,6 +84,12 @@ struct TrainResult {
     std::vector<std::string> samples;  // one per finished epoch
     double probe_seconds = 0;
     std::string book_lines;  // the printed "Ep .. (Step ..)" lines
+    // How the run ended early, if it did: "SIGINT"/"SIGTERM" (stopped cleanly
+    // between steps) or "nonfinite" (diverged; `diverged` says where).
+    std::string stopped_by, diverged;
+    int64_t skipped_steps = 0;  // --on-nan skip
+    std::string saved_path;     // the checkpoint on disk at the end, if any
+    int64_t saved_step = -1;    // the last step it holds
 };
 
 // Where a run stands; saved in checkpoints for a bit-identical resume.
@@ -83,6 +97,9 @@ struct Position {
     int64_t epoch = 0, next_batch = 0, global_step = -1, tokens_seen = 0, replay_index = 0;
     std::vector<int64_t> order;  // the current epoch's window order
     bool in_epoch = false;
+    // The run's clock and counts before this process (a resumed run continues them).
+    double elapsed_s = 0, train_seconds = 0;
+    int64_t skipped_steps = 0;
 };
 
 // The training loop as a library piece. The constructor builds the data, the
@@ -101,14 +118,19 @@ public:
 
     struct StepStats {
         double loss, grad_norm;
+        bool skipped = false;  // non-finite, --on-nan skip: no update
     };
     // zero_grad, forward, cross_entropy, backward, [clip], optimizer step on one
     // batch, telling the observers each phase (not end_step: run() does, once the
-    // step is counted).
+    // step is counted). A non-finite loss or gradient norm goes to judge_step()
+    // (train/run_guard.h): the step is skipped, or the run stops (run() returns
+    // with result().stopped_by == "nonfinite").
     StepStats train_step(const Batch& b);
 
-    // The epochs from the current position until `epochs` or `max_steps`; writes
-    // the --save checkpoint at the end.
+    // The epochs from the current position until `epochs`, `max_steps`, a stop
+    // signal (should_stop(), asked between steps) or divergence; writes the
+    // --save checkpoint every save_every steps and at the end (never of
+    // diverged weights).
     TrainResult run();
     void save(const std::string& path);
 
@@ -122,7 +144,7 @@ public:
     const Position& position() const { return pos_; }
     TrainResult& result() { return res_; }
     int64_t total_steps() const { return total_steps_; }
-    double elapsed() const;  // seconds since the constructor started
+    double elapsed() const;  // the run's clock: seconds since the constructor, plus a resumed run's
     // The next iteration order of the train loader: drawn from the default
     // generator as PyTorch's shuffling DataLoader does, recorded or replayed
     // for compare.
@@ -130,6 +152,10 @@ public:
 
 private:
     void resume(const std::string& path);
+    void loop();
+    void save_every();
+    // judge_step() on a non-finite value: true to skip the step; throws to stop.
+    bool handle_nonfinite(double loss, double gnorm, int64_t step);
 
     TrainOptions o_;
     std::chrono::steady_clock::time_point t0_;

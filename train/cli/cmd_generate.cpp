@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -18,7 +19,9 @@
 #include "models/checkpoint.h"
 #include "models/generate.h"
 #include "models/gpt2_hf.h"
+#include "train/checks.h"
 #include "train/cli/commands.h"
+#include "train/cli/flags.h"
 #include "train/tokenizer.h"
 
 namespace tg::cli {
@@ -32,9 +35,9 @@ struct GenerateFlags {
     std::optional<int64_t> n_heads, eos_id;
     models::GenerateOptions gen;
     int64_t top_k = 0;
-    uint64_t seed = 123;
+    std::string seed = "123";  // parsed strictly: no silent wrap of -1 or 2^64
     int threads = 2;
-    bool no_kv_cache = false, stream = false;
+    bool no_kv_cache = false, stream = false, allow_nonfinite = false;
 };
 
 std::unique_ptr<models::GPTModel> load_model(const GenerateFlags& f) {
@@ -50,7 +53,7 @@ std::unique_ptr<models::GPTModel> load_model(const GenerateFlags& f) {
     }
     auto st = models::read_safetensors(f.checkpoint);
     auto model = std::make_unique<models::GPTModel>(models::checkpoint_config(st, f.checkpoint));
-    models::load_model_weights(*model, st, f.checkpoint);
+    models::load_model_weights(*model, st, f.checkpoint, f.allow_nonfinite);
     return model;
 }
 
@@ -78,6 +81,10 @@ private:
 
 int run_generate(GenerateFlags& f) {
     set_num_threads(f.threads);
+    if (!std::isfinite(f.gen.temperature) || f.gen.temperature < 0)
+        throw Error(fmt::format("tapegrad: --temperature must be a finite number >= 0 (0: greedy), not {}",
+                                f.gen.temperature));
+    uint64_t seed = train::parse_u64_strict("--seed", f.seed);
     auto t_load = Clock::now();
     auto model = load_model(f);
     double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
@@ -86,14 +93,17 @@ int run_generate(GenerateFlags& f) {
     f.gen.eos_id = f.eos_id;
     f.gen.kv_cache = !f.no_kv_cache;
     std::vector<int64_t> ids = tok.encode(f.prompt, true);
-    if (ids.empty()) throw Error("tapegrad generate: --prompt is empty: give at least one token of text");
+    if (ids.empty()) {  // no last position to continue from: start as GPT-2's unconditional samples
+        std::cerr << "tapegrad: note: empty prompt: starting from <|endoftext|> (id 50256), as GPT-2 does\n";
+        ids = {train::Tokenizer::kEndOfText};
+    }
     bool stream = f.stream || ::isatty(STDOUT_FILENO);
     std::optional<Streamer> streamer;
     if (stream) {
         streamer.emplace(tok, ids);
         f.gen.on_token = [&](int64_t t) { (*streamer)(t); };
     }
-    Generator gen(f.seed);
+    Generator gen(seed);
     auto t0 = Clock::now();
     auto out = models::generate(*model, ids, f.gen, gen);
     double secs = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -112,42 +122,47 @@ int run_generate(GenerateFlags& f) {
 }  // namespace
 
 Command generate_command() {
-    return {
-        "generate", "continue a prompt with a trained checkpoint or a pretrained GPT-2",
-        [](CLI::App& sub) -> Action {
-            auto f = std::make_shared<GenerateFlags>();
-            sub.add_option("--checkpoint", f->checkpoint,
-                           "a checkpoint written by tapegrad (or by tools/convert_book_pth.py)");
-            sub.add_option("--gpt2", f->gpt2,
-                           "a pretrained GPT-2 (124M to 1558M) in the Hugging Face model.safetensors layout");
-            sub.add_option("--attention", f->attention,
-                           "with --gpt2: load into mha, or alt1 (merged S_h = Wk_h^T Wq_h per head)")
-                ->capture_default_str()
-                ->check(CLI::IsMember({"mha", "alt1"}));
-            sub.add_option("--n-heads", f->n_heads,
-                           "with --gpt2: heads, for a file of none of OpenAI's sizes")
-                ->check(CLI::PositiveNumber);
-            sub.add_option("--prompt", f->prompt, "start text")->capture_default_str();
-            sub.add_option("--max-new-tokens", f->gen.max_new_tokens, "tokens to add")->capture_default_str();
-            sub.add_option("--temperature", f->gen.temperature,
-                           "0: greedy; > 0: sample from softmax(logits / T)")
-                ->capture_default_str();
-            sub.add_option("--top-k", f->top_k, "keep the k most likely tokens (0: all)")
-                ->capture_default_str();
-            sub.add_option("--seed", f->seed, "sampling seed")->capture_default_str();
-            sub.add_option("--eos-id", f->eos_id,
-                           "stop when this token is generated (50256 is GPT-2's <|endoftext|>)");
-            sub.add_flag("--no-kv-cache", f->no_kv_cache,
-                         "recompute the whole window for every token (the book's loop)");
-            sub.add_flag("--stream", f->stream,
-                         "print tokens as they come even when stdout is not a terminal");
-            sub.add_option("--threads", f->threads, "BLAS threads")
-                ->capture_default_str()
-                ->check(CLI::PositiveNumber);
-            sub.add_option("--vocab-dir", f->vocab_dir, "folder with encoder.json and vocab.bpe")
-                ->capture_default_str();
-            return [f] { return run_generate(*f); };
-        }};
+    return {"generate", "continue a prompt with a trained checkpoint or a pretrained GPT-2",
+            [](CLI::App& sub) -> Action {
+                auto f = std::make_shared<GenerateFlags>();
+                sub.add_option("--checkpoint", f->checkpoint,
+                               "a checkpoint written by tapegrad (or by tools/convert_book_pth.py)");
+                sub.add_option(
+                    "--gpt2", f->gpt2,
+                    "a pretrained GPT-2 (124M to 1558M) in the Hugging Face model.safetensors layout");
+                sub.add_option("--attention", f->attention,
+                               "with --gpt2: load into mha, or alt1 (merged S_h = Wk_h^T Wq_h per head)")
+                    ->capture_default_str()
+                    ->check(CLI::IsMember({"mha", "alt1"}));
+                sub.add_option("--n-heads", f->n_heads,
+                               "with --gpt2: heads, for a file of none of OpenAI's sizes")
+                    ->check(CLI::PositiveNumber);
+                sub.add_option("--prompt", f->prompt, "start text")->capture_default_str();
+                sub.add_option("--max-new-tokens", f->gen.max_new_tokens, "tokens to add")
+                    ->capture_default_str()
+                    ->check(at_least(0));
+                sub.add_option("--temperature", f->gen.temperature,
+                               "0: greedy; > 0: sample from softmax(logits / T)")
+                    ->capture_default_str();
+                sub.add_option("--top-k", f->top_k, "keep the k most likely tokens (0: all)")
+                    ->capture_default_str()
+                    ->check(at_least(0));
+                sub.add_option("--seed", f->seed, "sampling seed (0 .. 2^64-1)")->capture_default_str();
+                sub.add_flag("--allow-nonfinite", f->allow_nonfinite,
+                             "load a checkpoint whose weights hold NaN/Inf");
+                sub.add_option("--eos-id", f->eos_id,
+                               "stop when this token is generated (50256 is GPT-2's <|endoftext|>)");
+                sub.add_flag("--no-kv-cache", f->no_kv_cache,
+                             "recompute the whole window for every token (the book's loop)");
+                sub.add_flag("--stream", f->stream,
+                             "print tokens as they come even when stdout is not a terminal");
+                sub.add_option("--threads", f->threads, "BLAS threads")
+                    ->capture_default_str()
+                    ->check(CLI::PositiveNumber);
+                sub.add_option("--vocab-dir", f->vocab_dir, "folder with encoder.json and vocab.bpe")
+                    ->capture_default_str();
+                return [f] { return run_generate(*f); };
+            }};
 }
 
 }  // namespace tg::cli

@@ -1,6 +1,7 @@
 // `tapegrad tokenize`: GPT-2 BPE ids of stdin, one per line (or --decode: ids
 // back to text).
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include <iostream>
 #include <iterator>
@@ -8,6 +9,7 @@
 #include <sstream>
 
 #include "core/tensor.h"
+#include "train/checks.h"
 #include "train/cli/commands.h"
 #include "train/tokenizer.h"
 
@@ -26,16 +28,19 @@ int run_tokenize(const TokenizeFlags& f) {
         std::vector<int64_t> ids;
         std::istringstream is(in);
         std::string w;
-        while (is >> w) {
+        while (is >> w) {  // whole decimal ids only: "12.5" is not 12
             try {
-                ids.push_back(std::stoll(w));
-            } catch (const std::exception&) {
-                throw Error("tapegrad: tokenize --decode: '" + w + "' is not a token id");
+                ids.push_back(train::parse_int_strict("tokenize --decode", w, 0, tok.vocab_size() - 1));
+            } catch (const Error&) {
+                throw Error(
+                    fmt::format("tapegrad: tokenize --decode: '{}' is not a token id (an integer in [0, {}])",
+                                w, tok.vocab_size() - 1));
             }
         }
         std::cout << tok.decode(ids);
         return 0;
     }
+    train::Tokenizer::note_invalid_utf8("stdin", in);
     for (int64_t id : tok.encode(in, f.allow_special)) std::cout << id << '\n';
     return 0;
 }

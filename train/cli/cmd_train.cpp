@@ -1,36 +1,103 @@
 // `tapegrad train`: one GPT with the book's Chapter 5 loop.
 // `tapegrad compare`: several attention variants from the same seed and batch
 // order (the first variant draws the order, the others replay it), then report.
+// Both own their --out folder with a lock (train/run_dir.h) and stop cleanly on
+// SIGINT/SIGTERM (train/run_guard.h); the exit code says how a run ended: 0, 1
+// (an error), 3 (diverged), 130/143 (stopped by SIGINT/SIGTERM).
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <csignal>
+#include <filesystem>
+#include <iostream>
 #include <memory>
+#include <optional>
 
+#include "train/checks.h"
 #include "train/cli/commands.h"
 #include "train/cli/flags.h"
 #include "train/report.h"
+#include "train/run_dir.h"
+#include "train/run_guard.h"
 #include "train/summary.h"
 
 namespace tg::cli {
 namespace {
 
-int run_train(TrainFlags& f) {
-    train::TrainOptions o = finish(f);
-    auto res = train::train_model(o);
-    if (!o.out_dir.empty()) train::write_summary(o.out_dir, o, res);
-    fmt::print("{} parameters, {} steps, {:.3f} s/step, {:.0f} tokens/s\n", res.num_parameters, res.steps,
-               res.steps ? res.train_seconds / static_cast<double>(res.steps) : 0.0,
-               res.train_seconds > 0 ? static_cast<double>(res.tokens_seen) / res.train_seconds : 0.0);
-    return 0;
+// After a run that ended early, say what was kept; the exit code: 0, 128 +
+// signal (130 SIGINT, 143 SIGTERM), or 3 for a diverged run.
+int report_end(const train::TrainResult& res, const train::TrainOptions& o) {
+    if (res.stopped_by.empty()) return 0;
+    std::string kept;
+    if (!res.saved_path.empty())
+        kept += fmt::format("\n  checkpoint '{}' (step {}; continue with --resume {})", res.saved_path,
+                            res.saved_step, res.saved_path);
+    if (!o.out_dir.empty() && res.steps > 0)
+        kept += fmt::format("\n  '{}/metrics.csv' and '{}/summary.json'", o.out_dir, o.out_dir);
+    if (kept.empty()) kept = "\n  nothing (no --save, no --out)";
+    if (res.stopped_by == "nonfinite") {
+        std::cerr << fmt::format("tapegrad: {}: the run diverged and was stopped (--on-nan skip would skip "
+                                 "such steps). No checkpoint "
+                                 "of the diverged weights was written. {}{}\n",
+                                 res.diverged,
+                                 res.saved_path.empty()
+                                     ? "No good checkpoint was saved (--save-every N keeps one). Kept:"
+                                     : "Kept, the last good checkpoint and the logs:",
+                                 kept);
+        return 3;
+    }
+    int sig = res.stopped_by == "SIGTERM" ? SIGTERM : SIGINT;
+    std::cerr << fmt::format("tapegrad: stopped by {} after step {} ({} steps in all). Kept:{}\n",
+                             res.stopped_by, res.steps - 1, res.steps, kept);
+    return 128 + sig;
 }
 
-int run_compare(TrainFlags& f, const std::string& out, const std::vector<std::string>& variants) {
+int run_train(TrainFlags& f) {
+    train::install_stop_handlers();
+    train::TrainOptions o = finish(f);
+    train::preflight(o);  // before the lock: a refused value creates nothing
+    std::optional<train::RunDirLock> lock;
+    if (!o.out_dir.empty()) lock.emplace(o.out_dir, "--out", o.overwrite, !o.resume_path.empty());
+    auto res = train::train_model(o);
+    if (!o.out_dir.empty() && res.steps > 0) train::write_summary(o.out_dir, o, res);
+    if (res.stopped_by.empty())
+        fmt::print("{} parameters, {} steps, {:.3f} s/step, {:.0f} tokens/s\n", res.num_parameters, res.steps,
+                   res.steps ? res.train_seconds / static_cast<double>(res.steps) : 0.0,
+                   res.train_seconds > 0 ? static_cast<double>(res.tokens_seen) / res.train_seconds : 0.0);
+    return report_end(res, o);
+}
+
+// compare without --out: runs/compare, or the first runs/compare-N that holds
+// no run, so running it twice never overwrites the first results.
+std::string fresh_compare_dir(const std::vector<std::string>& variants) {
+    for (int n = 1;; ++n) {
+        std::string d = n == 1 ? "runs/compare" : fmt::format("runs/compare-{}", n);
+        bool taken = std::filesystem::exists(d + "/report.md");
+        for (auto& v : variants) taken = taken || train::holds_run(d + "/" + v);
+        if (!taken) return d;
+    }
+}
+
+int run_compare(TrainFlags& f, std::string out, const std::vector<std::string>& variants) {
+    train::install_stop_handlers();
+    if (out.empty()) {
+        out = fresh_compare_dir(variants);
+        fmt::print("compare: writing to {} (--out to choose the folder)\n", out);
+    }
+    for (const auto& v : variants) {  // every variant's values and paths before the first step
+        f.cfg.attention = v;
+        train::TrainOptions o = finish(f);
+        o.out_dir = out + "/" + v;
+        train::preflight(o);
+    }
+    train::RunDirLock lock(out, "--out", f.opt.overwrite, false);
     std::vector<std::vector<int64_t>> orders;
     for (size_t i = 0; i < variants.size(); ++i) {
         f.cfg.attention = variants[i];
         train::TrainOptions o = finish(f);
         o.out_dir = out + "/" + variants[i];
         o.save_path = o.out_dir + "/model.safetensors";
+        train::RunDirLock vlock(o.out_dir, "--out", o.overwrite, false);
         // The first variant draws the batch order; the others replay it.
         if (i == 0)
             o.record_orders = &orders;
@@ -38,7 +105,8 @@ int run_compare(TrainFlags& f, const std::string& out, const std::vector<std::st
             o.replay_orders = &orders;
         fmt::print("== {} ({}) ==\n", variants[i], o.config.describe());
         auto res = train::train_model(o);
-        train::write_summary(o.out_dir, o, res);
+        if (res.steps > 0) train::write_summary(o.out_dir, o, res);
+        if (int code = report_end(res, o); code != 0) return code;  // no later variant, no report
         fmt::print("{}: {} parameters, {:.3f} s/step, {:.0f} s in all\n", variants[i], res.num_parameters,
                    res.steps ? res.train_seconds / static_cast<double>(res.steps) : 0.0, res.seconds);
     }
@@ -61,7 +129,13 @@ Command train_command() {
                 sub.add_option("--resume", f->opt.resume_path,
                                "continue a run from a checkpoint written by --save");
                 sub.add_option("--out", f->opt.out_dir,
-                               "run folder for metrics.csv, dynamics.csv, summary.json");
+                               "run folder for metrics.csv, dynamics.csv, summary.json (owned by one run: "
+                               "a finished run needs --overwrite or --resume)");
+                sub.add_option(
+                       "--save-every", f->opt.save_every,
+                       "also rewrite the --save checkpoint (atomically) every N steps: a crash loses at "
+                       "most N")
+                    ->check(at_least(0));
                 auto* dump = sub.add_option("--dump-tape", f->opt.dump_tape,
                                             "write one step's tape here before backward (text: every entry's "
                                             "op, label, inputs, call site) and FILE.dot (Graphviz)");
@@ -78,15 +152,17 @@ Command compare_command() {
     return {"compare", "train mha and alt1 from the same seed and batch order, then report",
             [](CLI::App& sub) -> Action {
                 auto f = std::make_shared<TrainFlags>();
-                auto out = std::make_shared<std::string>("runs/compare");
+                auto out = std::make_shared<std::string>();  // empty: runs/compare or runs/compare-N
                 auto variants =
                     std::make_shared<std::vector<std::string>>(std::vector<std::string>{"mha", "alt1"});
                 f->opt.data_path.clear();
                 f->opt.vocab_dir = repo_path("data");
                 f->opt.probe_every = 20;  // alt1 probing is 144 full SVDs: ~7% of its run at 20, 14% at 10
                 add_train_flags(&sub, *f, false);
-                sub.add_option("--out", *out, "run directory (one folder per variant, report.md, plots)")
-                    ->capture_default_str();
+                sub.add_option(
+                    "--out", *out,
+                    "run directory (one folder per variant, report.md, plots); default runs/compare, "
+                    "or the first free runs/compare-N when that holds a run");
                 sub.add_option("--variants", *variants,
                                "attention variants to compare, the first sets the batch order")
                     ->capture_default_str();

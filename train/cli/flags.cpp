@@ -1,9 +1,11 @@
 #include "train/cli/flags.h"
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "core/blas.h"
 #include "models/gpt2_hf.h"
+#include "train/checks.h"
 #include "train/cli/cli.h"
 
 namespace tg::cli {
@@ -20,6 +22,19 @@ models::GPTConfig ConfigFlags::resolve() const {
     c.attention = attention;
     if (out_proj) c.out_proj = *out_proj;
     return c;
+}
+
+CLI::Validator at_least(int64_t lo) {
+    return CLI::Validator(
+        [lo](std::string& s) -> std::string {
+            try {
+                size_t n = 0;
+                long long v = std::stoll(s, &n);
+                if (n == s.size() && v >= lo) return "";
+            } catch (const std::exception&) {}
+            return fmt::format("must be an integer >= {}, not '{}'", lo, s);
+        },
+        fmt::format("INT>={}", lo));
 }
 
 void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
@@ -44,12 +59,10 @@ void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
     app->add_option("--data", o.data_path, "training text")->capture_default_str();
     app->add_option("--vocab-dir", o.vocab_dir, "folder with encoder.json and vocab.bpe")
         ->capture_default_str();
-    app->add_option("--epochs", o.epochs, "epochs")->capture_default_str()->check(CLI::NonNegativeNumber);
+    app->add_option("--epochs", o.epochs, "epochs")->capture_default_str()->check(at_least(0));
     app->add_option("--max-steps", o.max_steps, "stop after this many optimizer steps in all (-1: no limit)")
         ->capture_default_str();
-    app->add_option("--batch-size", o.batch_size, "batch size")
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+    app->add_option("--batch-size", o.batch_size, "batch size")->capture_default_str()->check(at_least(1));
     app->add_option("--optimizer", o.optimizer, "adamw or sgd")
         ->capture_default_str()
         ->check(CLI::IsMember({"adamw", "sgd"}));
@@ -62,13 +75,12 @@ void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
     app->add_option("--min-lr", f.min_lr, "cosine decay floor and warmup start (enables the schedule)");
     app->add_option("--clip", o.clip, "clip the global gradient norm to this (0: off)")
         ->capture_default_str();
-    app->add_option("--seed", o.seed, "torch.manual_seed before building the model")->capture_default_str();
+    app->add_option("--seed", f.seed, "torch.manual_seed before building the model (0 .. 2^64-1)")
+        ->capture_default_str();
     app->add_option("--eval-freq", o.eval_freq, "evaluate every N steps (from step 0)")
         ->capture_default_str();
     app->add_option("--eval-iter", o.eval_iter, "batches per loader in an evaluation")->capture_default_str();
-    app->add_option("--threads", f.threads, "BLAS threads")
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+    app->add_option("--threads", f.threads, "BLAS threads")->capture_default_str()->check(at_least(1));
     app->add_flag("--no-shuffle", f.no_shuffle, "do not shuffle the training batches");
     app->add_option(
         "--init-from", o.init_from,
@@ -83,6 +95,16 @@ void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
     app->add_flag("--detect-anomaly", o.detect_anomaly, "check every op output and gradient for NaN/Inf");
     app->add_flag("--profile", o.profile, "print a per-op profile of one training step");
     app->add_flag("--quiet", o.quiet, "no progress line and no loss lines on the terminal");
+    app->add_option(
+           "--on-nan", o.on_nan,
+           "a NaN/Inf loss or gradient norm: stop (keep the last good checkpoint, exit 3) or skip the "
+           "step")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"stop", "skip"}));
+    app->add_flag("--allow-nonfinite", o.allow_nonfinite,
+                  "load --init-from/--resume weights that hold NaN/Inf (refused by default)");
+    app->add_flag("--overwrite", o.overwrite,
+                  "replace a finished run in the --out folder (refused by default)");
 }
 
 // With a Hugging Face GPT-2 file as --init-from, the file fixes the model's shape:
@@ -110,6 +132,7 @@ train::TrainOptions finish(TrainFlags& f) {
     o.config = resolve_config(f);
     o.shuffle = !f.no_shuffle;
     if (f.min_lr >= 0) o.min_lr = f.min_lr;
+    o.seed = train::parse_u64_strict("--seed", f.seed);
     o.data_path = o.data_path.empty() ? repo_path("data/the-verdict.txt") : o.data_path;
     set_num_threads(f.threads);
     return o;

@@ -11,7 +11,8 @@
 
 namespace CLI {
 class App;
-}
+class Validator;
+}  // namespace CLI
 
 namespace tg::cli {
 
@@ -31,7 +32,12 @@ struct TrainFlags {
     int threads = 2;
     bool no_shuffle = false;
     double min_lr = -1;
+    std::string seed = "123";  // parsed strictly by finish(): "-1" and 2^64 must not wrap
 };
+
+// An integer flag with a lower bound, said in plain words. (CLI11's
+// PositiveNumber states its range as a 309-digit double.)
+CLI::Validator at_least(int64_t lo);
 
 void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention);
 

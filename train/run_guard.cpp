@@ -1,0 +1,47 @@
+#include "train/run_guard.h"
+
+#include <signal.h>
+
+#include <cmath>
+
+#include "core/tensor.h"
+
+namespace tg::train {
+namespace {
+
+volatile sig_atomic_t g_stop_signal = 0;
+
+extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+}  // namespace
+
+void install_stop_handlers() {
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND | SA_RESTART;  // a second signal takes the default action
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool should_stop() { return g_stop_signal != 0; }
+int stop_signal() { return g_stop_signal; }
+
+void reset_stop() {
+    g_stop_signal = 0;
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+}
+
+OnNan parse_on_nan(const std::string& s) {
+    if (s == "stop") return OnNan::stop;
+    if (s == "skip") return OnNan::skip;
+    throw Error("tapegrad: --on-nan must be 'stop' or 'skip', not '" + s + "'");
+}
+
+StepVerdict judge_step(double loss, double grad_norm, OnNan policy) {
+    if (std::isfinite(loss) && std::isfinite(grad_norm)) return StepVerdict::ok;
+    return policy == OnNan::skip ? StepVerdict::skip : StepVerdict::stop;
+}
+
+}  // namespace tg::train
