@@ -30,7 +30,7 @@ struct GPTConfig {
 GPTConfig preset(const std::string& name);
 std::vector<std::string> preset_names();
 
-class TransformerBlock : public nn::Module {
+class TransformerBlock : public nn::Layer<TransformerBlock> {
 public:
     explicit TransformerBlock(const GPTConfig& cfg);
     Tensor forward(const Tensor& x);
@@ -40,7 +40,7 @@ public:
     std::shared_ptr<nn::Dropout> drop_shortcut;
 };
 
-class GPTModel : public nn::Module {
+class GPTModel : public nn::Layer<GPTModel> {
 public:
     explicit GPTModel(const GPTConfig& cfg);
     Tensor forward(const Ids& ids);  // ids [B, T] -> logits [B, T, V]
