@@ -17,6 +17,7 @@
 #include "examples/lowrank_attention.h"
 #include "models/checkpoint.h"
 #include "models/generate.h"
+#include "train/paths.h"
 #include "train/report.h"
 #include "train/summary.h"
 #include "train/tokenizer.h"
@@ -27,13 +28,8 @@ using namespace tg;
 
 namespace {
 
-// A default path relative to the repository: the working directory's if present,
-// else the source tree's (so the binary also works when run from elsewhere).
-std::string repo_path(const std::string& rel) {
-    if (fs::exists(rel)) return rel;
-    std::string src = std::string(TAPEGRAD_SOURCE_DIR) + "/" + rel;
-    return fs::exists(src) ? src : rel;
-}
+const char* kVocabHelp =
+    "folder with encoder.json and vocab.bpe (default: $TAPEGRAD_DATA, else <prefix>/share/tapegrad)";
 
 // GPTConfig overrides: applied on top of --preset after parsing.
 struct ConfigFlags {
@@ -83,9 +79,8 @@ void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
     app->add_option("--qkv-bias", c.qkv_bias, "bias on the query/key/value (and S) projections: true|false");
     app->add_option("--out-proj", c.out_proj,
                     "output projection after the heads: true|false (default: mha on, alt1 off)");
-    app->add_option("--data", o.data_path, "training text")->capture_default_str();
-    app->add_option("--vocab-dir", o.vocab_dir, "folder with encoder.json and vocab.bpe")
-        ->capture_default_str();
+    app->add_option("--data", o.data_path, "training text (default: the-verdict.txt of the data folder)");
+    app->add_option("--vocab-dir", o.vocab_dir, kVocabHelp);
     app->add_option("--epochs", o.epochs, "epochs")->capture_default_str()->check(CLI::NonNegativeNumber);
     app->add_option("--max-steps", o.max_steps, "stop after this many optimizer steps in all (-1: no limit)")
         ->capture_default_str();
@@ -127,7 +122,9 @@ train::TrainOptions finish(TrainFlags& f) {
     o.config = f.cfg.resolve();
     o.shuffle = !f.no_shuffle;
     if (f.min_lr >= 0) o.min_lr = f.min_lr;
-    o.data_path = o.data_path.empty() ? repo_path("data/the-verdict.txt") : o.data_path;
+    // Data defaults resolve only when used (train/paths.h: TAPEGRAD_DATA or <prefix>/share/tapegrad).
+    if (o.data_path.empty()) o.data_path = train::data_file("the-verdict.txt", "--data");
+    if (o.vocab_dir.empty()) o.vocab_dir = train::data_dir();
     set_num_threads(f.threads);
     return o;
 }
@@ -208,7 +205,7 @@ int main(int argc, char** argv) {
 
     TrainFlags tf;
     tf.opt.data_path.clear();
-    tf.opt.vocab_dir = repo_path("data");
+    tf.opt.vocab_dir.clear();
     tf.opt.probe_every = 0;
     auto* train = app.add_subcommand("train", "train one GPT with the book's Chapter 5 loop");
     add_train_flags(train, tf, true);
@@ -219,7 +216,7 @@ int main(int argc, char** argv) {
 
     TrainFlags cf;
     cf.opt.data_path.clear();
-    cf.opt.vocab_dir = repo_path("data");
+    cf.opt.vocab_dir.clear();
     cf.opt.probe_every = 20;  // alt1 probing is 144 full SVDs: ~7% of its run at 20, 14% at 10
     std::string compare_out = "runs/compare";
     std::vector<std::string> variants = {"mha", "alt1"};
@@ -232,7 +229,7 @@ int main(int argc, char** argv) {
         ->add_option("--variants", variants, "attention variants to compare, the first sets the batch order")
         ->capture_default_str();
 
-    std::string ckpt, prompt = "Every effort moves you", gen_vocab = repo_path("data");
+    std::string ckpt, prompt = "Every effort moves you", gen_vocab;
     models::GenerateOptions gopt;
     int64_t top_k = 0;
     uint64_t gen_seed = 123;
@@ -244,16 +241,14 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     gen->add_option("--top-k", top_k, "keep the k most likely tokens (0: all)")->capture_default_str();
     gen->add_option("--seed", gen_seed, "sampling seed")->capture_default_str();
-    gen->add_option("--vocab-dir", gen_vocab, "folder with encoder.json and vocab.bpe")
-        ->capture_default_str();
+    gen->add_option("--vocab-dir", gen_vocab, kVocabHelp);
 
     bool allow_special = false, decode = false;
-    std::string tok_vocab = repo_path("data");
+    std::string tok_vocab;
     auto* tok = app.add_subcommand("tokenize", "GPT-2 BPE: text on stdin, one id per line on stdout");
     tok->add_flag("--allow-special", allow_special, "treat <|endoftext|> as the special token 50256");
     tok->add_flag("--decode", decode, "the reverse: ids on stdin, text on stdout");
-    tok->add_option("--vocab-dir", tok_vocab, "folder with encoder.json and vocab.bpe")
-        ->capture_default_str();
+    tok->add_option("--vocab-dir", tok_vocab, kVocabHelp);
 
     std::string report_dir;
     auto* rep = app.add_subcommand("report", "write plots and report.md for a compare run directory");
@@ -263,6 +258,8 @@ int main(int argc, char** argv) {
     try {
         if (*train) return cmd_train(tf);
         if (*compare) return cmd_compare(cf, compare_out, variants);
+        if (*gen && gen_vocab.empty()) gen_vocab = train::data_dir();
+        if (*tok && tok_vocab.empty()) tok_vocab = train::data_dir();
         if (*gen) {
             if (top_k > 0) gopt.top_k = top_k;
             return cmd_generate(ckpt, prompt, gen_vocab, gopt, gen_seed);
