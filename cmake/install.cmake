@@ -1,6 +1,6 @@
 # `cmake --install <build> --prefix P` lays out:
 #   P/bin/tapegrad                     the executable (install RPATH keeps the OpenMP OpenBLAS)
-#   P/lib/libtapegrad_*.a              core, nn, optim, models, train (static)
+#   P/lib/libtapegrad_*.a              core, nn, optim, models, train, cli (static)
 #   P/include/tapegrad/...             public headers: <tapegrad/tapegrad.h>, <tapegrad/nn/attention.h>
 #   P/lib/cmake/tapegrad/              find_package(tapegrad CONFIG) -> tapegrad::tapegrad
 #   P/lib/pkgconfig/tapegrad.pc        pkg-config --cflags --libs tapegrad
@@ -12,7 +12,7 @@
 # include path, so the installed copies are staged at build time with those
 # includes rewritten to <tapegrad/core/tensor.h> (cmake/stage_headers.cmake);
 # the source tree keeps its includes, so no source file changes.
-set(TAPEGRAD_LIBRARIES tapegrad_core tapegrad_nn tapegrad_optim tapegrad_models tapegrad_train)
+set(TAPEGRAD_LIBRARIES tapegrad_core tapegrad_nn tapegrad_optim tapegrad_models tapegrad_train tapegrad_cli)
 set(TAPEGRAD_HEADER_DIRS core nn optim models train)
 set(_stage ${PROJECT_BINARY_DIR}/staged-include)
 
