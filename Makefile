@@ -3,12 +3,13 @@
 # installs what is missing, otherwise it prints the exact apt-get line and stops.
 
 DEB_PACKAGES := cmake g++ make libopenblas-dev libopenblas-openmp-dev liblapacke-dev libfmt-dev catch2 \
-                nlohmann-json3-dev libcli11-dev libpcre2-dev clang libclang-rt-14-dev libomp-14-dev gdb python3-numpy gnuplot-nox
+                nlohmann-json3-dev libcli11-dev libpcre2-dev clang libclang-rt-14-dev libomp-14-dev gdb python3-numpy \
+                gnuplot-nox pkg-config binutils
 JOBS ?= 2
 BUILD ?= build/release
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test train bench sanitize debug fuzz clean
+.PHONY: all deps build test train bench sanitize debug fuzz install clean
 
 all: build
 
@@ -32,7 +33,11 @@ $(BUILD)/CMakeCache.txt: | deps
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-test: build
+# CI builds treat warnings as errors (TAPEGRAD_WERROR; re-configuring an existing
+# build folder only switches the option on).
+test: deps $(BUILD)/CMakeCache.txt
+	cmake -S . -B $(BUILD) -DTAPEGRAD_WERROR=ON
+	cmake --build $(BUILD) -j $(JOBS)
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 # The main job. Running it again replaces runs/ch05 on purpose (--overwrite);
@@ -44,7 +49,7 @@ bench: build
 	$(BUILD)/bench/tapegrad_bench $(BENCH_ARGS)
 
 sanitize: deps
-	cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_SANITIZE=ON
+	cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_SANITIZE=ON -DTAPEGRAD_WERROR=ON
 	cmake --build build/sanitize -j $(JOBS)
 	cd build/sanitize && ctest --output-on-failure -j $(JOBS) -LE slow
 
@@ -55,6 +60,12 @@ fuzz: deps
 	cmake --build build/fuzz -j $(JOBS) --target fuzz_safetensors
 	mkdir -p build/fuzz/corpus && cp tests/fixtures/*.safetensors build/fuzz/corpus/
 	build/fuzz/fuzz_safetensors -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -max_len=65536 build/fuzz/corpus
+
+# Install to PREFIX (default /usr/local): bin/tapegrad, lib/, include/tapegrad/,
+# lib/cmake/tapegrad/, lib/pkgconfig/tapegrad.pc, share/tapegrad/.
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 debug: deps
 	cmake -S . -B build/debug -DCMAKE_BUILD_TYPE=Debug

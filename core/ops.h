@@ -15,7 +15,7 @@
 namespace tg {
 
 // ---- elementwise, NumPy broadcasting (elementwise.cpp) ----
-// Primitives: add, mul, neg, exp, log, tanh, pow (by a scalar), add/mul/div by a scalar.
+// Each is its own op on the tape (its name shows in dumps and anomaly messages).
 Tensor add(const Tensor& a, const Tensor& b, Loc loc = Loc::current());
 Tensor mul(const Tensor& a, const Tensor& b, Loc loc = Loc::current());
 Tensor neg(const Tensor& a, Loc loc = Loc::current());
@@ -26,11 +26,10 @@ Tensor pow(const Tensor& a, float p, Loc loc = Loc::current());
 Tensor add(const Tensor& a, float s, Loc loc = Loc::current());
 Tensor mul(const Tensor& a, float s, Loc loc = Loc::current());
 Tensor div(const Tensor& a, float s, Loc loc = Loc::current());
-// Derived by composition (their gradients come from the primitives):
-Tensor sub(const Tensor& a, const Tensor& b, Loc loc = Loc::current());  // a + (-b)
-Tensor div(const Tensor& a, const Tensor& b, Loc loc = Loc::current());  // a * b^-1
-Tensor sub(const Tensor& a, float s, Loc loc = Loc::current());          // a + (-s)
-Tensor sqrt(const Tensor& a, Loc loc = Loc::current());                  // a^0.5
+Tensor sub(const Tensor& a, const Tensor& b, Loc loc = Loc::current());
+Tensor div(const Tensor& a, const Tensor& b, Loc loc = Loc::current());
+Tensor sub(const Tensor& a, float s, Loc loc = Loc::current());
+Tensor sqrt(const Tensor& a, Loc loc = Loc::current());
 
 // ---- activations (gelu.cpp) ----
 // GELU, tanh approximation as the book writes it:

@@ -93,7 +93,10 @@ Tensor Tensor::arange(int64_t n) {
     return t;
 }
 
-int64_t Tensor::size(int64_t d) const { return impl_->shape[wrap_dim(d, dim(), "size", Loc::current())]; }
+int64_t Tensor::size(int64_t d, Loc loc) const {
+    if (dim() == 0) fail("size", loc, fmt::format("dim {} of a 0-d tensor (it has no dimensions)", d));
+    return impl_->shape[wrap_dim(d, dim(), "size", loc)];
+}
 
 bool Tensor::is_contiguous() const {
     int64_t acc = 1;

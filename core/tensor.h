@@ -92,7 +92,9 @@ public:
     const Shape& shape() const { return impl_->shape; }
     const Shape& strides() const { return impl_->strides; }
     int64_t dim() const { return static_cast<int64_t>(impl_->shape.size()); }
-    int64_t size(int64_t d) const;
+    // Size of dimension d (negative counts from the end); out of range fails
+    // naming the caller's line.
+    int64_t size(int64_t d, Loc loc = Loc::current()) const;
     int64_t numel() const { return numel_of(impl_->shape); }
     int64_t offset() const { return impl_->offset; }
     bool is_contiguous() const;

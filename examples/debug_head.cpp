@@ -1,5 +1,5 @@
 // Step through the backward of one attention head in gdb (docs/debugging.md).
-//   gdb -iex 'add-auto-load-safe-path tools/gdb' --args build/release/examples/debug_head
+//   gdb -iex "add-auto-load-safe-path $PWD/build/release" --args build/release/examples/debug_head
 //   (gdb) break tapegrad_backward_break
 //   (gdb) run
 //   (gdb) print entry          # the tape entry: op, label, shape, call site

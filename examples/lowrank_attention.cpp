@@ -13,12 +13,11 @@ LowRankDiagHead::LowRankDiagHead(int64_t d_in, int64_t hd, int64_t context_lengt
 }
 
 Tensor LowRankDiagHead::forward(const Tensor& x) {
-    auto sc = scope();
-    Tensor low = matmul(U->forward(x), V->forward(x).transpose(1, 2));  // [B, T, T]
-    Tensor diag = matmul(mul(x, d), x.transpose(1, 2));                 // (x * d) x^T
+    Tensor low = matmul((*U)(x), (*V)(x).transpose(1, 2));  // [B, T, T]
+    Tensor diag = matmul(mul(x, d), x.transpose(1, 2));     // (x * d) x^T
     Tensor scores = add(low, diag).named("scores");
     Tensor w = nn::causal_attention_weights(scores, mask, head_dim, *dropout);
-    return matmul(w, W_value->forward(x)).named("context");
+    return matmul(w, (*W_value)(x)).named("context");
 }
 
 LowRankDiagAttention::LowRankDiagAttention(const nn::AttentionSpec& s) : Attention(s) {
@@ -30,11 +29,10 @@ LowRankDiagAttention::LowRankDiagAttention(const nn::AttentionSpec& s) : Attenti
 }
 
 Tensor LowRankDiagAttention::forward(const Tensor& x) {
-    auto sc = scope();
     std::vector<Tensor> outs;
-    for (auto& h : heads) outs.push_back(h->forward(x));
+    for (auto& h : heads) outs.push_back((*h)(x));
     Tensor ctx = cat(outs, -1).named("context");
-    return out_proj ? out_proj->forward(ctx) : ctx;
+    return out_proj ? (*out_proj)(ctx) : ctx;
 }
 
 void register_lowrank_attention() {

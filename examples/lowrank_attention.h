@@ -12,7 +12,7 @@
 
 namespace tg::examples {
 
-class LowRankDiagHead : public nn::Module {
+class LowRankDiagHead : public nn::Layer<LowRankDiagHead> {
 public:
     LowRankDiagHead(int64_t d_in, int64_t head_dim, int64_t context_length, float dropout, bool qkv_bias);
     Tensor forward(const Tensor& x);

@@ -71,9 +71,8 @@ TransformerBlock::TransformerBlock(const GPTConfig& cfg) {
 
 // x + drop(att(norm1(x))), then x + drop(ff(norm2(x))).
 Tensor TransformerBlock::forward(const Tensor& x) {
-    auto sc = scope();
-    Tensor h = add(x, drop_shortcut->forward(att->forward(norm1->forward(x)))).named("residual1");
-    return add(h, drop_shortcut->forward(ff->forward(norm2->forward(h)))).named("residual2");
+    Tensor h = add(x, (*drop_shortcut)((*att)((*norm1)(x)))).named("residual1");
+    return add(h, (*drop_shortcut)((*ff)((*norm2)(h)))).named("residual2");
 }
 
 Tensor TransformerBlock::forward_cached(const Tensor& x, nn::AttentionCache& cache) {
@@ -111,10 +110,10 @@ Tensor GPTModel::forward(const Ids& ids) {
                                 cfg_.context_length));
     Ids pos{{T}, std::vector<int64_t>(static_cast<size_t>(T))};
     for (int64_t t = 0; t < T; ++t) pos.data[t] = t;
-    Tensor x = add(tok_emb->forward(ids), pos_emb->forward(pos)).named("embeddings");  // [B, T, C] + [T, C]
-    x = drop_emb->forward(x);
-    for (auto& blk : trf_blocks) x = blk->forward(x);
-    return out_head->forward(final_norm->forward(x)).named("logits");
+    Tensor x = add((*tok_emb)(ids), (*pos_emb)(pos)).named("embeddings");  // [B, T, C] + [T, C]
+    x = (*drop_emb)(x);
+    for (auto& blk : trf_blocks) x = (*blk)(x);
+    return (*out_head)((*final_norm)(x)).named("logits");
 }
 
 }  // namespace tg::models

@@ -43,7 +43,7 @@ struct KVCache {
     }
 };
 
-class TransformerBlock : public nn::Module {
+class TransformerBlock : public nn::Layer<TransformerBlock> {
 public:
     explicit TransformerBlock(const GPTConfig& cfg);
     Tensor forward(const Tensor& x);
@@ -54,7 +54,7 @@ public:
     std::shared_ptr<nn::Dropout> drop_shortcut;
 };
 
-class GPTModel : public nn::Module {
+class GPTModel : public nn::Layer<GPTModel> {
 public:
     explicit GPTModel(const GPTConfig& cfg);
     Tensor forward(const Ids& ids);  // ids [B, T] -> logits [B, T, V]

@@ -14,7 +14,13 @@ Tensor causal_attention_weights(const Tensor& scores, const Tensor& mask, int64_
     Tensor m = mask.slice(0, 0, T).slice(1, 0, T);
     Tensor masked = masked_fill(scores, m, -std::numeric_limits<float>::infinity());
     Tensor w = softmax(div(masked, std::sqrt(static_cast<float>(head_dim)))).named("weights");
-    return drop.forward(w);
+    return drop(w);
+}
+
+Tensor Attention::observed_scores(Tensor scores, const Tensor& x, int64_t head) const {
+    scores.named("scores");
+    if (observe) observe(scores, x, head);
+    return scores;
 }
 
 MultiHeadAttention::MultiHeadAttention(const AttentionSpec& s) : Attention(s) {
@@ -32,19 +38,26 @@ MultiHeadAttention::MultiHeadAttention(const AttentionSpec& s) : Attention(s) {
 // q, k, v [B, T, C] viewed as [B, NH, T, HS] without copies; q @ k^T reads them
 // in place through gemm's leading dimension.
 Tensor MultiHeadAttention::forward(const Tensor& x) {
-    auto sc = scope();
     int64_t B = x.size(0), T = x.size(1), NH = spec_.num_heads, HS = spec_.head_dim();
     if (T > spec_.context_length)
         throw Error(
             fmt::format("tapegrad: attention: {} tokens exceed context_length {}", T, spec_.context_length));
-    Tensor k = W_key->forward(x).view({B, T, NH, HS}).transpose(1, 2);
-    Tensor q = W_query->forward(x).view({B, T, NH, HS}).transpose(1, 2);
-    Tensor v = W_value->forward(x).view({B, T, NH, HS}).transpose(1, 2);
-    Tensor scores = matmul(q, k.transpose(2, 3)).named("scores");  // [B, NH, T, T]
-    if (observe) observe(scores, x, -1);
+    Tensor k = (*W_key)(x).view({B, T, NH, HS}).transpose(1, 2);
+    Tensor q = (*W_query)(x).view({B, T, NH, HS}).transpose(1, 2);
+    Tensor v = (*W_value)(x).view({B, T, NH, HS}).transpose(1, 2);
+    Tensor scores = observed_scores(matmul(q, k.transpose(2, 3)), x, -1);  // [B, NH, T, T]
     Tensor w = causal_attention_weights(scores, mask, HS, *dropout);
     Tensor ctx = matmul(w, v).transpose(1, 2).reshape({B, T, spec_.d_out}).named("context");
-    return out_proj ? out_proj->forward(ctx) : ctx;
+    return out_proj ? (*out_proj)(ctx) : ctx;
+}
+
+// Head h of M = Wq^T Wk: rows [h HS, (h+1) HS) of W_query.weight and W_key.weight.
+std::vector<BilinearHead> MultiHeadAttention::bilinear_heads() const {
+    std::vector<BilinearHead> out;
+    int64_t HS = spec_.head_dim();
+    for (int64_t h = 0; h < spec_.num_heads; ++h)
+        out.push_back({{W_query->weight, h * HS, HS}, WeightRows{W_key->weight, h * HS, HS}});
+    return out;
 }
 
 CA_alt1::CA_alt1(int64_t d_in, int64_t hd, int64_t context_length, float p, bool qkv_bias) : head_dim(hd) {
@@ -55,13 +68,11 @@ CA_alt1::CA_alt1(int64_t d_in, int64_t hd, int64_t context_length, float p, bool
 }
 
 // scores = S(x) @ x^T  [B, T, T]: x^T is a transposed view, a gemm flag.
-Tensor CA_alt1::forward(const Tensor& x, const Attention* owner, int64_t head) {
-    auto sc = scope();
-    Tensor sx = S->forward(x);
-    Tensor scores = matmul(sx, x.transpose(1, 2)).named("scores");
-    if (owner && owner->observe) owner->observe(scores, x, head);
+Tensor CA_alt1::forward(const Tensor& x, const std::function<Tensor(Tensor)>& observe) {
+    Tensor sx = (*S)(x);
+    Tensor scores = observe(matmul(sx, x.transpose(1, 2)));
     Tensor w = causal_attention_weights(scores, mask, head_dim, *dropout);
-    return matmul(w, W_value->forward(x)).named("context");
+    return matmul(w, (*W_value)(x)).named("context");
 }
 
 MHA_alt1::MHA_alt1(const AttentionSpec& s) : Attention(s) {
@@ -76,15 +87,22 @@ MHA_alt1::MHA_alt1(const AttentionSpec& s) : Attention(s) {
 }
 
 Tensor MHA_alt1::forward(const Tensor& x) {
-    auto sc = scope();
     if (x.size(1) > spec_.context_length)
         throw Error(fmt::format("tapegrad: attention: {} tokens exceed context_length {}", x.size(1),
                                 spec_.context_length));
     std::vector<Tensor> outs;
     for (size_t h = 0; h < heads.size(); ++h)
-        outs.push_back(heads[h]->forward(x, this, static_cast<int64_t>(h)));
+        outs.push_back((*heads[h])(
+            x, [&](Tensor scores) { return observed_scores(scores, x, static_cast<int64_t>(h)); }));
     Tensor ctx = cat(outs, -1).named("context");
-    return out_proj ? out_proj->forward(ctx) : ctx;
+    return out_proj ? (*out_proj)(ctx) : ctx;
+}
+
+// Head h: M = S_h^T, merged (scores = S_h(x) x^T = x S_h^T x^T).
+std::vector<BilinearHead> MHA_alt1::bilinear_heads() const {
+    std::vector<BilinearHead> out;
+    for (auto& h : heads) out.push_back({{h->S->weight, 0, spec_.d_in}, std::nullopt});
+    return out;
 }
 
 namespace {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,7 +39,25 @@ struct AttentionSpec {
     int64_t head_dim() const { return d_out / num_heads; }
 };
 
-class Attention : public Module {
+// How one head's pre-mask scores depend on the attention input x [B, T, C]:
+//   scores_h = x M_h x^T  [B, T, T],  M_h [C, C]
+// with M_h given by parameter rows, so a probe can read the weights, their
+// gradients and their updates without knowing the variant's class:
+//   factored  M_h = A^T B,  A, B [R, C]  (mha: A = head h's rows of W_query.weight,
+//                                         B = the same rows of W_key.weight, R = HS)
+//   merged    M_h = A^T,    A [C, C]     (alt1: A = heads.h.S.weight; `b` absent)
+struct WeightRows {
+    Tensor weight;  // a 2-D parameter [*, C]
+    int64_t row0 = 0, rows = 0;
+};
+struct BilinearHead {
+    WeightRows a;
+    std::optional<WeightRows> b;  // absent: merged, M_h = A^T
+};
+
+// The base of every attention variant: Layer<Attention> calls the variant's
+// forward through the virtual, inside the module's label scope.
+class Attention : public Layer<Attention> {
 public:
     virtual Tensor forward(const Tensor& x) = 0;  // x [B, T, C] -> [B, T, d_out]
     // Incremental decoding: x [1, t, C] are the tokens at positions cache.len ..
@@ -47,15 +66,21 @@ public:
     virtual Tensor forward_cached(const Tensor& x, AttentionCache& cache);
     const AttentionSpec& spec() const { return spec_; }
 
-    // Called during forward with each head's pre-mask scores tensor (before the
-    // 1/sqrt(HS) scale) so a probe can register a gradient hook on it:
-    //   observe(scores, head): mha passes all heads at once, scores [B, NH, T, T],
-    //   head = -1; alt1 passes scores [B, T, T] per head.
-    // x is the attention's input [B, T, C].
+    // Each head's M_h as above, in head order. The default (empty) means the
+    // variant has no such form and the gradient probe refuses it by name.
+    virtual std::vector<BilinearHead> bilinear_heads() const { return {}; }
+
+    // The tensor to hook for G = dL/dM: a variant passes each head's pre-mask
+    // scores x M_h x^T (before the 1/sqrt(HS) scale) through observed_scores()
+    // during forward, and a probe set on `observe` registers a gradient hook on it:
+    //   observe(scores, x, head): head >= 0 with scores [B, T, T] for one head,
+    //   or head = -1 with scores [B, NH, T, T] for all heads at once (mha).
     std::function<void(const Tensor& scores, const Tensor& x, int64_t head)> observe;
 
 protected:
     explicit Attention(const AttentionSpec& s) : spec_(s) {}
+    // Labels `scores` "<scope>.scores", hands it to `observe` when set, returns it.
+    Tensor observed_scores(Tensor scores, const Tensor& x, int64_t head) const;
     AttentionSpec spec_;
 };
 
@@ -65,16 +90,18 @@ public:
     explicit MultiHeadAttention(const AttentionSpec& s);
     Tensor forward(const Tensor& x) override;
     Tensor forward_cached(const Tensor& x, AttentionCache& cache) override;
+    std::vector<BilinearHead> bilinear_heads() const override;
     std::shared_ptr<Linear> W_query, W_key, W_value, out_proj;  // out_proj null when switched off
     std::shared_ptr<Dropout> dropout;
     Tensor mask;
 };
 
 // One head of MHA_alt1: S [C, C], W_value [HS, C], its own mask.
-class CA_alt1 : public Module {
+// forward(x, observe): observe(scores) is the owner's observed_scores for this head.
+class CA_alt1 : public Layer<CA_alt1> {
 public:
     CA_alt1(int64_t d_in, int64_t head_dim, int64_t context_length, float dropout, bool qkv_bias);
-    Tensor forward(const Tensor& x, const Attention* owner, int64_t head);
+    Tensor forward(const Tensor& x, const std::function<Tensor(Tensor)>& observe);
     std::shared_ptr<Linear> S, W_value;
     std::shared_ptr<Dropout> dropout;
     Tensor mask;
@@ -87,6 +114,7 @@ public:
     explicit MHA_alt1(const AttentionSpec& s);
     Tensor forward(const Tensor& x) override;
     Tensor forward_cached(const Tensor& x, AttentionCache& cache) override;
+    std::vector<BilinearHead> bilinear_heads() const override;
     std::vector<std::shared_ptr<CA_alt1>> heads;
     std::shared_ptr<Linear> out_proj;
 };

@@ -15,10 +15,7 @@ Linear::Linear(int64_t in, int64_t out, bool with_bias) {
     }
 }
 
-Tensor Linear::forward(const Tensor& x) const {
-    auto s = scope();
-    return linear(x, weight, bias);
-}
+Tensor Linear::forward(const Tensor& x) const { return linear(x, weight, bias); }
 
 Embedding::Embedding(int64_t num, int64_t dim) {
     Tensor w = Tensor::empty({num, dim});
@@ -26,30 +23,18 @@ Embedding::Embedding(int64_t num, int64_t dim) {
     weight = register_parameter("weight", w);
 }
 
-Tensor Embedding::forward(const Ids& ids) const {
-    auto s = scope();
-    return embedding(weight, ids);
-}
+Tensor Embedding::forward(const Ids& ids) const { return embedding(weight, ids); }
 
 LayerNorm::LayerNorm(int64_t dim, float eps_) : eps(eps_) {
     scale = register_parameter("scale", Tensor::ones({dim}));
     shift = register_parameter("shift", Tensor::zeros({dim}));
 }
 
-Tensor LayerNorm::forward(const Tensor& x) const {
-    auto s = scope();
-    return layer_norm(x, scale, shift, eps);
-}
+Tensor LayerNorm::forward(const Tensor& x) const { return layer_norm(x, scale, shift, eps); }
 
-Tensor GELU::forward(const Tensor& x) const {
-    auto s = scope();
-    return gelu(x);
-}
+Tensor GELU::forward(const Tensor& x) const { return gelu(x); }
 
-Tensor Dropout::forward(const Tensor& x) const {
-    auto s = scope();
-    return dropout(x, p, is_training());
-}
+Tensor Dropout::forward(const Tensor& x) const { return dropout(x, p, is_training()); }
 
 FeedForward::FeedForward(int64_t emb_dim) {
     // Registered as "layers.0/1/2" to match the book's nn.Sequential names.
@@ -58,10 +43,7 @@ FeedForward::FeedForward(int64_t emb_dim) {
     down = register_module("layers.2", std::make_shared<Linear>(4 * emb_dim, emb_dim));
 }
 
-Tensor FeedForward::forward(const Tensor& x) const {
-    auto s = scope();
-    return down->forward(act->forward(up->forward(x)));
-}
+Tensor FeedForward::forward(const Tensor& x) const { return (*down)((*act)((*up)(x))); }
 
 Tensor causal_mask(int64_t T) {
     Tensor m = Tensor::zeros({T, T});

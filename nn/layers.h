@@ -8,7 +8,7 @@
 namespace tg::nn {
 
 // y = x W^T + b; weight [out, in], kaiming-uniform init like nn.Linear.
-class Linear : public Module {
+class Linear : public Layer<Linear> {
 public:
     Linear(int64_t in, int64_t out, bool bias = true);
     Tensor forward(const Tensor& x) const;
@@ -16,7 +16,7 @@ public:
 };
 
 // weight [num, dim], N(0, 1) init like nn.Embedding.
-class Embedding : public Module {
+class Embedding : public Layer<Embedding> {
 public:
     Embedding(int64_t num, int64_t dim);
     Tensor forward(const Ids& ids) const;
@@ -24,7 +24,7 @@ public:
 };
 
 // The book's LayerNorm: `scale` (ones), `shift` (zeros), eps 1e-5, biased variance.
-class LayerNorm : public Module {
+class LayerNorm : public Layer<LayerNorm> {
 public:
     explicit LayerNorm(int64_t dim, float eps = 1e-5f);
     Tensor forward(const Tensor& x) const;
@@ -32,12 +32,12 @@ public:
     float eps;
 };
 
-class GELU : public Module {
+class GELU : public Layer<GELU> {
 public:
     Tensor forward(const Tensor& x) const;
 };
 
-class Dropout : public Module {
+class Dropout : public Layer<Dropout> {
 public:
     explicit Dropout(float p) : p(p) {}
     Tensor forward(const Tensor& x) const;
@@ -45,7 +45,7 @@ public:
 };
 
 // layers.0 = Linear(C, 4C), layers.1 = GELU, layers.2 = Linear(4C, C).
-class FeedForward : public Module {
+class FeedForward : public Layer<FeedForward> {
 public:
     explicit FeedForward(int64_t emb_dim);
     Tensor forward(const Tensor& x) const;

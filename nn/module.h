@@ -1,7 +1,16 @@
 // Module: a named node of a model tree, owning parameters, buffers and children.
-// Dotted names follow PyTorch's state_dict exactly ("trf_blocks.0.att.W_query.weight"),
-// and forward() pushes the module's local name as a LabelScope so every tape entry
-// it records is labelled with its place in the tree.
+// Dotted names follow PyTorch's state_dict exactly ("trf_blocks.0.att.W_query.weight").
+//
+// A layer derives from Layer<itself> and is called, not forwarded:
+//   class Linear : public nn::Layer<Linear> { public: Tensor forward(const Tensor& x) const; };
+//   Tensor y = (*fc)(x);   // opens the LabelScope "fc", then calls fc->forward(x)
+// Layer<D>::operator() pushes the module's local name as a LabelScope around
+// D::forward, whatever arguments that forward takes, so every tape entry the call
+// records is labelled with its place in the tree ("trf_blocks.3.att.scores") and no
+// layer manages its scope by hand. (C++20 has no deducing `this`, so the operator
+// lives in this small CRTP base rather than in Module itself.) Calling forward()
+// directly still computes the right values but leaves the module's name out of
+// the labels.
 #pragma once
 
 #include <map>
@@ -53,8 +62,6 @@ protected:
         children_.emplace_back(name, m);
         return m;
     }
-    // Push this module's name onto the label scope for the duration of forward().
-    LabelScope scope() const { return LabelScope(name_); }
 
 private:
     void collect(const std::string& prefix, bool params, bool buffers, NamedTensors& out) const;
@@ -62,6 +69,22 @@ private:
     std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
     bool training_ = true;
     std::string name_;
+};
+
+// The base of every layer: Module plus the call operator described above.
+template <class D>
+class Layer : public Module {
+public:
+    template <class... Args>
+    decltype(auto) operator()(Args&&... args) {
+        LabelScope scope(local_name());
+        return static_cast<D&>(*this).forward(std::forward<Args>(args)...);
+    }
+    template <class... Args>
+    decltype(auto) operator()(Args&&... args) const {
+        LabelScope scope(local_name());
+        return static_cast<const D&>(*this).forward(std::forward<Args>(args)...);
+    }
 };
 
 }  // namespace tg::nn

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Run examples/debug_head under gdb -batch, stop in backward at the scores of one
 # head, print the tape entry and its incoming gradient through tapegrad's
-# pretty-printers, and check what they show.
+# pretty-printers, and check what they show. The printers load themselves from
+# the binary's .debug_gdb_scripts section (core/tape.cpp), which finds them at
+# <binary's folder>/../share/tapegrad/gdb; gdb only has to trust the binary.
 set -u
-bin="$1"; src="$2"
-out=$(gdb -batch -nx -iex "add-auto-load-safe-path $src/tools/gdb" \
+bin="$1"
+out=$(gdb -batch -nx -iex "add-auto-load-safe-path $(dirname "$(realpath "$bin")")" \
       -ex "break tapegrad_backward_break" -ex run \
       -ex "print entry" -ex "print grad_out" -ex "print entry.output" -ex "print entry.where" \
       --args "$bin" 2>&1)

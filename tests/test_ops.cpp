@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "core/tapegrad.h"
+#include "op_cases.h"
 #include "test_util.h"
 
 using namespace tg;
@@ -18,6 +19,29 @@ void check_grad(F fn, Ts... inputs) {
 #define GRADCHECK(...) check_grad(__VA_ARGS__)
 
 using V = const std::vector<Tensor>&;
+
+// Every row of the op table (tests/op_cases.h), on seeded inputs. The cases
+// below add what one row cannot: more broadcasting, strided views, every
+// transpose combination, -inf rows, eval-mode dropout.
+TEST_CASE("every op of the table passes gradcheck", "[ops][grad]") {
+    uint64_t seed = 100;
+    for (const test::OpCase& c : test::op_cases()) {
+        std::vector<Tensor> in;
+        for (const test::InputSpec& s : c.inputs) {
+            Tensor t = leaf(s.shape, ++seed, s.lo, s.hi);
+            if (!s.values.empty()) {
+                REQUIRE(static_cast<int64_t>(s.values.size()) == t.numel());
+                std::copy(s.values.begin(), s.values.end(), t.data());
+            }
+            in.push_back(t);
+        }
+        const auto& fn = c.fn;
+        const auto& ints = c.ints;
+        GradcheckResult r = gradcheck([&](V x) { return fn(x, ints); }, in);
+        INFO(c.name << ": " << r.report);
+        CHECK(r.ok);
+    }
+}
 
 TEST_CASE("elementwise binary ops with broadcasting", "[ops][grad]") {
     auto a = leaf({2, 3, 4}, 1), b = leaf({3, 1}, 2), c = leaf({4}, 3), d = leaf({2, 3, 4}, 4, 0.5f, 2.0f);

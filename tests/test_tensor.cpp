@@ -61,3 +61,16 @@ TEST_CASE("the storage pool reuses freed buffers of the same size", "[tensor]") 
     CHECK(after.fresh_allocations == before.fresh_allocations);
     CHECK(after.reuses == before.reuses + 5);
 }
+
+TEST_CASE("size(d) out of range blames the caller's line, not core/tensor.cpp", "[tensor]") {
+    Tensor t = Tensor::zeros({2, 3});
+    CHECK(t.size(-1) == 3);
+    CHECK(t.size(0) == 2);
+    int line = __LINE__ + 1;
+    REQUIRE_THROWS_WITH(t.size(2),
+                        Catch::Contains("tapegrad: size: dim 2 out of range for a tensor of rank 2") &&
+                            Catch::Contains("test_tensor.cpp:" + std::to_string(line)) &&
+                            !Catch::Contains("core/tensor.cpp"));
+    REQUIRE_THROWS_WITH(Tensor::scalar(1).size(0),
+                        Catch::Contains("0-d tensor") && Catch::Contains("test_tensor.cpp"));
+}

@@ -123,6 +123,50 @@ double attention_entropy(const float* s, int64_t n, int64_t T, int64_t hs) {
     return total / static_cast<double>(n * T);
 }
 
+// The probe's contract with an attention variant (nn::BilinearHead): one entry
+// per head, each factor rows of a 2-D parameter [*, C]; merged heads are [C, C].
+void check_bilinear(const std::vector<nn::BilinearHead>& bil, const nn::Attention& att,
+                    const std::string& name) {
+    const nn::AttentionSpec& s = att.spec();
+    if (bil.empty())
+        throw Error("tapegrad: probe: attention '" + name +
+                    "' exposes no bilinear factors (override nn::Attention::bilinear_heads)");
+    if (static_cast<int64_t>(bil.size()) != s.num_heads)
+        throw Error(fmt::format("tapegrad: probe: attention '{}' gives {} bilinear heads for {} heads", name,
+                                bil.size(), s.num_heads));
+    auto check = [&](const nn::WeightRows& w, bool merged) {
+        bool ok = w.weight.defined() && w.weight.dim() == 2 && w.weight.size(1) == s.d_in && w.row0 >= 0 &&
+                  w.rows > 0 && w.row0 + w.rows <= w.weight.size(0) && w.weight.is_contiguous() &&
+                  (!merged || w.rows == s.d_in);
+        if (!ok)
+            throw Error(fmt::format("tapegrad: probe: attention '{}': a bilinear factor must be rows of a "
+                                    "contiguous 2-D parameter [*, {}] ([{}, {}] when merged)",
+                                    name, s.d_in, s.d_in, s.d_in));
+    };
+    for (auto& h : bil) {
+        check(h.a, !h.b);
+        if (h.b) {
+            check(*h.b, false);
+            if (h.b->rows != h.a.rows)
+                throw Error("tapegrad: probe: attention '" + name + "': factors A and B differ in rows");
+        }
+    }
+}
+
+void copy_rows(const nn::WeightRows& w, std::vector<float>& out) {
+    int64_t C = w.weight.size(1);
+    const float* p = w.weight.data() + w.row0 * C;
+    out.assign(p, p + w.rows * C);
+}
+
+double rows_grad_norm(const nn::WeightRows& w) {
+    Tensor g = w.weight.grad();
+    if (!g.defined()) return 0;
+    int64_t C = w.weight.size(1);
+    Tensor gc = g.is_contiguous() ? g : g.clone();
+    return std::sqrt(dot(gc.data() + w.row0 * C, gc.data() + w.row0 * C, w.rows * C));
+}
+
 }  // namespace
 
 struct DynamicsProbe::Head {
@@ -135,7 +179,7 @@ struct DynamicsProbe::Head {
 
 struct DynamicsProbe::Layer {
     nn::Attention* att = nullptr;
-    bool alt1 = false;
+    std::vector<nn::BilinearHead> bil;  // each head's M = A^T B (or A^T), from the variant
     std::vector<Head> heads;
     Tensor x;  // attention input [B, T, C]
     int64_t B = 0, T = 0;
@@ -146,11 +190,9 @@ DynamicsProbe::DynamicsProbe(models::GPTModel& model, const std::string& csv_pat
     for (size_t l = 0; l < model.trf_blocks.size(); ++l) {
         Layer L;
         L.att = model.trf_blocks[l]->att.get();
-        L.alt1 = dynamic_cast<nn::MHA_alt1*>(L.att) != nullptr;
-        if (!L.alt1 && !dynamic_cast<nn::MultiHeadAttention*>(L.att))
-            throw Error("tapegrad: probe: attention '" + model.config().attention +
-                        "' has no bilinear matrix the probe knows (mha and alt1 only)");
-        L.heads.resize(static_cast<size_t>(L.att->spec().num_heads));
+        L.bil = L.att->bilinear_heads();
+        check_bilinear(L.bil, *L.att, model.config().attention);
+        L.heads.resize(L.bil.size());
         layers_.push_back(std::move(L));
     }
     if (!csv_path.empty()) {
@@ -232,7 +274,7 @@ void DynamicsProbe::after_backward() {
     auto t0 = std::chrono::steady_clock::now();
     for (size_t li = 0; li < layers_.size(); ++li) {
         Layer& L = layers_[li];
-        int64_t C = L.att->spec().d_in, T = L.T, hs = L.att->spec().head_dim();
+        int64_t C = L.att->spec().d_in, T = L.T;
         std::vector<float> x(static_cast<size_t>(L.x.numel()));
         gather_contiguous(L.x, x.data());
         std::vector<float> y(static_cast<size_t>(T * C));
@@ -252,15 +294,13 @@ void DynamicsProbe::after_backward() {
             r.layer = static_cast<int64_t>(li);
             r.head = static_cast<int64_t>(h);
             r.g_norm = std::sqrt(dot(H.G.data(), H.G.data(), C * C));
-            r.merged = L.alt1;
-            if (L.alt1) {
-                Tensor g = static_cast<nn::MHA_alt1*>(L.att)->heads[h]->S->weight.grad();
-                r.ds_norm = std::sqrt(dot(g.data(), g.data(), g.numel()));
+            const nn::BilinearHead& f = L.bil[h];
+            r.merged = !f.b;
+            if (r.merged) {
+                r.ds_norm = rows_grad_norm(f.a);
             } else {
-                auto* m = static_cast<nn::MultiHeadAttention*>(L.att);
-                Tensor gq = m->W_query->weight.grad(), gk = m->W_key->weight.grad();
-                r.dwq_norm = std::sqrt(dot(gq.data() + h * hs * C, gq.data() + h * hs * C, hs * C));
-                r.dwk_norm = std::sqrt(dot(gk.data() + h * hs * C, gk.data() + h * hs * C, hs * C));
+                r.dwq_norm = rows_grad_norm(f.a);
+                r.dwk_norm = rows_grad_norm(*f.b);
             }
         }
     }
@@ -268,17 +308,12 @@ void DynamicsProbe::after_backward() {
 }
 
 void DynamicsProbe::snapshot(Layer& L, Head& H, std::vector<float>& a, std::vector<float>& b) const {
-    int64_t C = L.att->spec().d_in, hs = L.att->spec().head_dim();
-    int64_t h = &H - L.heads.data();
-    if (L.alt1) {
-        Tensor s = static_cast<nn::MHA_alt1*>(L.att)->heads[h]->S->weight;
-        a.assign(s.data(), s.data() + C * C);
+    const nn::BilinearHead& f = L.bil[static_cast<size_t>(&H - L.heads.data())];
+    copy_rows(f.a, a);
+    if (f.b)
+        copy_rows(*f.b, b);
+    else
         b.clear();
-    } else {
-        auto* m = static_cast<nn::MultiHeadAttention*>(L.att);
-        a.assign(m->W_query->weight.data() + h * hs * C, m->W_query->weight.data() + (h + 1) * hs * C);
-        b.assign(m->W_key->weight.data() + h * hs * C, m->W_key->weight.data() + (h + 1) * hs * C);
-    }
 }
 
 void DynamicsProbe::before_update() {
@@ -292,12 +327,13 @@ void DynamicsProbe::before_update() {
 // One head's update: its terms, cosines, preconditioners and spectrum. Reads the
 // head's snapshots and weights, writes only H.row, so heads run in parallel.
 void DynamicsProbe::measure_update(Layer& L, Head& H) const {
-    int64_t C = L.att->spec().d_in, hs = L.att->spec().head_dim();
+    const nn::BilinearHead& f = L.bil[static_cast<size_t>(&H - L.heads.data())];
+    int64_t C = L.att->spec().d_in, hs = f.a.rows;
     HeadDynamics& r = H.row;
     std::vector<float> a1, b1;
     snapshot(L, H, a1, b1);
     const float* G = H.G.data();
-    if (L.alt1) {
+    if (r.merged) {
         // M = S^T, dM = dS^T: <dS^T, G> = sum_ij dS_ij G_ji
         std::vector<float> dS(a1.size());
         for (size_t i = 0; i < dS.size(); ++i) dS[i] = a1[i] - H.a[i];
@@ -348,7 +384,6 @@ void DynamicsProbe::measure_update(Layer& L, Head& H) const {
         r.wk_trace = dot(B, B, hs * C);
         spectrum_summary(r, lowrank_singular_values(A, B, hs, C), m2);
     }
-    r.dm_rel = r.m_norm > 0 ? r.dm_norm / r.m_norm : 0;
     r.dm_rel = r.m_norm > 0 ? r.dm_norm / r.m_norm : 0;
 }
 

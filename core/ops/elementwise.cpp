@@ -1,6 +1,6 @@
 // Elementwise ops with NumPy broadcasting. Inputs may be any strided view; the
-// output is contiguous. Primitives first (add, mul, neg, exp, log, tanh, pow,
-// scalar add/mul), then the ops derived from them by composition.
+// output is contiguous. add, mul, neg, exp, log, tanh, pow, the scalar forms,
+// then sub, div and sqrt, each with its own backward.
 #include <fmt/format.h>
 
 #include <cmath>
@@ -155,10 +155,40 @@ Tensor div(const Tensor& a, float s, Loc loc) {
         a, "div_scalar", loc, [s](float x) { return x / s; }, [s](float, float) { return 1.0f / s; });
 }
 
-Tensor sub(const Tensor& a, const Tensor& b, Loc loc) { return add(a, neg(b, loc), loc); }
-Tensor div(const Tensor& a, const Tensor& b, Loc loc) { return mul(a, pow(b, -1.0f, loc), loc); }
-Tensor sub(const Tensor& a, float s, Loc loc) { return add(a, -s, loc); }
+// The common composites are ops of their own, so tape dumps, profiles and
+// anomaly messages name them ("sub", not "add" of a "neg"), and they round as
+// PyTorch does (a / b once, not a * b^-1).
 
-Tensor sqrt(const Tensor& a, Loc loc) { return pow(a, 0.5f, loc); }
+// sub: out = a - b.  da = reduce(g), db = reduce(-g).
+Tensor sub(const Tensor& a, const Tensor& b, Loc loc) {
+    Tensor out = binary_forward(a, b, "sub", loc, [](float x, float y) { return x - y; });
+    record("sub", loc, {a, b}, out, [a, b](const Tensor& g, std::span<GradSlot> gi) {
+        if (gi[0]) reduce_to_shape(g.data(), g.shape(), gi[0]);
+        if (gi[1]) binary_grad(g, b, a, gi[1], [](float, float) { return -1.0f; });
+    });
+    return out;
+}
+
+// div: out = a / b.  da = reduce(g / b), db = reduce(-g a / b^2).
+Tensor div(const Tensor& a, const Tensor& b, Loc loc) {
+    Tensor out = binary_forward(a, b, "div", loc, [](float x, float y) { return x / y; });
+    record("div", loc, {a, b}, out, [a, b](const Tensor& g, std::span<GradSlot> gi) {
+        if (gi[0]) binary_grad(g, a, b, gi[0], [](float, float y) { return 1.0f / y; });
+        if (gi[1]) binary_grad(g, b, a, gi[1], [](float y, float x) { return -x / (y * y); });
+    });
+    return out;
+}
+
+// sub_scalar: out = a - s.  da = g.
+Tensor sub(const Tensor& a, float s, Loc loc) {
+    return unary(
+        a, "sub_scalar", loc, [s](float x) { return x - s; }, [](float, float) { return 1.0f; });
+}
+
+// sqrt: out = a^(1/2).  da = g / (2 out).
+Tensor sqrt(const Tensor& a, Loc loc) {
+    return unary(
+        a, "sqrt", loc, [](float x) { return std::sqrt(x); }, [](float, float y) { return 0.5f / y; });
+}
 
 }  // namespace tg

@@ -2,14 +2,11 @@
 
 #include <CLI/CLI.hpp>
 
-#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <vector>
 
 #include "train/cli/commands.h"
-
-namespace fs = std::filesystem;
 
 namespace tg::cli {
 namespace {
@@ -29,12 +26,6 @@ std::vector<Command> builtin_commands() {
 }  // namespace
 
 void register_command(Command cmd) { extra_commands().push_back(std::move(cmd)); }
-
-std::string repo_path(const std::string& rel) {
-    if (fs::exists(rel)) return rel;
-    std::string src = std::string(TAPEGRAD_SOURCE_DIR) + "/" + rel;
-    return fs::exists(src) ? src : rel;
-}
 
 int cli_main(int argc, char** argv) {
     CLI::App app{"tapegrad: a tape-based autograd and the book's Chapter 5 GPT, with standard and merged "

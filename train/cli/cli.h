@@ -37,8 +37,8 @@ void register_command(Command cmd);
 // bad flags.
 int cli_main(int argc, char** argv);
 
-// A default path relative to the repository: the working directory's if present,
-// else the source tree's (so the binary also works when run from elsewhere).
-std::string repo_path(const std::string& rel);
+// Data defaults (the GPT-2 vocab, the-verdict.txt) resolve when a command runs,
+// through train/paths.h: $TAPEGRAD_DATA, else <prefix>/share/tapegrad next to
+// the executable. No path of the build machine is compiled in.
 
 }  // namespace tg::cli

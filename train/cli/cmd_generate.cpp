@@ -22,6 +22,7 @@
 #include "train/checks.h"
 #include "train/cli/commands.h"
 #include "train/cli/flags.h"
+#include "train/paths.h"
 #include "train/tokenizer.h"
 
 namespace tg::cli {
@@ -31,7 +32,7 @@ using Clock = std::chrono::steady_clock;
 
 struct GenerateFlags {
     std::string checkpoint, gpt2, attention = "mha", prompt = "Every effort moves you",
-                                  vocab_dir = repo_path("data");
+                                  vocab_dir;  // vocab: empty = the data folder
     std::optional<int64_t> n_heads, eos_id;
     models::GenerateOptions gen;
     int64_t top_k = 0;
@@ -88,7 +89,8 @@ int run_generate(GenerateFlags& f) {
     auto t_load = Clock::now();
     auto model = load_model(f);
     double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
-    train::Tokenizer tok(f.vocab_dir + "/encoder.json", f.vocab_dir + "/vocab.bpe");
+    std::string dir = f.vocab_dir.empty() ? train::data_dir() : f.vocab_dir;
+    train::Tokenizer tok(dir + "/encoder.json", dir + "/vocab.bpe");
     if (f.top_k > 0) f.gen.top_k = f.top_k;
     f.gen.eos_id = f.eos_id;
     f.gen.kv_cache = !f.no_kv_cache;
@@ -159,8 +161,9 @@ Command generate_command() {
                 sub.add_option("--threads", f->threads, "BLAS threads")
                     ->capture_default_str()
                     ->check(CLI::PositiveNumber);
-                sub.add_option("--vocab-dir", f->vocab_dir, "folder with encoder.json and vocab.bpe")
-                    ->capture_default_str();
+                sub.add_option(
+                    "--vocab-dir", f->vocab_dir,
+                    "folder with encoder.json and vocab.bpe (default: the data folder, train/paths.h)");
                 return [f] { return run_generate(*f); };
             }};
 }

@@ -75,7 +75,6 @@ Command sweep_command() {
             [](CLI::App& sub) -> Action {
                 auto f = std::make_shared<SweepFlags>();
                 f->train.opt.data_path.clear();
-                f->train.opt.vocab_dir = repo_path("data");
                 f->train.opt.probe_every = 20;
                 f->train.opt.quiet = true;
                 sub.add_option("--config", f->config,

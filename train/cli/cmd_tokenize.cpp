@@ -11,6 +11,7 @@
 #include "core/tensor.h"
 #include "train/checks.h"
 #include "train/cli/commands.h"
+#include "train/paths.h"
 #include "train/tokenizer.h"
 
 namespace tg::cli {
@@ -18,11 +19,12 @@ namespace {
 
 struct TokenizeFlags {
     bool allow_special = false, decode = false;
-    std::string vocab_dir = repo_path("data");
+    std::string vocab_dir;  // empty: the data folder (train/paths.h)
 };
 
 int run_tokenize(const TokenizeFlags& f) {
-    train::Tokenizer tok(f.vocab_dir + "/encoder.json", f.vocab_dir + "/vocab.bpe");
+    std::string dir = f.vocab_dir.empty() ? train::data_dir() : f.vocab_dir;
+    train::Tokenizer tok(dir + "/encoder.json", dir + "/vocab.bpe");
     std::string in((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
     if (f.decode) {
         std::vector<int64_t> ids;
@@ -53,8 +55,9 @@ Command tokenize_command() {
                 sub.add_flag("--allow-special", f->allow_special,
                              "treat <|endoftext|> as the special token 50256");
                 sub.add_flag("--decode", f->decode, "the reverse: ids on stdin, text on stdout");
-                sub.add_option("--vocab-dir", f->vocab_dir, "folder with encoder.json and vocab.bpe")
-                    ->capture_default_str();
+                sub.add_option(
+                    "--vocab-dir", f->vocab_dir,
+                    "folder with encoder.json and vocab.bpe (default: the data folder, train/paths.h)");
                 return [f] { return run_tokenize(*f); };
             }};
 }

@@ -121,7 +121,7 @@ Command train_command() {
     return {"train", "train one GPT with the book's Chapter 5 loop", [](CLI::App& sub) -> Action {
                 auto f = std::make_shared<TrainFlags>();
                 f->opt.data_path.clear();
-                f->opt.vocab_dir = repo_path("data");
+                f->opt.vocab_dir.clear();
                 f->opt.probe_every = 0;
                 add_train_flags(&sub, *f, true);
                 sub.add_option("--save", f->opt.save_path,
@@ -156,7 +156,7 @@ Command compare_command() {
                 auto variants =
                     std::make_shared<std::vector<std::string>>(std::vector<std::string>{"mha", "alt1"});
                 f->opt.data_path.clear();
-                f->opt.vocab_dir = repo_path("data");
+                f->opt.vocab_dir.clear();
                 f->opt.probe_every = 20;  // alt1 probing is 144 full SVDs: ~7% of its run at 20, 14% at 10
                 add_train_flags(&sub, *f, false);
                 sub.add_option(

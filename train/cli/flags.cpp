@@ -7,6 +7,7 @@
 #include "models/gpt2_hf.h"
 #include "train/checks.h"
 #include "train/cli/cli.h"
+#include "train/paths.h"
 
 namespace tg::cli {
 
@@ -56,9 +57,9 @@ void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
     app->add_option("--qkv-bias", c.qkv_bias, "bias on the query/key/value (and S) projections: true|false");
     app->add_option("--out-proj", c.out_proj,
                     "output projection after the heads: true|false (default: mha on, alt1 off)");
-    app->add_option("--data", o.data_path, "training text")->capture_default_str();
-    app->add_option("--vocab-dir", o.vocab_dir, "folder with encoder.json and vocab.bpe")
-        ->capture_default_str();
+    app->add_option("--data", o.data_path, "training text (default: the-verdict.txt of the data folder)");
+    app->add_option("--vocab-dir", o.vocab_dir,
+                    "folder with encoder.json and vocab.bpe (default: the data folder, train/paths.h)");
     app->add_option("--epochs", o.epochs, "epochs")->capture_default_str()->check(at_least(0));
     app->add_option("--max-steps", o.max_steps, "stop after this many optimizer steps in all (-1: no limit)")
         ->capture_default_str();
@@ -133,7 +134,8 @@ train::TrainOptions finish(TrainFlags& f) {
     o.shuffle = !f.no_shuffle;
     if (f.min_lr >= 0) o.min_lr = f.min_lr;
     o.seed = train::parse_u64_strict("--seed", f.seed);
-    o.data_path = o.data_path.empty() ? repo_path("data/the-verdict.txt") : o.data_path;
+    if (o.data_path.empty()) o.data_path = train::data_file("the-verdict.txt", "--data");
+    if (o.vocab_dir.empty()) o.vocab_dir = train::data_dir();
     set_num_threads(f.threads);
     return o;
 }

@@ -1,0 +1,118 @@
+// The layer author's API: calling a module opens its label scope whatever its
+// forward takes; attention variants expose their heads' bilinear factors to the
+// probe through a virtual, and a variant without them is refused by name.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <string>
+
+#include "examples/lowrank_attention.h"
+#include "models/gpt.h"
+#include "test_util.h"
+#include "train/probe.h"
+
+using namespace tg;
+
+namespace {
+
+// A layer whose forward takes three arguments of different kinds.
+class Scale3 : public nn::Layer<Scale3> {
+public:
+    Tensor forward(const Tensor& x, float s, const std::string& name) const { return mul(x, s).named(name); }
+};
+
+class Outer : public nn::Layer<Outer> {
+public:
+    Outer() { inner = register_module("inner", std::make_shared<Scale3>()); }
+    Tensor forward(const Tensor& x) { return (*inner)(x, 2.0f, "scaled"); }
+    std::shared_ptr<Scale3> inner;
+};
+
+class Root : public nn::Layer<Root> {
+public:
+    Root() { outer = register_module("outer", std::make_shared<Outer>()); }
+    Tensor forward(const Tensor& x) { return exp((*outer)(x)); }
+    std::shared_ptr<Outer> outer;
+};
+
+models::GPTConfig tiny(const std::string& attention) {
+    models::GPTConfig c;
+    c.vocab_size = 20;
+    c.context_length = 6;
+    c.emb_dim = 8;
+    c.n_heads = 2;
+    c.n_layers = 2;
+    c.drop_rate = 0;
+    c.attention = attention;
+    return c;
+}
+
+int64_t count_label(const std::string& label) {
+    auto& e = tape().entries();
+    return std::count_if(e.begin(), e.end(), [&](const TapeEntry& t) { return t.output.label() == label; });
+}
+
+}  // namespace
+
+TEST_CASE("calling a module opens its label scope, whatever its forward takes", "[nn]") {
+    tape().clear();
+    Root root;
+    Tensor y = root(test::leaf({2, 3}, 1));
+    REQUIRE(tape().size() == 2);
+    CHECK(tape().entries()[0].output.label() == "outer.inner.scaled");  // nested scopes, 3-argument forward
+    CHECK(tape().entries()[1].output.label() == "exp");                 // the root has no name
+    CHECK(current_scope().empty());                                     // every scope closed again
+    tape().clear();
+}
+
+TEST_CASE("a GPT's tape entries carry the module path of the layer that made them", "[nn]") {
+    for (std::string att : {"mha", "alt1"}) {
+        INFO(att);
+        manual_seed(3);
+        models::GPTModel m(tiny(att));
+        tape().clear();
+        Tensor logits = m(Ids{{1, 4}, {1, 2, 3, 4}});
+        CHECK(count_label("trf_blocks.0.ff.layers.2.linear") == 1);
+        CHECK(count_label("trf_blocks.1.norm2.layer_norm") == 1);
+        CHECK(count_label("final_norm.layer_norm") == 1);
+        if (att == "mha") {
+            CHECK(count_label("trf_blocks.1.att.W_key.linear") == 1);
+            CHECK(count_label("trf_blocks.1.att.scores") == 1);
+        } else {
+            CHECK(count_label("trf_blocks.1.att.heads.1.S.linear") == 1);
+            CHECK(count_label("trf_blocks.1.att.heads.1.scores") == 1);
+        }
+        tape().clear();
+    }
+}
+
+TEST_CASE("attention variants expose each head's bilinear factors", "[nn][probe]") {
+    manual_seed(4);
+    models::GPTModel mha(tiny("mha"));
+    auto* a = dynamic_cast<nn::MultiHeadAttention*>(mha.trf_blocks[1]->att.get());
+    REQUIRE(a);
+    auto heads = mha.trf_blocks[1]->att->bilinear_heads();  // through the base class
+    REQUIRE(heads.size() == 2);
+    CHECK(heads[1].a.weight.impl() == a->W_query->weight.impl());
+    CHECK(heads[1].a.row0 == 4);
+    CHECK(heads[1].a.rows == 4);
+    REQUIRE(heads[1].b);
+    CHECK(heads[1].b->weight.impl() == a->W_key->weight.impl());
+
+    models::GPTModel alt1(tiny("alt1"));
+    auto* s = dynamic_cast<nn::MHA_alt1*>(alt1.trf_blocks[0]->att.get());
+    REQUIRE(s);
+    auto merged = alt1.trf_blocks[0]->att->bilinear_heads();
+    REQUIRE(merged.size() == 2);
+    CHECK(merged[1].a.weight.impl() == s->heads[1]->S->weight.impl());
+    CHECK(merged[1].a.rows == 8);
+    CHECK(!merged[1].b);  // M = S^T
+}
+
+TEST_CASE("the probe refuses a variant without bilinear factors, by name", "[nn][probe]") {
+    examples::register_lowrank_attention();
+    manual_seed(5);
+    models::GPTModel m(tiny("lowrank"));
+    REQUIRE_THROWS_WITH(train::DynamicsProbe(m, "", 1),
+                        Catch::Contains("attention 'lowrank'") && Catch::Contains("bilinear_heads"));
+}
