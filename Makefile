@@ -3,12 +3,12 @@
 # installs what is missing, otherwise it prints the exact apt-get line and stops.
 
 DEB_PACKAGES := cmake g++ make libopenblas-dev libopenblas-openmp-dev liblapacke-dev libfmt-dev catch2 \
-                nlohmann-json3-dev libcli11-dev libpcre2-dev clang libclang-rt-14-dev libomp-14-dev gdb gnuplot-nox
+                nlohmann-json3-dev libcli11-dev libpcre2-dev zlib1g-dev clang libclang-rt-14-dev libomp-14-dev gdb gnuplot-nox
 JOBS ?= 2
 BUILD ?= build/release
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test train bench sanitize debug fuzz clean
+.PHONY: all deps build test train bench sanitize debug fuzz clean data tiktoken
 
 all: build
 
