@@ -21,10 +21,17 @@ GPTConfig preset(const std::string& name) {
         c.n_layers = 2;
         return c;
     }
-    throw Error("tapegrad: unknown preset '" + name + "' (known: gpt2-124m, tiny)");
+    if (name == "small") {
+        c.context_length = 128;
+        c.emb_dim = 128;
+        c.n_heads = 4;
+        c.n_layers = 4;
+        return c;
+    }
+    throw Error("tapegrad: unknown preset '" + name + "' (known: gpt2-124m, tiny, small)");
 }
 
-std::vector<std::string> preset_names() { return {"gpt2-124m", "tiny"}; }
+std::vector<std::string> preset_names() { return {"gpt2-124m", "tiny", "small"}; }
 
 TransformerBlock::TransformerBlock(const GPTConfig& cfg) {
     nn::AttentionSpec spec{cfg.emb_dim,   cfg.emb_dim,  cfg.context_length, cfg.n_heads,
