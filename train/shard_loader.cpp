@@ -110,14 +110,40 @@ Batch ShardLoader::batch(int64_t epoch, int64_t k) const {
     return make(w);
 }
 
-Batch ShardLoader::eval_batch(int64_t k, int64_t eval_batches) const {
+int64_t ShardLoader::eval_batches(int64_t eval_iter) const {
+    int64_t m = std::min(ds_.num_windows(), eval_iter * B_);
+    return (m + B_ - 1) / B_;
+}
+
+Batch ShardLoader::eval_batch(int64_t k, int64_t eval_iter) const {
     // Windows evenly spaced over the split: subset index j of m -> j * N / m.
-    int64_t n = ds_.num_windows(), m = std::min(n, eval_batches * B_);
+    int64_t n = ds_.num_windows(), m = std::min(n, eval_iter * B_);
     int64_t first = k * B_, b = std::min(B_, m - first);
     if (b <= 0) throw Error(fmt::format("tapegrad: loader: evaluation batch {} is past the subset", k));
     std::vector<int64_t> w(static_cast<size_t>(b));
     for (int64_t r = 0; r < b; ++r) w[r] = (first + r) * n / m;
     return make(w);
+}
+
+ShardCorpus::ShardCorpus(const std::string& d, int64_t T, int64_t B, bool shuffle, uint64_t seed) : dir(d) {
+    std::vector<std::string> tr = shards::list_shards(d, "train"), va = shards::list_shards(d, "val");
+    if (tr.empty())
+        throw Error(
+            fmt::format("tapegrad: --data '{}': the directory holds no token shards: expected "
+                        "train_NNNNNN.bin (and val_NNNNNN.bin) in llm.c's format, as `tapegrad prepare "
+                        "--out {}` writes them",
+                        d, d));
+    train_ds = std::make_unique<ShardDataset>(tr, T);
+    train = std::make_unique<ShardLoader>(*train_ds, B, shuffle, seed);
+    if (train->batches_per_epoch() == 0)
+        throw Error(
+            fmt::format("tapegrad: --data '{}': {} training windows of {}+1 tokens make no batch of {} "
+                        "(lower --batch-size or --context-length)",
+                        d, train_ds->num_windows(), T, B));
+    if (!va.empty()) {
+        val_ds = std::make_unique<ShardDataset>(va, T);
+        val = std::make_unique<ShardLoader>(*val_ds, B, false, seed);
+    }
 }
 
 }  // namespace tg::train

@@ -22,7 +22,10 @@
 // comparable across runs.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -68,8 +71,10 @@ public:
     Batch batch(int64_t epoch, int64_t k) const;
     // The window the order of `epoch` puts at position j.
     int64_t window_at(int64_t epoch, int64_t j) const;
-    // Batch k of the fixed evaluation subset (eval_batches batches in all).
-    Batch eval_batch(int64_t k, int64_t eval_batches) const;
+    // Batch k of the fixed evaluation subset of at most eval_iter batches;
+    // eval_batches(eval_iter) of them exist (fewer when the split is small).
+    Batch eval_batch(int64_t k, int64_t eval_iter) const;
+    int64_t eval_batches(int64_t eval_iter) const;
     int64_t batch_size() const { return B_; }
 
 private:
@@ -80,5 +85,29 @@ private:
     uint64_t seed_;
     int rank_, world_;
 };
+
+// `train --data DIR`: the train_* and val_* shards of a directory, their
+// loaders (train: shuffled or not, seeded by the run's seed; val: sequential),
+// and the evaluation subsets. A directory without train shards is refused
+// saying what was expected; val shards are optional (val loss is then NaN).
+struct ShardCorpus {
+    ShardCorpus(const std::string& dir, int64_t context_length, int64_t batch_size, bool shuffle,
+                uint64_t seed);
+    std::string dir;
+    std::unique_ptr<ShardDataset> train_ds, val_ds;
+    std::unique_ptr<ShardLoader> train, val;
+    // Mean loss of `loss(batch)` over the first eval_iter batches of the subset.
+    template <class F>
+    static double eval_loss(const ShardLoader* l, int64_t eval_iter, F&& loss);
+};
+
+template <class F>
+double ShardCorpus::eval_loss(const ShardLoader* l, int64_t eval_iter, F&& loss) {
+    if (!l || eval_iter <= 0) return std::numeric_limits<double>::quiet_NaN();
+    int64_t n = std::min<int64_t>(eval_iter, l->eval_batches(eval_iter));
+    double total = 0;
+    for (int64_t k = 0; k < n; ++k) total += loss(l->eval_batch(k, eval_iter));
+    return total / static_cast<double>(n);
+}
 
 }  // namespace tg::train
