@@ -186,7 +186,7 @@ TEST_CASE("state_dict names follow the book", "[models]") {
                             [](auto& p) { return p.first.find("out_proj") != std::string::npos; }));
 }
 
-TEST_CASE("train/eval propagate; dropout is identity in eval", "[models]") {
+TEST_CASE("train/eval propagate, dropout is identity in eval", "[models]") {
     GPTConfig c = preset("tiny");
     c.vocab_size = 50;
     GPTModel m(c);

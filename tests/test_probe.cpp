@@ -180,7 +180,7 @@ TEST_CASE("G from the scores hook satisfies dL/dS = G^T (alt1)", "[probe]") {
     tape().clear();
 }
 
-TEST_CASE("mha under AdamW: query + key + cross terms are exactly M_after - M_before; probe norms and "
+TEST_CASE("mha under AdamW: query + key + cross terms are exactly M_after - M_before, probe norms and "
           "cosines agree",
           "[probe]") {
     manual_seed(4);

@@ -33,7 +33,7 @@ TEST_CASE("NoGradGuard records nothing", "[tape]") {
     tape().clear();
 }
 
-TEST_CASE("retain_grad keeps an intermediate's gradient; others are freed", "[tape]") {
+TEST_CASE("retain_grad keeps an intermediate's gradient, others are freed", "[tape]") {
     Tensor x = test::leaf({3}, 2);
     Tensor h = mul(x, 3.0f);
     h.retain_grad();
@@ -95,7 +95,7 @@ TEST_CASE("shape errors name the op, both shapes and the call site", "[tape][err
     REQUIRE_THROWS_WITH(sum(a, 5), Catch::Contains("dim 5 out of range"));
 }
 
-TEST_CASE("entries carry op, scoped label and call site; dump and DOT show them", "[tape]") {
+TEST_CASE("entries carry op, scoped label and call site, dump and DOT show them", "[tape]") {
     tape().clear();
     Tensor x = test::leaf({2, 3}, 5);
     x.set_label("x");

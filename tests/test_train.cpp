@@ -4,7 +4,9 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <bit>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -173,7 +175,7 @@ TEST_CASE("loader orders and generator use match torch's DataLoader", "[data][to
     CHECK(bits == fx["rand_after_bits"].get<std::vector<uint32_t>>());
 }
 
-TEST_CASE("same seed, same batch order; different seed, different order", "[data]") {
+TEST_CASE("same seed, same batch order, different seed, different order", "[data]") {
     std::vector<int64_t> ids(100);
     WindowDataset ds(ids, 4, 4);
     DataLoader l(ds, 2, true, true);
@@ -303,4 +305,65 @@ TEST_CASE("dropout-on trajectory: same random numbers as PyTorch, step for step 
             }
         }
     }
+}
+
+namespace {
+
+// Records the order in which the Trainer calls its observers.
+struct Recorder : StepObserver {
+    std::vector<std::string> calls;
+    void begin_step(int64_t step) override { calls.push_back("begin " + std::to_string(step)); }
+    void after_backward() override { calls.push_back("backward"); }
+    void before_update() override { calls.push_back("before_update"); }
+    void after_update(double) override { calls.push_back("after_update"); }
+    void end_step(const StepInfo& i) override { calls.push_back("end " + std::to_string(i.step)); }
+    void end_epoch(int64_t e) override { calls.push_back("epoch " + std::to_string(e)); }
+    void end_run() override { calls.push_back("run"); }
+};
+
+}  // namespace
+
+TEST_CASE("Trainer: train_step is one step, observers see each phase, steps numbered as metrics.csv",
+          "[train][trainer]") {
+    fs::path d = scratch("observers");
+    TrainOptions o = small_run();
+    o.max_steps = 2;
+    o.save_path = (d / "two.safetensors").string();
+    Trainer t(o);
+    Recorder rec;
+    t.add_observer(&rec);
+    TrainResult res = t.run();
+    std::vector<std::string> want = {"begin 0", "backward", "before_update", "after_update", "end 0",
+                                     "begin 1", "backward", "before_update", "after_update", "end 1",
+                                     "run"};
+    CHECK(rec.calls == want);
+    CHECK(res.steps == 2);
+    CHECK(t.position().global_step == 1);
+
+    // Resumed: numbering continues; an epoch's end is reported once per epoch.
+    TrainOptions r = small_run();
+    r.resume_path = o.save_path;
+    r.epochs = 1;
+    Trainer t2(r);
+    Recorder rec2;
+    t2.add_observer(&rec2);
+    t2.run();
+    REQUIRE(rec2.calls.size() > 3);
+    CHECK(rec2.calls.front() == "begin 2");
+    CHECK(std::count(rec2.calls.begin(), rec2.calls.end(), "epoch 0") == 1);
+    CHECK(rec2.calls.back() == "run");
+
+    // train_step alone moves the weights and tells no one that a step ended.
+    TrainOptions s = small_run();
+    Trainer t3(s);
+    Recorder rec3;
+    t3.add_observer(&rec3);
+    auto before = t3.model().named_parameters().front().second.to_vector();
+    std::vector<int64_t> order = t3.next_train_order();
+    auto stats = t3.train_step(t3.train_loader().batch(order, 0));
+    CHECK(std::isfinite(stats.loss));
+    CHECK(stats.grad_norm > 0);
+    CHECK(t3.model().named_parameters().front().second.to_vector() != before);
+    CHECK(rec3.calls == std::vector<std::string>{"begin 0", "backward", "before_update", "after_update"});
+    fs::remove_all(d.parent_path());
 }

@@ -1,41 +1,19 @@
 #include "train/trainer.h"
 
 #include <fmt/format.h>
-#include <unistd.h>
 
-#include <chrono>
 #include <cmath>
-#include <filesystem>
-#include <iostream>
-#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "models/checkpoint.h"
-#include "models/generate.h"
 #include "optim/adamw.h"
-#include "optim/schedule.h"
 #include "optim/sgd.h"
-#include "train/data.h"
-#include "train/metrics.h"
-#include "train/probe.h"
-#include "train/tokenizer.h"
+#include "train/run_observers.h"
 
 namespace tg::train {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
-
-double seconds_since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// Where a run stands; saved in checkpoints for a bit-identical resume.
-struct Position {
-    int64_t epoch = 0, next_batch = 0, global_step = -1, tokens_seen = 0, replay_index = 0;
-    std::vector<int64_t> order;  // the current epoch's window order
-    bool in_epoch = false;
-};
 
 std::unique_ptr<optim::Optimizer> make_optimizer(const TrainOptions& o, const models::GPTModel& model) {
     std::vector<optim::ParamRef> refs;
@@ -49,50 +27,11 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const TrainOptions& o, const mo
     throw Error("tapegrad: unknown optimizer '" + o.optimizer + "' (adamw or sgd)");
 }
 
-// Mean loss over the first eval_iter batches of one iteration of the loader.
-double loader_loss(models::GPTModel& model, DataLoader& loader, const std::vector<int64_t>& order,
-                   int64_t eval_iter) {
-    int64_t n = loader.num_batches();
-    if (n == 0) return std::nan("");
-    n = std::min(n, eval_iter);
-    double total = 0;
-    for (int64_t k = 0; k < n; ++k) {
-        Batch b = loader.batch(order, k);
-        total += cross_entropy(model.forward(b.input), b.target).item();
-    }
-    return total / static_cast<double>(n);
-}
+}  // namespace
 
-class Run {
-public:
-    explicit Run(const TrainOptions& o);
-    TrainResult run();
-
-private:
-    std::vector<int64_t> train_order();  // one iteration of the train loader (recorded / replayed)
-    void evaluate(int64_t epoch);
-    void step(const Batch& b, int64_t epoch);
-    void save(const std::string& path);
-    void resume(const std::string& path);
-    void progress(double loss);
-
-    TrainOptions o_;
-    Tokenizer tok_;
-    std::unique_ptr<WindowDataset> train_ds_, val_ds_;
-    std::unique_ptr<DataLoader> train_loader_, val_loader_;
-    std::unique_ptr<models::GPTModel> model_;
-    std::unique_ptr<optim::Optimizer> opt_;
-    std::unique_ptr<optim::WarmupCosine> schedule_;
-    std::unique_ptr<MetricsWriter> metrics_;
-    std::unique_ptr<DynamicsProbe> probe_;
-    Position pos_;
-    TrainResult res_;
-    Clock::time_point t0_ = Clock::now();
-    int64_t total_steps_ = 0;
-    std::optional<std::pair<double, double>> pending_eval_;
-};
-
-Run::Run(const TrainOptions& o) : o_(o), tok_(o.vocab_dir + "/encoder.json", o.vocab_dir + "/vocab.bpe") {
+Trainer::Trainer(const TrainOptions& o)
+    : o_(o), t0_(std::chrono::steady_clock::now()),
+      tok_(o.vocab_dir + "/encoder.json", o.vocab_dir + "/vocab.bpe") {
     const auto& cfg = o.config;
     std::string text = read_text_file(o.data_path);
     auto [train_text, val_text] = split_train_val(text, o.train_ratio);
@@ -119,17 +58,14 @@ Run::Run(const TrainOptions& o) : o_(o), tok_(o.vocab_dir + "/encoder.json", o.v
         schedule_ = std::make_unique<optim::WarmupCosine>(optim::WarmupCosine{
             o.lr, o.min_lr.value_or(0.0), o.min_lr.value_or(0.0), o.warmup, total_steps_});
     if (!o.resume_path.empty()) resume(o.resume_path);
-    if (!o.out_dir.empty()) {
-        std::filesystem::create_directories(o.out_dir);
-        metrics_ = std::make_unique<MetricsWriter>(o.out_dir + "/metrics.csv", !o.resume_path.empty());
-        if (o.probe_every > 0)
-            probe_ = std::make_unique<DynamicsProbe>(*model_, o.out_dir + "/dynamics.csv", o.probe_every,
-                                                     !o.resume_path.empty());
-    }
     res_.num_parameters = model_->num_parameters();
 }
 
-std::vector<int64_t> Run::train_order() {
+double Trainer::elapsed() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+}
+
+std::vector<int64_t> Trainer::next_train_order() {
     std::vector<int64_t> order = train_loader_->begin_iteration(default_generator());
     if (o_.replay_orders) {
         if (pos_.replay_index >= static_cast<int64_t>(o_.replay_orders->size()))
@@ -141,118 +77,59 @@ std::vector<int64_t> Run::train_order() {
     return order;
 }
 
-void Run::evaluate(int64_t epoch) {
-    model_->eval();
-    double tl, vl;
-    {
-        NoGradGuard ng;
-        std::vector<int64_t> to = train_order();
-        tl = loader_loss(*model_, *train_loader_, to, o_.eval_iter);
-        std::vector<int64_t> vo = val_loader_->begin_iteration(default_generator());
-        vl = loader_loss(*model_, *val_loader_, vo, o_.eval_iter);
-    }
-    model_->train();
-    res_.evals.push_back({epoch + 1, pos_.global_step, pos_.tokens_seen, tl, vl});
-    std::string line = fmt::format("Ep {} (Step {:06d}): Train loss {:.3f}, Val loss {:.3f}", epoch + 1,
-                                   pos_.global_step, tl, vl);
-    res_.book_lines += line + "\n";
-    if (!o_.quiet) {
-        if (isatty(STDERR_FILENO)) std::cerr << "\r\033[K";
-        std::cout << line << std::endl;
-    }
-    pending_eval_ = {tl, vl};
-}
-
-void Run::step(const Batch& b, int64_t epoch) {
-    if (schedule_) opt_->lr = (*schedule_)(pos_.global_step + 1);
-    auto t_step = Clock::now();
-    bool profile_now = o_.profile && pos_.global_step == 0;  // the second step: buffers are warm
-    if (profile_now) set_profiling(true);
-    if (probe_) probe_->begin_step(pos_.global_step + 1);
+Trainer::StepStats Trainer::train_step(const Batch& b) {
+    int64_t step = pos_.global_step + 1;
+    if (schedule_) opt_->lr = (*schedule_)(step);
+    for (StepObserver* ob : observers_) ob->begin_step(step);
     opt_->zero_grad();
     Tensor loss = cross_entropy(model_->forward(b.input), b.target);
     loss.backward();
-    if (probe_) probe_->after_backward();
-    auto t_opt = Clock::now();
+    for (StepObserver* ob : observers_) ob->after_backward();
     // Without clipping the norm is a by-product of the optimizer's fused pass.
     double gnorm = o_.clip > 0 ? optim::clip_grad_norm(model_->parameters(), o_.clip) : 0.0;
-    if (probe_) probe_->before_update();
+    for (StepObserver* ob : observers_) ob->before_update();
     opt_->step();
     if (o_.clip <= 0) gnorm = opt_->last_grad_norm();
-    if (probe_) probe_->after_update(opt_->lr);
-    if (profile_now) {
-        profile_add(o_.clip > 0 ? "norm+clip+optim" : "norm+optimizer", seconds_since(t_opt), 0);
-        set_profiling(false);
-        print_profile(std::cout, seconds_since(t_step));
-    }
-    res_.train_seconds += seconds_since(t_step);
-    pos_.tokens_seen += b.numel();
-    pos_.global_step++;
-    res_.steps++;
-    double l = loss.item();
-    res_.step_losses.push_back(l);
-    pending_eval_.reset();
-    if (o_.eval_freq > 0 && pos_.global_step % o_.eval_freq == 0) evaluate(epoch);
-    if (metrics_) {
-        StepRow row{epoch + 1, pos_.global_step, pos_.tokens_seen, l, opt_->lr, gnorm, seconds_since(t0_), {},
-                    {}};
-        if (pending_eval_) {
-            row.train_loss = pending_eval_->first;
-            row.val_loss = pending_eval_->second;
-        }
-        metrics_->write(row);
-    }
-    progress(l);
+    for (StepObserver* ob : observers_) ob->after_update(opt_->lr);
+    return {loss.item(), gnorm};
 }
 
-void Run::progress(double loss) {
-    if (o_.quiet || !isatty(STDERR_FILENO)) return;
-    double el = seconds_since(t0_);
-    int64_t done = pos_.global_step + 1;
-    double eta =
-        done > 0 ? el / static_cast<double>(res_.steps) * static_cast<double>(total_steps_ - done) : 0;
-    std::cerr << fmt::format("\r\033[K[{}] step {}/{}  loss {:.3f}  {:.0f} tok/s  ETA {:.0f}s",
-                             o_.config.attention, done, total_steps_, loss,
-                             static_cast<double>(pos_.tokens_seen) / std::max(el, 1e-9), eta)
-              << std::flush;
-}
-
-TrainResult Run::run() {
+TrainResult Trainer::run() {
     for (; pos_.epoch < o_.epochs; ++pos_.epoch) {
         if (!pos_.in_epoch) {
             model_->train();
-            pos_.order = train_order();
+            pos_.order = next_train_order();
             pos_.next_batch = 0;
             pos_.in_epoch = true;
         }
+        bool budget_left = true;
         for (; pos_.next_batch < train_loader_->num_batches(); ++pos_.next_batch) {
-            if (o_.max_steps >= 0 && pos_.global_step + 1 >= o_.max_steps) goto done;
-            step(train_loader_->batch(pos_.order, pos_.next_batch), pos_.epoch);
+            budget_left = o_.max_steps < 0 || pos_.global_step + 1 < o_.max_steps;
+            if (!budget_left) break;
+            Batch b = train_loader_->batch(pos_.order, pos_.next_batch);
+            auto t_step = std::chrono::steady_clock::now();
+            StepStats s = train_step(b);
+            res_.train_seconds +=
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t_step).count();
+            pos_.tokens_seen += b.numel();
+            pos_.global_step++;
+            res_.steps++;
+            res_.step_losses.push_back(s.loss);
+            StepInfo info{pos_.epoch, pos_.global_step, pos_.tokens_seen, s.loss, opt_->lr, s.grad_norm};
+            for (StepObserver* ob : observers_) ob->end_step(info);
         }
-        {
-            std::vector<int64_t> ids = tok_.encode(o_.start_context, true);
-            auto out = models::generate(*model_, ids, {.max_new_tokens = o_.sample_tokens});
-            std::string text = tok_.decode(out);
-            for (char& c : text)
-                if (c == '\n') c = ' ';
-            res_.samples.push_back(text);
-            if (!o_.quiet) {
-                if (isatty(STDERR_FILENO)) std::cerr << "\r\033[K";
-                std::cout << text << std::endl;
-            }
-        }
+        if (!budget_left) break;  // max_steps mid-epoch: the position stays inside it
+        for (StepObserver* ob : observers_) ob->end_epoch(pos_.epoch);
         pos_.in_epoch = false;
     }
-done:
-    if (!o_.quiet && isatty(STDERR_FILENO)) std::cerr << "\r\033[K";
+    for (StepObserver* ob : observers_) ob->end_run();
     res_.tokens_seen = pos_.tokens_seen;
-    if (probe_) res_.probe_seconds = probe_->seconds();
     if (!o_.save_path.empty()) save(o_.save_path);
-    res_.seconds = seconds_since(t0_);
+    res_.seconds = elapsed();
     return res_;
 }
 
-void Run::save(const std::string& path) {
+void Trainer::save(const std::string& path) {
     json st = {{"epoch", pos_.epoch},
                {"next_batch", pos_.next_batch},
                {"global_step", pos_.global_step},
@@ -265,7 +142,7 @@ void Run::save(const std::string& path) {
                             {{"tapegrad.train", st.dump()}, {"tapegrad.optimizer_type", o_.optimizer}});
 }
 
-void Run::resume(const std::string& path) {
+void Trainer::resume(const std::string& path) {
     auto st = models::read_safetensors(path);
     models::GPTConfig saved = models::checkpoint_config(st, path);
     if (models::config_to_json(saved) != models::config_to_json(o_.config))
@@ -290,12 +167,13 @@ void Run::resume(const std::string& path) {
     }
 }
 
-}  // namespace
-
 TrainResult train_model(const TrainOptions& opt) {
     set_detect_anomaly(opt.detect_anomaly);
-    Run run(opt);
-    return run.run();
+    Trainer trainer(opt);
+    StandardObservers obs(trainer);
+    TrainResult res = trainer.run();
+    res.probe_seconds = obs.probe_seconds();
+    return res;
 }
 
 }  // namespace tg::train

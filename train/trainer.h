@@ -4,17 +4,27 @@
 //   eval_iter batches of each loader in eval mode with no tape, printed as
 //   "Ep 1 (Step 000000): Train loss 9.781, Val loss 9.933"; after each epoch a
 //   greedy sample of 50 tokens from the start context.
-// Every optimizer step appends a row to <out>/metrics.csv (flushed). A checkpoint
+// The loop is the Trainer class (train_step() is one optimizer step); evaluation,
+// metrics, progress, samples, profile and probe are observers attached to it
+// (train/run_observers.h). Every optimizer step appends a row to
+// <out>/metrics.csv (flushed). A checkpoint
 // holds model, optimizer, generator state and data position, so --resume
 // continues bit-identically.
 #pragma once
 
+#include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "models/gpt.h"
+#include "optim/optimizer.h"
+#include "optim/schedule.h"
+#include "train/data.h"
+#include "train/observer.h"
+#include "train/tokenizer.h"
 
 namespace tg::train {
 
@@ -62,6 +72,75 @@ struct TrainResult {
     std::string book_lines;  // the printed "Ep .. (Step ..)" lines
 };
 
+// Where a run stands; saved in checkpoints for a bit-identical resume.
+struct Position {
+    int64_t epoch = 0, next_batch = 0, global_step = -1, tokens_seen = 0, replay_index = 0;
+    std::vector<int64_t> order;  // the current epoch's window order
+    bool in_epoch = false;
+};
+
+// The training loop as a library piece. The constructor builds the data, the
+// model (seeded as the book does), the optimizer and the schedule, and applies
+// --resume; train_step() is one optimizer step and nothing else; run() is the
+// epoch loop. Everything else attaches as a StepObserver (train/observer.h);
+// train_model() attaches the standard ones for a TrainOptions.
+class Trainer {
+public:
+    explicit Trainer(const TrainOptions& o);
+    Trainer(const Trainer&) = delete;
+    Trainer& operator=(const Trainer&) = delete;
+
+    // Observers are not owned and are called in the order added.
+    void add_observer(StepObserver* obs) { observers_.push_back(obs); }
+
+    struct StepStats {
+        double loss, grad_norm;
+    };
+    // zero_grad, forward, cross_entropy, backward, [clip], optimizer step on one
+    // batch, telling the observers each phase (not end_step: run() does, once the
+    // step is counted).
+    StepStats train_step(const Batch& b);
+
+    // The epochs from the current position until `epochs` or `max_steps`; writes
+    // the --save checkpoint at the end.
+    TrainResult run();
+    void save(const std::string& path);
+
+    // For observers and tests.
+    const TrainOptions& options() const { return o_; }
+    models::GPTModel& model() { return *model_; }
+    optim::Optimizer& optimizer() { return *opt_; }
+    const Tokenizer& tokenizer() const { return tok_; }
+    DataLoader& train_loader() { return *train_loader_; }
+    DataLoader& val_loader() { return *val_loader_; }
+    const Position& position() const { return pos_; }
+    TrainResult& result() { return res_; }
+    int64_t total_steps() const { return total_steps_; }
+    double elapsed() const;  // seconds since the constructor started
+    // The next iteration order of the train loader: drawn from the default
+    // generator as PyTorch's shuffling DataLoader does, recorded or replayed
+    // for compare.
+    std::vector<int64_t> next_train_order();
+
+private:
+    void resume(const std::string& path);
+
+    TrainOptions o_;
+    std::chrono::steady_clock::time_point t0_;
+    Tokenizer tok_;
+    std::unique_ptr<WindowDataset> train_ds_, val_ds_;
+    std::unique_ptr<DataLoader> train_loader_, val_loader_;
+    std::unique_ptr<models::GPTModel> model_;
+    std::unique_ptr<optim::Optimizer> opt_;
+    std::unique_ptr<optim::WarmupCosine> schedule_;
+    std::vector<StepObserver*> observers_;
+    Position pos_;
+    TrainResult res_;
+    int64_t total_steps_ = 0;
+};
+
+// A Trainer with the standard observers for `opt` (evaluation and book lines,
+// metrics.csv, progress line, per-epoch samples, profile, dynamics probe), run.
 TrainResult train_model(const TrainOptions& opt);
 
 }  // namespace tg::train

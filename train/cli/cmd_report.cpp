@@ -1,0 +1,24 @@
+// `tapegrad report RUN_DIR`: plots and report.md of a compare run directory.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <memory>
+
+#include "train/cli/commands.h"
+#include "train/report.h"
+
+namespace tg::cli {
+
+Command report_command() {
+    return {"report", "write plots and report.md for a compare run directory", [](CLI::App& sub) -> Action {
+                auto dir = std::make_shared<std::string>();
+                sub.add_option("RUN_DIR", *dir, "the run directory")->required();
+                return [dir] {
+                    train::write_report(*dir);
+                    fmt::print("wrote {}/report.md and plots\n", *dir);
+                    return 0;
+                };
+            }};
+}
+
+}  // namespace tg::cli

@@ -1,0 +1,57 @@
+// `tapegrad tokenize`: GPT-2 BPE ids of stdin, one per line (or --decode: ids
+// back to text).
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <iterator>
+#include <memory>
+#include <sstream>
+
+#include "core/tensor.h"
+#include "train/cli/commands.h"
+#include "train/tokenizer.h"
+
+namespace tg::cli {
+namespace {
+
+struct TokenizeFlags {
+    bool allow_special = false, decode = false;
+    std::string vocab_dir = repo_path("data");
+};
+
+int run_tokenize(const TokenizeFlags& f) {
+    train::Tokenizer tok(f.vocab_dir + "/encoder.json", f.vocab_dir + "/vocab.bpe");
+    std::string in((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+    if (f.decode) {
+        std::vector<int64_t> ids;
+        std::istringstream is(in);
+        std::string w;
+        while (is >> w) {
+            try {
+                ids.push_back(std::stoll(w));
+            } catch (const std::exception&) {
+                throw Error("tapegrad: tokenize --decode: '" + w + "' is not a token id");
+            }
+        }
+        std::cout << tok.decode(ids);
+        return 0;
+    }
+    for (int64_t id : tok.encode(in, f.allow_special)) std::cout << id << '\n';
+    return 0;
+}
+
+}  // namespace
+
+Command tokenize_command() {
+    return {"tokenize", "GPT-2 BPE: text on stdin, one id per line on stdout", [](CLI::App& sub) -> Action {
+                auto f = std::make_shared<TokenizeFlags>();
+                sub.add_flag("--allow-special", f->allow_special,
+                             "treat <|endoftext|> as the special token 50256");
+                sub.add_flag("--decode", f->decode, "the reverse: ids on stdin, text on stdout");
+                sub.add_option("--vocab-dir", f->vocab_dir, "folder with encoder.json and vocab.bpe")
+                    ->capture_default_str();
+                return [f] { return run_tokenize(*f); };
+            }};
+}
+
+}  // namespace tg::cli
