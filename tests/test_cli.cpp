@@ -2,6 +2,7 @@
 // a non-zero exit, nothing half-written; tokenize round trip.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -45,7 +46,7 @@ const std::string kSmall = "--preset tiny --context-length 16 --emb-dim 16 --n-h
 }  // namespace
 
 TEST_CASE("every subcommand has --help", "[cli]") {
-    for (const char* sub : {"train", "compare", "generate", "tokenize", "report"}) {
+    for (const char* sub : {"train", "compare", "generate", "tokenize", "prepare", "report"}) {
         Out o = run(std::string(sub) + " --help");
         INFO(sub << ": " << o.text);
         CHECK(o.code == 0);
@@ -122,4 +123,52 @@ TEST_CASE("tokenize: ids one per line, --decode inverts, --allow-special", "[cli
     Out bad = run("tokenize --decode", "12 x");
     CHECK(bad.code == 1);
     CHECK_THAT(bad.text, Catch::Contains("'x' is not a token id"));
+}
+
+TEST_CASE("prepare from stdin and files, then train --data DIR on the shards", "[cli][prepare]") {
+    std::string verdict = tmp("verdict.txt"), empty = tmp("empty.txt"), shards = tmp("shards");
+    fs::copy_file(tg::test::source_path("data/the-verdict.txt"), verdict, fs::copy_options::overwrite_existing);
+    std::ofstream(empty) << "";
+    Out p = run("prepare --format lines --shard-tokens 3000 --quiet --input - " + verdict + " " + empty +
+                    " --out " + shards,
+                "A line from stdin.\nAnd another.\n");
+    INFO(p.text);
+    REQUIRE(p.code == 0);
+    CHECK_THAT(p.text, Catch::Contains("empty.txt") && Catch::Contains("skipped"));
+    CHECK(fs::exists(shards + "/train_000000.bin"));
+    CHECK(fs::exists(shards + "/train_000001.bin"));
+    CHECK(fs::exists(shards + "/val_000000.bin"));
+    CHECK(fs::exists(shards + "/manifest.json"));
+    std::string out = tmp("shard_run");
+    Out t = run("train --data " + shards + " --max-steps 3 --eval-freq 2 --eval-iter 2 --out " + out + " " +
+                kSmall);
+    INFO(t.text);
+    CHECK(t.code == 0);
+    CHECK_THAT(t.text, Catch::Contains("3 steps"));
+    CHECK(fs::exists(out + "/metrics.csv"));
+    // Refusals: a missing input, a directory without shards, a context longer than a shard.
+    Out m = run("prepare --input /nonexistent/corpus --out " + tmp("never"));
+    CHECK(m.code == 1);
+    CHECK_THAT(m.text, Catch::Contains("'/nonexistent/corpus'") && Catch::Contains("no such file"));
+    std::string bare = tmp("bare");
+    fs::create_directories(bare);
+    Out b = run("train --data " + bare + " " + kSmall);
+    CHECK(b.code == 1);
+    CHECK_THAT(b.text, Catch::Contains("holds no token shards") && Catch::Contains("train_NNNNNN.bin"));
+    Out c = run("train --data " + shards +
+                " --preset tiny --context-length 5000 --emb-dim 16 --n-heads 2 "
+                "--n-layers 1 --quiet");
+    CHECK(c.code == 1);
+    CHECK_THAT(c.text, Catch::Contains("train_000000.bin") && Catch::Contains("--context-length 5000"));
+    fs::remove_all(fs::path(shards).parent_path());
+}
+
+TEST_CASE("tokenize on several threads prints the one-thread ids", "[cli]") {
+    std::string text;
+    std::ifstream f(tg::test::source_path("data/the-verdict.txt"));
+    text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    Out one = run("tokenize --threads 1", text), two = run("tokenize --threads 2", text);
+    CHECK(one.code == 0);
+    CHECK(std::count(one.text.begin(), one.text.end(), '\n') == 5145);
+    CHECK(two.text == one.text);
 }

@@ -7,6 +7,7 @@
 #include <memory>
 #include <sstream>
 
+#include "core/blas.h"
 #include "core/tensor.h"
 #include "train/cli/commands.h"
 #include "train/tokenizer.h"
@@ -16,6 +17,7 @@ namespace {
 
 struct TokenizeFlags {
     bool allow_special = false, decode = false;
+    int threads = 2;
     std::string vocab_dir = repo_path("data");
 };
 
@@ -36,7 +38,13 @@ int run_tokenize(const TokenizeFlags& f) {
         std::cout << tok.decode(ids);
         return 0;
     }
-    for (int64_t id : tok.encode(in, f.allow_special)) std::cout << id << '\n';
+    set_num_threads(f.threads);
+    std::string out;
+    for (int64_t id : tok.encode_parallel(in, f.allow_special)) {
+        out += std::to_string(id);
+        out += '\n';
+    }
+    std::cout << out;
     return 0;
 }
 
@@ -50,6 +58,9 @@ Command tokenize_command() {
                 sub.add_flag("--decode", f->decode, "the reverse: ids on stdin, text on stdout");
                 sub.add_option("--vocab-dir", f->vocab_dir, "folder with encoder.json and vocab.bpe")
                     ->capture_default_str();
+                sub.add_option("--threads", f->threads, "encode pieces of the text on this many threads")
+                    ->capture_default_str()
+                    ->check(CLI::PositiveNumber);
                 return [f] { return run_tokenize(*f); };
             }};
 }
