@@ -275,7 +275,9 @@ bool Tokenizer::bpe_long(std::string_view piece, std::vector<int32_t>& ids) cons
         if (id < 0) return false;
         part[i] = {id, i - 1, i + 1 < n ? i + 1 : -1};
     }
-    std::priority_queue<Cand, std::vector<Cand>, std::greater<>> heap;
+    std::vector<Cand> storage;
+    storage.reserve(static_cast<size_t>(n));
+    std::priority_queue<Cand, std::vector<Cand>, std::greater<>> heap(std::greater<>{}, std::move(storage));
     auto offer = [&](int32_t l) {
         if (l < 0 || part[l].next < 0) return;
         int32_t r = part[l].next;
@@ -340,7 +342,7 @@ bool Tokenizer::bpe(std::string_view piece, std::vector<int64_t>& out) const {
         }
     }
     std::vector<int32_t> ids;
-    bool ok = piece.size() <= 256 ? bpe_short(piece, ids) : bpe_long(piece, ids);
+    bool ok = piece.size() <= kShortPiece ? bpe_short(piece, ids) : bpe_long(piece, ids);
     if (!ok) return false;
     out.insert(out.end(), ids.begin(), ids.end());
     if (cache) {

@@ -39,6 +39,7 @@ public:
     static constexpr int64_t kEndOfText = 50256;
     static constexpr size_t kCacheEntries = 1 << 15;   // per thread
     static constexpr size_t kCacheMaxPiece = 64;       // longer pre-tokens are not cached
+    static constexpr size_t kShortPiece = 24;          // longer pre-tokens merge with a heap
     static constexpr size_t kParallelChunk = 1 << 16;  // bytes per piece in encode_parallel
 
     // Throws naming the file and line of any malformed entry.
