@@ -325,7 +325,7 @@ TEST_CASE("the val split rule: seeded hash of the document's bytes", "[prepare]"
     CHECK(std::vector<int64_t>(val.begin(), val.end()) == want);
 }
 
-TEST_CASE("prepare formats: jsonl and the Brown Corpus; bad inputs named", "[prepare][errors]") {
+TEST_CASE("prepare formats: jsonl and the Brown Corpus, and bad inputs named", "[prepare][errors]") {
     fs::path d = scratch("formats");
     spit(d / "a.jsonl", "{\"text\": \"one\", \"id\": 1}\n\n{\"text\": \"two\"}\n");
     PrepareOptions o = prep(d / "out", {(d / "a.jsonl").string()});
