@@ -127,7 +127,8 @@ TEST_CASE("tokenize: ids one per line, --decode inverts, --allow-special", "[cli
 
 TEST_CASE("prepare from stdin and files, then train --data DIR on the shards", "[cli][prepare]") {
     std::string verdict = tmp("verdict.txt"), empty = tmp("empty.txt"), shards = tmp("shards");
-    fs::copy_file(tg::test::source_path("data/the-verdict.txt"), verdict, fs::copy_options::overwrite_existing);
+    fs::copy_file(tg::test::source_path("data/the-verdict.txt"), verdict,
+                  fs::copy_options::overwrite_existing);
     std::ofstream(empty) << "";
     Out p = run("prepare --format lines --shard-tokens 3000 --quiet --input - " + verdict + " " + empty +
                     " --out " + shards,
