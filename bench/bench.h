@@ -32,5 +32,7 @@ void run_core(const Options& opt);
 void run_step(const Options& opt);
 void run_generate(const Options& opt);
 int run_step_child(const Options& opt);
+void run_data(const Options& opt);
+int run_loader_child(const Options& opt, const std::string& dir);
 
 }  // namespace tg::bench

@@ -1,4 +1,4 @@
-// tapegrad_bench: `make bench` runs it. --reps N, --only core|step|gen, --torch.
+// tapegrad_bench: `make bench` runs it. --reps N, --only core|step|gen|data, --torch.
 #include <fmt/format.h>
 
 #include <unistd.h>
@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
             opt.child = std::string(argv[i + 1]) + " " + argv[i + 2];
             i += 2;
         } else {
-            fmt::print(stderr, "usage: tapegrad_bench [--reps N] [--only core|step|gen] [--torch]\n");
+            fmt::print(stderr, "usage: tapegrad_bench [--reps N] [--only core|step|gen|data] [--torch]\n");
             return 2;
         }
     }
@@ -31,9 +31,11 @@ int main(int argc, char** argv) {
     char self[4096] = {0};
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     opt.self = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string(argv[0]);
+    if (opt.child.rfind("loader ", 0) == 0) return tg::bench::run_loader_child(opt, opt.child.substr(7));
     if (!opt.child.empty()) return tg::bench::run_step_child(opt);
     if (opt.what == "all" || opt.what == "core") tg::bench::run_core(opt);
     if (opt.what == "all" || opt.what == "step") tg::bench::run_step(opt);
     if (opt.what == "all" || opt.what == "gen") tg::bench::run_generate(opt);
+    if (opt.what == "all" || opt.what == "data") tg::bench::run_data(opt);
     return 0;
 }

@@ -33,6 +33,13 @@ GPTConfig preset(const std::string& name) {
         c.n_layers = 2;
         return c;
     }
+    if (name == "small") {
+        c.context_length = 128;
+        c.emb_dim = 128;
+        c.n_heads = 4;
+        c.n_layers = 4;
+        return c;
+    }
     for (const Gpt2Size& s : kGpt2Sizes)
         if (name == s.name) {
             c.context_length = 1024;
@@ -48,7 +55,7 @@ GPTConfig preset(const std::string& name) {
 }
 
 std::vector<std::string> preset_names() {
-    std::vector<std::string> names = {"gpt2-124m", "tiny"};
+    std::vector<std::string> names = {"gpt2-124m", "tiny", "small"};
     for (const Gpt2Size& s : kGpt2Sizes) names.push_back(s.name);
     return names;
 }

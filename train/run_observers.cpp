@@ -53,10 +53,19 @@ void Evaluation::end_step(const StepInfo& info) {
         // it is iterated: this draw shifts every later shuffle and dropout mask,
         // so it is taken here too (and recorded/replayed by compare) to print the
         // book's lines digit for digit.
-        std::vector<int64_t> to = t_.next_train_order();
-        tl = loader_loss(model, t_.train_loader(), to, o.eval_iter);
-        std::vector<int64_t> vo = t_.val_loader().begin_iteration(default_generator());
-        vl = loader_loss(model, t_.val_loader(), vo, o.eval_iter);
+        if (const ShardCorpus* sc = t_.shards()) {
+            // Shards: the fixed, evenly spaced subsets, the same in every run.
+            auto loss = [&](const Batch& b) {
+                return cross_entropy(model.forward(b.input), b.target).item();
+            };
+            tl = ShardCorpus::eval_loss(sc->train.get(), o.eval_iter, loss);
+            vl = ShardCorpus::eval_loss(sc->val.get(), o.eval_iter, loss);
+        } else {
+            std::vector<int64_t> to = t_.next_train_order();
+            tl = loader_loss(model, t_.train_loader(), to, o.eval_iter);
+            std::vector<int64_t> vo = t_.val_loader().begin_iteration(default_generator());
+            vl = loader_loss(model, t_.val_loader(), vo, o.eval_iter);
+        }
     }
     model.train();
     EvalPoint p{info.epoch + 1, info.step, info.tokens_seen, tl, vl};

@@ -1,20 +1,34 @@
 // GPT-2's byte-level BPE, matching tiktoken's `gpt2` encoding token for token.
 //
 //   text -> (invalid UTF-8 -> U+FFFD) -> pre-tokens by GPT-2's pattern
-//        -> each pre-token's bytes merged pairwise by merge rank -> ids
+//        -> each pre-token's bytes merged pairwise by rank -> ids
 //
 // The pre-tokenisation pattern needs Unicode letter and number classes, so it
-// runs on PCRE2 (Debian's libpcre2) in UTF + UCP mode:
+// runs on PCRE2 (Debian's libpcre2, JIT-compiled) in UTF + UCP mode:
 //   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 // encoder.json maps byte-to-unicode-escaped strings to ids; vocab.bpe lists the
-// merges by rank after a "#version" line. <|endoftext|> (50256) is a special
-// token only when allowed; otherwise it is ordinary text (tiktoken's
-// encode_ordinary).
+// merges by rank after a "#version" line (checked against encoder.json). As in
+// tiktoken, the rank of an adjacent pair (a, b) is the id of the token a+b, and
+// the lowest-ranked pair (leftmost on ties) is merged first. <|endoftext|>
+// (50256) is a special token only when allowed; otherwise it is ordinary text
+// (tiktoken's encode_ordinary).
+//
+// Time is linear in the input: the text is made valid UTF-8 once, so PCRE2
+// matches without re-validating the rest of the subject at every pre-token
+// (which made encoding quadratic), and a long pre-token is merged with a heap
+// in O(n log n) instead of rescanning all pairs per merge.
+//
+// Threads: the tokenizer is immutable after construction. The word cache
+// (pre-token -> ids) is per thread and bounded (kCacheEntries, cleared when
+// full), so any number of threads may encode with one Tokenizer.
+// encode_parallel splits the text at boundaries no pre-token crosses and
+// encodes the pieces on the thread pool; its ids equal encode()'s.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -23,6 +37,11 @@ namespace tg::train {
 class Tokenizer {
 public:
     static constexpr int64_t kEndOfText = 50256;
+    static constexpr size_t kCacheEntries = 1 << 15;   // per thread
+    static constexpr size_t kCacheMaxPiece = 64;       // longer pre-tokens are not cached
+    static constexpr size_t kShortPiece = 24;          // longer pre-tokens merge with a heap
+    static constexpr size_t kParallelChunk = 1 << 16;  // bytes per piece in encode_parallel
+
     // Throws naming the file and line of any malformed entry.
     Tokenizer(const std::string& encoder_json_path, const std::string& vocab_bpe_path);
     ~Tokenizer();
@@ -30,6 +49,8 @@ public:
     Tokenizer& operator=(const Tokenizer&) = delete;
 
     std::vector<int64_t> encode(const std::string& text, bool allow_special = false) const;
+    // The same ids, with chunks of the text encoded on all threads of the pool.
+    std::vector<int64_t> encode_parallel(const std::string& text, bool allow_special = false) const;
     std::string decode(const std::vector<int64_t>& ids) const;  // throws on an unknown id
     int64_t vocab_size() const { return static_cast<int64_t>(id_to_bytes_.size()); }
 
@@ -44,17 +65,40 @@ public:
     // The once-per-input note on stderr ("tapegrad: note: <what>: N invalid UTF-8
     // sequences replaced by U+FFFD, the first at byte offset K"); nothing when clean.
     static void note_invalid_utf8(const std::string& what, const std::string& raw);
+    // Byte offsets (ascending, excluding 0 and size) where `text` may be cut into
+    // pieces that pre-tokenise exactly as the whole: before a space that follows
+    // an ASCII non-space byte, or after a lone '\n' between ASCII non-space
+    // bytes. Pieces are about `target` bytes (longer when no boundary is near).
+    static std::vector<size_t> split_points(std::string_view text, size_t target);
+    // Entries in the calling thread's word cache (at most kCacheEntries).
+    static size_t cached_words();
 
 private:
-    void encode_ordinary(const std::string& text, std::vector<int64_t>& out) const;
-    void bpe(const std::string& piece, std::vector<int64_t>& out) const;
+    struct PairHash {
+        size_t operator()(uint64_t k) const { return static_cast<size_t>(k * 0x9E3779B97F4A7C15ull >> 17); }
+    };
+    struct StrHash {
+        using is_transparent = void;
+        size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    };
+    using StrMap = std::unordered_map<std::string, int32_t, StrHash, std::equal_to<>>;
+
+    // Pre-tokenise valid UTF-8 and append the ids; false if a byte has no token.
+    bool encode_ordinary(std::string_view text, std::vector<int64_t>& out) const;
+    bool bpe(std::string_view piece, std::vector<int64_t>& out) const;
+    bool bpe_short(std::string_view piece, std::vector<int32_t>& ids) const;
+    bool bpe_long(std::string_view piece, std::vector<int32_t>& ids) const;
+    int32_t pair_rank(int32_t a, int32_t b) const;  // id of the token a+b, or -1
+    void build_pairs();
+    std::vector<int64_t> encode_valid(const std::string& text, bool allow_special, bool parallel) const;
 
     std::vector<std::string> id_to_bytes_;
-    std::unordered_map<std::string, int64_t> bytes_to_id_;
-    std::unordered_map<std::string, int> merge_rank_;  // key: merge_key(left, right)
+    StrMap bytes_to_id_;
+    int32_t byte_id_[256];                                   // -1: the byte is not a token
+    std::unordered_map<uint64_t, int32_t, PairHash> pairs_;  // (a << 32 | b) -> id of a+b
     struct Regex;
     std::unique_ptr<Regex> re_;
-    mutable std::unordered_map<std::string, std::vector<int64_t>> cache_;
+    uint64_t serial_;  // tells the per-thread caches which tokenizer filled them
 };
 
 }  // namespace tg::train

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -45,22 +46,27 @@ Trainer::Trainer(const TrainOptions& o)
     : o_(o), t0_(std::chrono::steady_clock::now()),
       tok_(o.vocab_dir + "/encoder.json", o.vocab_dir + "/vocab.bpe") {
     const auto& cfg = o.config;
-    std::string text = read_text_file(o.data_path);
-    Tokenizer::note_invalid_utf8("--data '" + o.data_path + "'", text);
-    auto [train_text, val_text] = split_train_val(text, o.train_ratio);
     int64_t T = o.max_length > 0 ? o.max_length : cfg.context_length;
     if (T > cfg.context_length)
         throw Error(fmt::format("tapegrad: --max-length {} exceeds the model's context_length {}", T,
                                 cfg.context_length));
-    train_ds_ = std::make_unique<WindowDataset>(tok_.encode(train_text, true), T, T);
-    val_ds_ = std::make_unique<WindowDataset>(tok_.encode(val_text, true), T, T);
-    train_loader_ = std::make_unique<DataLoader>(*train_ds_, o.batch_size, o.shuffle, true);
-    val_loader_ = std::make_unique<DataLoader>(*val_ds_, o.batch_size, false, false);
-    if (train_loader_->num_batches() == 0)
-        throw Error(
-            fmt::format("tapegrad: '{}' gives {} training tokens: fewer than one batch of {} windows of {}+1 "
-                        "tokens (lower --max-length, --context-length or --batch-size)",
-                        o.data_path, train_ds_->num_tokens(), o.batch_size, T));
+    if (std::filesystem::is_directory(o.data_path)) {
+        // Token shards: memory-mapped, seeded order by (seed, epoch), no text to tokenize.
+        shards_ = std::make_unique<ShardCorpus>(o.data_path, T, o.batch_size, o.shuffle, o.seed);
+    } else {
+        std::string text = read_text_file(o.data_path);
+        Tokenizer::note_invalid_utf8("--data '" + o.data_path + "'", text);
+        auto [train_text, val_text] = split_train_val(text, o.train_ratio);
+        train_ds_ = std::make_unique<WindowDataset>(tok_.encode_parallel(train_text, true), T, T);
+        val_ds_ = std::make_unique<WindowDataset>(tok_.encode_parallel(val_text, true), T, T);
+        train_loader_ = std::make_unique<DataLoader>(*train_ds_, o.batch_size, o.shuffle, true);
+        val_loader_ = std::make_unique<DataLoader>(*val_ds_, o.batch_size, false, false);
+        if (train_loader_->num_batches() == 0)
+            throw Error(fmt::format(
+                "tapegrad: '{}' gives {} training tokens: fewer than one batch of {} windows of {}+1 "
+                "tokens (lower --max-length, --context-length or --batch-size)",
+                o.data_path, train_ds_->num_tokens(), o.batch_size, T));
+    }
     manual_seed(o.seed);  // the book seeds right before GPTModel(...)
     model_ = std::make_unique<models::GPTModel>(cfg);
     if (!o.init_from.empty()) {
@@ -84,7 +90,7 @@ Trainer::Trainer(const TrainOptions& o)
         }
     }
     opt_ = make_optimizer(o, *model_);
-    total_steps_ = train_loader_->num_batches() * o.epochs;
+    total_steps_ = batches_per_epoch() * o.epochs;
     if (o.max_steps >= 0) total_steps_ = std::min(total_steps_, o.max_steps);
     warn_schedule(o, total_steps_);
     if (o.warmup > 0 || o.min_lr)
@@ -92,6 +98,10 @@ Trainer::Trainer(const TrainOptions& o)
             o.lr, o.min_lr.value_or(0.0), o.min_lr.value_or(0.0), o.warmup, total_steps_});
     if (!o.resume_path.empty()) resume(o.resume_path);
     res_.num_parameters = model_->num_parameters();
+}
+
+int64_t Trainer::batches_per_epoch() const {
+    return shards_ ? shards_->train->batches_per_epoch() : train_loader_->num_batches();
 }
 
 double Trainer::elapsed() const {
@@ -190,12 +200,13 @@ void Trainer::loop() {
     for (; pos_.epoch < o_.epochs; ++pos_.epoch) {
         if (!pos_.in_epoch) {
             model_->train();
-            pos_.order = next_train_order();
+            // Shards need no drawn order: theirs is a function of (seed, epoch).
+            pos_.order = shards_ ? std::vector<int64_t>{} : next_train_order();
             pos_.next_batch = 0;
             pos_.in_epoch = true;
         }
         bool budget_left = true;
-        for (; pos_.next_batch < train_loader_->num_batches(); ++pos_.next_batch) {
+        for (; pos_.next_batch < batches_per_epoch(); ++pos_.next_batch) {
             save_every();
             budget_left = o_.max_steps < 0 || pos_.global_step + 1 < o_.max_steps;
             if (!budget_left) break;
@@ -203,7 +214,8 @@ void Trainer::loop() {
                 res_.stopped_by = stop_signal() == SIGTERM ? "SIGTERM" : "SIGINT";
                 return;
             }
-            Batch b = train_loader_->batch(pos_.order, pos_.next_batch);
+            Batch b = shards_ ? shards_->train->batch(pos_.epoch, pos_.next_batch)
+                              : train_loader_->batch(pos_.order, pos_.next_batch);
             auto t_step = std::chrono::steady_clock::now();
             StepStats s;
             try {

@@ -27,6 +27,7 @@
 #include "optim/schedule.h"
 #include "train/data.h"
 #include "train/observer.h"
+#include "train/shard_loader.h"
 #include "train/tokenizer.h"
 
 namespace tg::train {
@@ -139,8 +140,12 @@ public:
     models::GPTModel& model() { return *model_; }
     optim::Optimizer& optimizer() { return *opt_; }
     const Tokenizer& tokenizer() const { return tok_; }
+    // The book pipeline's loaders (--data FILE); null with --data DIR.
     DataLoader& train_loader() { return *train_loader_; }
     DataLoader& val_loader() { return *val_loader_; }
+    // The token shards of --data DIR; null for a text file.
+    const ShardCorpus* shards() const { return shards_.get(); }
+    int64_t batches_per_epoch() const;
     const Position& position() const { return pos_; }
     TrainResult& result() { return res_; }
     int64_t total_steps() const { return total_steps_; }
@@ -162,6 +167,7 @@ private:
     Tokenizer tok_;
     std::unique_ptr<WindowDataset> train_ds_, val_ds_;
     std::unique_ptr<DataLoader> train_loader_, val_loader_;
+    std::unique_ptr<ShardCorpus> shards_;
     std::unique_ptr<models::GPTModel> model_;
     std::unique_ptr<optim::Optimizer> opt_;
     std::unique_ptr<optim::WarmupCosine> schedule_;

@@ -19,8 +19,8 @@ std::vector<Command>& extra_commands() {
 // The built-in subcommands, in the order `tapegrad --help` lists them. A new
 // subcommand is a new cmd_*.cpp file and one row here.
 std::vector<Command> builtin_commands() {
-    return {train_command(),    compare_command(), generate_command(),
-            tokenize_command(), report_command(),  sweep_command()};
+    return {train_command(),   compare_command(), generate_command(), tokenize_command(),
+            prepare_command(), report_command(),  sweep_command()};
 }
 
 }  // namespace

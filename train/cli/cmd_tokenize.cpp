@@ -8,6 +8,7 @@
 #include <memory>
 #include <sstream>
 
+#include "core/blas.h"
 #include "core/tensor.h"
 #include "train/checks.h"
 #include "train/cli/commands.h"
@@ -19,6 +20,7 @@ namespace {
 
 struct TokenizeFlags {
     bool allow_special = false, decode = false;
+    int threads = 2;
     std::string vocab_dir;  // empty: the data folder (train/paths.h)
 };
 
@@ -43,7 +45,13 @@ int run_tokenize(const TokenizeFlags& f) {
         return 0;
     }
     train::Tokenizer::note_invalid_utf8("stdin", in);
-    for (int64_t id : tok.encode(in, f.allow_special)) std::cout << id << '\n';
+    set_num_threads(f.threads);
+    std::string out;
+    for (int64_t id : tok.encode_parallel(in, f.allow_special)) {
+        out += std::to_string(id);
+        out += '\n';
+    }
+    std::cout << out;
     return 0;
 }
 
@@ -58,6 +66,9 @@ Command tokenize_command() {
                 sub.add_option(
                     "--vocab-dir", f->vocab_dir,
                     "folder with encoder.json and vocab.bpe (default: the data folder, train/paths.h)");
+                sub.add_option("--threads", f->threads, "encode pieces of the text on this many threads")
+                    ->capture_default_str()
+                    ->check(CLI::PositiveNumber);
                 return [f] { return run_tokenize(*f); };
             }};
 }

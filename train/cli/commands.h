@@ -10,6 +10,7 @@ Command train_command();     // cmd_train.cpp
 Command compare_command();   // cmd_train.cpp
 Command generate_command();  // cmd_generate.cpp
 Command tokenize_command();  // cmd_tokenize.cpp
+Command prepare_command();   // cmd_prepare.cpp
 Command report_command();    // cmd_report.cpp
 Command sweep_command();     // cmd_sweep.cpp
 

@@ -57,7 +57,11 @@ void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
     app->add_option("--qkv-bias", c.qkv_bias, "bias on the query/key/value (and S) projections: true|false");
     app->add_option("--out-proj", c.out_proj,
                     "output projection after the heads: true|false (default: mha on, alt1 off)");
-    app->add_option("--data", o.data_path, "training text (default: the-verdict.txt of the data folder)");
+    app->add_option(
+        "--data", o.data_path,
+        "training text file (the book's 90/10 pipeline; default: the-verdict.txt of the data folder) "
+        "or a directory of token shards (train_*.bin, val_*.bin in llm.c's format, e.g. from "
+        "tapegrad prepare)");
     app->add_option("--vocab-dir", o.vocab_dir,
                     "folder with encoder.json and vocab.bpe (default: the data folder, train/paths.h)");
     app->add_option("--epochs", o.epochs, "epochs")->capture_default_str()->check(at_least(0));
