@@ -83,9 +83,9 @@ Tensor TransformerBlock::forward(const Tensor& x) {
 }
 
 Tensor TransformerBlock::forward_cached(const Tensor& x, nn::AttentionCache& cache) {
-    auto sc = scope();
-    Tensor h = add(x, att->forward_cached(norm1->forward(x), cache)).named("residual1");
-    return add(h, ff->forward(norm2->forward(h))).named("residual2");
+    LabelScope sc(local_name());  // as Layer::operator() does for forward
+    Tensor h = add(x, att->forward_cached((*norm1)(x), cache)).named("residual1");
+    return add(h, (*ff)((*norm2)(h))).named("residual2");
 }
 
 GPTModel::GPTModel(const GPTConfig& cfg) : cfg_(cfg) {
@@ -141,10 +141,10 @@ Tensor GPTModel::forward_cached(const Ids& ids, KVCache& cache) {
     cache.layers.resize(trf_blocks.size());
     Ids pos{{t}, std::vector<int64_t>(static_cast<size_t>(t))};
     for (int64_t i = 0; i < t; ++i) pos.data[i] = p0 + i;
-    Tensor x = add(tok_emb->forward(ids), pos_emb->forward(pos)).named("embeddings");
+    Tensor x = add((*tok_emb)(ids), (*pos_emb)(pos)).named("embeddings");
     for (size_t b = 0; b < trf_blocks.size(); ++b) x = trf_blocks[b]->forward_cached(x, cache.layers[b]);
     Tensor last = x.slice(1, t - 1, t);
-    return out_head->forward(final_norm->forward(last)).named("logits");
+    return (*out_head)((*final_norm)(last)).named("logits");
 }
 
 }  // namespace tg::models

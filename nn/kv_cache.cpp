@@ -62,26 +62,26 @@ Tensor Attention::forward_cached(const Tensor&, AttentionCache&) {
 }
 
 Tensor MultiHeadAttention::forward_cached(const Tensor& x, AttentionCache& cache) {
-    auto sc = scope();
+    LabelScope sc(local_name());  // as Layer::operator() does for forward
     check_step(x, cache, spec_, "MultiHeadAttention");
     int64_t t = x.size(1), NH = spec_.num_heads, HS = spec_.head_dim(), p0 = cache.len, T = p0 + t;
     if (!cache.k.defined()) {
         cache.k = Tensor::zeros({NH, spec_.context_length, HS});
         cache.v = Tensor::zeros({NH, spec_.context_length, HS});
     }
-    append_heads(cache.k, W_key->forward(x), p0, NH, HS);
-    append_heads(cache.v, W_value->forward(x), p0, NH, HS);
+    append_heads(cache.k, (*W_key)(x), p0, NH, HS);
+    append_heads(cache.v, (*W_value)(x), p0, NH, HS);
     cache.len = T;
-    Tensor q = W_query->forward(x).view({1, t, NH, HS}).transpose(1, 2);  // [1, NH, t, HS]
-    Tensor k = cache.k.slice(1, 0, T), v = cache.v.slice(1, 0, T);        // [NH, T, HS]
-    Tensor scores = matmul(q, k.transpose(1, 2)).named("scores");         // [1, NH, t, T]
+    Tensor q = (*W_query)(x).view({1, t, NH, HS}).transpose(1, 2);  // [1, NH, t, HS]
+    Tensor k = cache.k.slice(1, 0, T), v = cache.v.slice(1, 0, T);  // [NH, T, HS]
+    Tensor scores = matmul(q, k.transpose(1, 2)).named("scores");   // [1, NH, t, T]
     Tensor w = causal_attention_weights_at(scores, mask, p0, HS, *dropout);
     Tensor ctx = matmul(w, v).transpose(1, 2).reshape({1, t, spec_.d_out}).named("context");
-    return out_proj ? out_proj->forward(ctx) : ctx;
+    return out_proj ? (*out_proj)(ctx) : ctx;
 }
 
 Tensor MHA_alt1::forward_cached(const Tensor& x, AttentionCache& cache) {
-    auto sc = scope();
+    LabelScope sc(local_name());  // as Layer::operator() does for forward
     check_step(x, cache, spec_, "MHA_alt1");
     int64_t t = x.size(1), C = spec_.d_in, NH = spec_.num_heads, HS = spec_.head_dim(), p0 = cache.len,
             T = p0 + t;
@@ -95,17 +95,17 @@ Tensor MHA_alt1::forward_cached(const Tensor& x, AttentionCache& cache) {
     std::vector<Tensor> outs;
     for (int64_t h = 0; h < NH; ++h) {
         CA_alt1& head = *heads[h];
-        Tensor vh = head.W_value->forward(x);  // [1, t, HS]
+        Tensor vh = (*head.W_value)(x);  // [1, t, HS]
         std::memcpy(cache.v.data() + (h * spec_.context_length + p0) * HS, vh.data(),
                     static_cast<size_t>(t * HS) * sizeof(float));
-        Tensor scores = matmul(head.S->forward(x), xs.transpose(0, 1)).named("scores");  // [1, t, T]
+        Tensor scores = matmul((*head.S)(x), xs.transpose(0, 1)).named("scores");  // [1, t, T]
         Tensor w = causal_attention_weights_at(scores, head.mask, p0, HS, *head.dropout);
         Tensor vs = cache.v.slice(0, h, h + 1).slice(1, 0, T);  // [1, T, HS]
         outs.push_back(matmul(w, vs).named("context"));
     }
     cache.len = T;
     Tensor ctx = cat(outs, -1).named("context");
-    return out_proj ? out_proj->forward(ctx) : ctx;
+    return out_proj ? (*out_proj)(ctx) : ctx;
 }
 
 }  // namespace tg::nn

@@ -227,82 +227,83 @@ TEST_CASE("train --init-from a Hugging Face file: shape from the file, weights a
     CHECK(longer.code == 1);
     CHECK_THAT(longer.text, Catch::Contains("--max-length 65 exceeds the model's context_length 64"));
     fs::remove_all(fs::path(hf).parent_path());
-    TEST_CASE("sweep: flags from a TOML file, --max-runs, resume, --report-only, a bad variant",
-              "[cli][sweep]") {
-        std::string out = tmp("sweep");
-        std::string toml = tmp("sweep.toml");
-        std::ofstream(toml) << "variants = [\"mha\", \"alt1:out-proj=on\"]\nlrs = [0.0004]\nseeds = [1, 2]\n"
-                               "max-steps = 2\neval-freq = 1\neval-iter = 1\nprobe-every = 1\n";
-        std::string base = "sweep --config " + toml + " --out " + out + " " + kSmall;
-        Out a = run(base + " --max-runs 2");
-        INFO(a.text);
-        CHECK(a.code == 0);
-        CHECK_THAT(a.text, Catch::Contains("trained 2 run(s) now, 2 finished"));
-        CHECK_FALSE(fs::exists(out + "/report.md"));
-        Out b = run(base);
-        INFO(b.text);
-        CHECK(b.code == 0);
-        CHECK_THAT(b.text, Catch::Contains("trained 2 run(s) now, 4 finished"));
-        CHECK(fs::exists(out + "/runs/alt1+out-proj=on/lr4e-04/seed2/done.json"));
-        CHECK(fs::exists(out + "/report.md"));
-        fs::remove(out + "/report.md");
-        Out c = run(base + " --report-only");
-        CHECK(c.code == 0);
-        CHECK(fs::exists(out + "/report.md"));
-        std::string report;
-        std::getline(std::ifstream(out + "/report.md"), report, '\0');
-        CHECK_THAT(report, Catch::Contains("reuses the selection seeds"));  // no --eval-seeds given
-        Out bad = run("sweep --variants mha,alt1:bogus=1 --out " + tmp("sweep_bad") + " " + kSmall);
-        CHECK(bad.code == 1);
-        CHECK_THAT(bad.text, Catch::Contains("alt1:bogus=1") && Catch::Contains("not understood"));
-        fs::remove_all(out);
-        TEST_CASE("prepare from stdin and files, then train --data DIR on the shards", "[cli][prepare]") {
-            std::string verdict = tmp("verdict.txt"), empty = tmp("empty.txt"), shards = tmp("shards");
-            fs::copy_file(tg::test::source_path("data/the-verdict.txt"), verdict,
-                          fs::copy_options::overwrite_existing);
-            std::ofstream(empty) << "";
-            Out p = run("prepare --format lines --shard-tokens 3000 --quiet --input - " + verdict + " " +
-                            empty + " --out " + shards,
-                        "A line from stdin.\nAnd another.\n");
-            INFO(p.text);
-            REQUIRE(p.code == 0);
-            CHECK_THAT(p.text, Catch::Contains("empty.txt") && Catch::Contains("skipped"));
-            CHECK(fs::exists(shards + "/train_000000.bin"));
-            CHECK(fs::exists(shards + "/train_000001.bin"));
-            CHECK(fs::exists(shards + "/val_000000.bin"));
-            CHECK(fs::exists(shards + "/manifest.json"));
-            std::string out = tmp("shard_run");
-            Out t = run("train --data " + shards + " --max-steps 3 --eval-freq 2 --eval-iter 2 --out " + out +
-                        " " + kSmall);
-            INFO(t.text);
-            CHECK(t.code == 0);
-            CHECK_THAT(t.text, Catch::Contains("3 steps"));
-            CHECK(fs::exists(out + "/metrics.csv"));
-            // Refusals: a missing input, a directory without shards, a context longer than a shard.
-            Out m = run("prepare --input /nonexistent/corpus --out " + tmp("never"));
-            CHECK(m.code == 1);
-            CHECK_THAT(m.text, Catch::Contains("'/nonexistent/corpus'") && Catch::Contains("no such file"));
-            std::string bare = tmp("bare");
-            fs::create_directories(bare);
-            Out b = run("train --data " + bare + " " + kSmall);
-            CHECK(b.code == 1);
-            CHECK_THAT(b.text,
-                       Catch::Contains("holds no token shards") && Catch::Contains("train_NNNNNN.bin"));
-            Out c = run("train --data " + shards +
-                        " --preset tiny --context-length 5000 --emb-dim 16 --n-heads 2 "
-                        "--n-layers 1 --quiet");
-            CHECK(c.code == 1);
-            CHECK_THAT(c.text,
-                       Catch::Contains("train_000000.bin") && Catch::Contains("--context-length 5000"));
-            fs::remove_all(fs::path(shards).parent_path());
-        }
+}
 
-        TEST_CASE("tokenize on several threads prints the one-thread ids", "[cli]") {
-            std::string text;
-            std::ifstream f(tg::test::source_path("data/the-verdict.txt"));
-            text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-            Out one = run("tokenize --threads 1", text), two = run("tokenize --threads 2", text);
-            CHECK(one.code == 0);
-            CHECK(std::count(one.text.begin(), one.text.end(), '\n') == 5145);
-            CHECK(two.text == one.text);
-        }
+TEST_CASE("sweep: flags from a TOML file, --max-runs, resume, --report-only, a bad variant", "[cli][sweep]") {
+    std::string out = tmp("sweep");
+    std::string toml = tmp("sweep.toml");
+    std::ofstream(toml) << "variants = [\"mha\", \"alt1:out-proj=on\"]\nlrs = [0.0004]\nseeds = [1, 2]\n"
+                           "max-steps = 2\neval-freq = 1\neval-iter = 1\nprobe-every = 1\n";
+    std::string base = "sweep --config " + toml + " --out " + out + " " + kSmall;
+    Out a = run(base + " --max-runs 2");
+    INFO(a.text);
+    CHECK(a.code == 0);
+    CHECK_THAT(a.text, Catch::Contains("trained 2 run(s) now, 2 finished"));
+    CHECK_FALSE(fs::exists(out + "/report.md"));
+    Out b = run(base);
+    INFO(b.text);
+    CHECK(b.code == 0);
+    CHECK_THAT(b.text, Catch::Contains("trained 2 run(s) now, 4 finished"));
+    CHECK(fs::exists(out + "/runs/alt1+out-proj=on/lr4e-04/seed2/done.json"));
+    CHECK(fs::exists(out + "/report.md"));
+    fs::remove(out + "/report.md");
+    Out c = run(base + " --report-only");
+    CHECK(c.code == 0);
+    CHECK(fs::exists(out + "/report.md"));
+    std::string report;
+    std::getline(std::ifstream(out + "/report.md"), report, '\0');
+    CHECK_THAT(report, Catch::Contains("reuses the selection seeds"));  // no --eval-seeds given
+    Out bad = run("sweep --variants mha,alt1:bogus=1 --out " + tmp("sweep_bad") + " " + kSmall);
+    CHECK(bad.code == 1);
+    CHECK_THAT(bad.text, Catch::Contains("alt1:bogus=1") && Catch::Contains("not understood"));
+    fs::remove_all(out);
+}
+
+TEST_CASE("prepare from stdin and files, then train --data DIR on the shards", "[cli][prepare]") {
+    std::string verdict = tmp("verdict.txt"), empty = tmp("empty.txt"), shards = tmp("shards");
+    fs::copy_file(tg::test::source_path("data/the-verdict.txt"), verdict,
+                  fs::copy_options::overwrite_existing);
+    std::ofstream(empty) << "";
+    Out p = run("prepare --format lines --shard-tokens 3000 --quiet --input - " + verdict + " " + empty +
+                    " --out " + shards,
+                "A line from stdin.\nAnd another.\n");
+    INFO(p.text);
+    REQUIRE(p.code == 0);
+    CHECK_THAT(p.text, Catch::Contains("empty.txt") && Catch::Contains("skipped"));
+    CHECK(fs::exists(shards + "/train_000000.bin"));
+    CHECK(fs::exists(shards + "/train_000001.bin"));
+    CHECK(fs::exists(shards + "/val_000000.bin"));
+    CHECK(fs::exists(shards + "/manifest.json"));
+    std::string out = tmp("shard_run");
+    Out t = run("train --data " + shards + " --max-steps 3 --eval-freq 2 --eval-iter 2 --out " + out + " " +
+                kSmall);
+    INFO(t.text);
+    CHECK(t.code == 0);
+    CHECK_THAT(t.text, Catch::Contains("3 steps"));
+    CHECK(fs::exists(out + "/metrics.csv"));
+    // Refusals: a missing input, a directory without shards, a context longer than a shard.
+    Out m = run("prepare --input /nonexistent/corpus --out " + tmp("never"));
+    CHECK(m.code == 1);
+    CHECK_THAT(m.text, Catch::Contains("'/nonexistent/corpus'") && Catch::Contains("no such file"));
+    std::string bare = tmp("bare");
+    fs::create_directories(bare);
+    Out b = run("train --data " + bare + " " + kSmall);
+    CHECK(b.code == 1);
+    CHECK_THAT(b.text, Catch::Contains("holds no token shards") && Catch::Contains("train_NNNNNN.bin"));
+    Out c = run("train --data " + shards +
+                " --preset tiny --context-length 5000 --emb-dim 16 --n-heads 2 "
+                "--n-layers 1 --quiet");
+    CHECK(c.code == 1);
+    CHECK_THAT(c.text, Catch::Contains("train_000000.bin") && Catch::Contains("--context-length 5000"));
+    fs::remove_all(fs::path(shards).parent_path());
+}
+
+TEST_CASE("tokenize on several threads prints the one-thread ids", "[cli]") {
+    std::string text;
+    std::ifstream f(tg::test::source_path("data/the-verdict.txt"));
+    text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+    Out one = run("tokenize --threads 1", text), two = run("tokenize --threads 2", text);
+    CHECK(one.code == 0);
+    CHECK(std::count(one.text.begin(), one.text.end(), '\n') == 5145);
+    CHECK(two.text == one.text);
+}
