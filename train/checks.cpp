@@ -45,7 +45,7 @@ void validate_options(const TrainOptions& o) {
     at_least("--epochs", o.epochs, 0);
     at_least("--max-steps", o.max_steps, -1);  // -1: no limit
     at_least("--batch-size", o.batch_size, 1);
-    finite_at_least("--lr", o.lr, 0, true);
+    finite_at_least("--lr", o.lr, 0, false);  // 0 is a valid no-op step, as in PyTorch
     finite_at_least("--weight-decay", o.weight_decay, 0, false);
     finite_at_least("--momentum", o.momentum, 0, false);
     at_least("--warmup", o.warmup, 0);
@@ -117,9 +117,17 @@ void check_writable_dir(const std::string& flag, const std::string& path) {
 }
 
 void check_data_path(const std::string& flag, const std::string& path) {
-    if (fs::is_directory(path))
-        throw Error(
-            fmt::format("tapegrad: {} '{}' is a folder; expected a UTF-8 text file to train on", flag, path));
+    // A folder is a corpus of token shards (train/shard_loader.h validates them);
+    // a folder without any train_*.bin is refused here, before the first step.
+    if (fs::is_directory(path)) {
+        for (const auto& e : fs::directory_iterator(path)) {
+            std::string n = e.path().filename().string();
+            if (n.rfind("train_", 0) == 0 && e.path().extension() == ".bin") return;
+        }
+        throw Error(fmt::format("tapegrad: {} '{}' is a folder without token shards; expected a UTF-8 text "
+                                "file or a directory of train_*.bin / val_*.bin shards (tapegrad prepare)",
+                                flag, path));
+    }
     if (fs::exists(path) && !fs::is_regular_file(path))
         throw Error(
             fmt::format("tapegrad: {} '{}' is not a regular file; expected a UTF-8 text file", flag, path));

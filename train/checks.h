@@ -1,7 +1,7 @@
 // Checks made before anything is built or trained, so that a value that makes
 // no sense, or an output that cannot be written, is refused in the first second
 // and not after 46 minutes of training. Every message names the flag, the value
-// and what is expected ("--lr must be a finite number > 0, not -1").
+// and what is expected ("--lr must be a finite number >= 0, not -1").
 #pragma once
 
 #include <string>
