@@ -124,8 +124,9 @@ void check_data_path(const std::string& flag, const std::string& path) {
             std::string n = e.path().filename().string();
             if (n.rfind("train_", 0) == 0 && e.path().extension() == ".bin") return;
         }
-        throw Error(fmt::format("tapegrad: {} '{}' is a folder without token shards; expected a UTF-8 text "
-                                "file or a directory of train_*.bin / val_*.bin shards (tapegrad prepare)",
+        throw Error(fmt::format("tapegrad: {} '{}' is a folder that holds no token shards; expected a UTF-8 "
+                                "text file or a directory of llm.c-format shards train_NNNNNN.bin / "
+                                "val_NNNNNN.bin (tapegrad prepare)",
                                 flag, path));
     }
     if (fs::exists(path) && !fs::is_regular_file(path))
