@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sys/wait.h>
 
 #include "models/generate.h"
@@ -306,4 +307,23 @@ TEST_CASE("tokenize on several threads prints the one-thread ids", "[cli]") {
     CHECK(one.code == 0);
     CHECK(std::count(one.text.begin(), one.text.end(), '\n') == 5145);
     CHECK(two.text == one.text);
+}
+
+TEST_CASE("train --sample-kv-cache: on, check (counts recorded in summary.json), a bad value refused",
+          "[cli]") {
+    for (std::string mode : {"on", "check"}) {
+        std::string out = tmp("sample_cache_" + mode);
+        Out t = run("train --epochs 1 --eval-freq 0 --sample-kv-cache " + mode + " --out " + out + " " + kSmall);
+        INFO(t.text);
+        REQUIRE(t.code == 0);
+        std::ifstream in(out + "/summary.json");
+        std::string summary((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        CHECK_THAT(summary, Catch::Contains("\"sample_kv_cache\": \"" + mode + "\""));
+        if (mode == "check")
+            CHECK_THAT(summary, Catch::Contains("\"differ\": 0") && Catch::Contains("\"equal\": 1"));
+    }
+    Out bad = run("train --sample-kv-cache maybe " + kSmall);
+    CHECK(bad.code != 0);
+    CHECK_THAT(bad.text, Catch::Contains("--sample-kv-cache"));
+    fs::remove_all(fs::path(tmp("x")).parent_path());
 }

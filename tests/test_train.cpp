@@ -261,7 +261,8 @@ TEST_CASE("resume across an epoch boundary is bit-identical too", "[train][check
     fs::remove_all(d.parent_path());
 }
 
-TEST_CASE("the tiny preset overfits a short text", "[train]") {
+TEST_CASE("the tiny preset overfits a short text; its epoch samples are the same with the KV cache",
+          "[train]") {
     fs::path d = scratch("overfit");
     std::string text = read_text_file(test::source_path("data/the-verdict.txt")).substr(0, 600);
     std::ofstream((d / "short.txt").string()) << text;
@@ -274,10 +275,21 @@ TEST_CASE("the tiny preset overfits a short text", "[train]") {
     o.lr = 2e-3;
     o.epochs = 40;
     o.eval_freq = 0;
+    o.sample_tokens = 40;  // 4 + 40 tokens: past the 32-token window, so the cache restarts
     auto res = train_model(o);
     INFO("first loss " << res.step_losses.front() << ", last " << res.step_losses.back());
     CHECK(res.step_losses.front() > 10.0);
     CHECK(res.step_losses.back() < 0.5);  // memorised: from ln(50257) = 10.8 to below 0.5
+    // --sample-kv-cache check (the default): every epoch's cached sample equals the book's.
+    CHECK(res.samples.size() == 40);
+    CHECK(res.sample_cache_equal == 40);
+    CHECK(res.sample_cache_differ == 0);
+    // alt1 caches its layer inputs instead of keys: a few epochs check that path.
+    o.config.attention = "alt1";
+    o.epochs = 4;
+    res = train_model(o);
+    CHECK(res.sample_cache_equal == 4);
+    CHECK(res.sample_cache_differ == 0);
     fs::remove_all(d.parent_path());
 }
 

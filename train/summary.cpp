@@ -20,6 +20,9 @@ void write_summary(const std::string& dir, const TrainOptions& o, const TrainRes
     j["probe_seconds"] = r.probe_seconds;
     j["probe_every"] = o.probe_every;
     j["samples"] = r.samples;
+    j["sample_kv_cache"] = o.sample_kv_cache;
+    if (o.sample_kv_cache == "check")
+        j["sample_kv_cache_check"] = {{"equal", r.sample_cache_equal}, {"differ", r.sample_cache_differ}};
     j["book_lines"] = r.book_lines;
     j["lr"] = o.lr;
     j["weight_decay"] = o.weight_decay;

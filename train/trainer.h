@@ -54,6 +54,9 @@ struct TrainOptions {
     std::string init_from, save_path, resume_path, out_dir;
     std::string start_context = "Every effort moves you";
     int64_t sample_tokens = 50;
+    // The per-epoch samples' decoding: "off" the book's uncached loop, "on" the KV
+    // cache (same tokens, models/generate.h), "check" both, counting any difference.
+    std::string sample_kv_cache = "check";
     bool quiet = false;    // no progress line, no book lines on stdout
     bool profile = false;  // print a per-op profile of one training step
     bool detect_anomaly = false;
@@ -83,6 +86,8 @@ struct TrainResult {
     std::vector<EvalPoint> evals;
     std::vector<double> step_losses;   // the training batch loss of every step
     std::vector<std::string> samples;  // one per finished epoch
+    // --sample-kv-cache check: epochs whose cached sample equalled / differed from the uncached one.
+    int64_t sample_cache_equal = 0, sample_cache_differ = 0;
     double probe_seconds = 0;
     std::string book_lines;  // the printed "Ep .. (Step ..)" lines
     // How the run ended early, if it did: "SIGINT"/"SIGTERM" (stopped cleanly

@@ -97,6 +97,11 @@ void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
     app->add_option("--probe-every", o.probe_every,
                     "record gradient dynamics every N steps and at step 0 (0: off)")
         ->capture_default_str();
+    app->add_option("--sample-kv-cache", o.sample_kv_cache,
+                    "per-epoch samples: off (the book's uncached loop), on (KV cache, same tokens) or check "
+                    "(both; a difference is reported and the uncached sample kept)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"off", "on", "check"}));
     app->add_flag("--detect-anomaly", o.detect_anomaly, "check every op output and gradient for NaN/Inf");
     app->add_flag("--profile", o.profile, "print a per-op profile of one training step");
     app->add_flag("--quiet", o.quiet, "no progress line and no loss lines on the terminal");
