@@ -10,6 +10,7 @@
 #include <iterator>
 #include <sys/wait.h>
 
+#include "cli_run.h"
 #include "models/generate.h"
 #include "models/gpt2_hf.h"
 #include "models/safetensors.h"
@@ -20,25 +21,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Out {
-    int code;
-    std::string text;
-};
-
-Out run(const std::string& args, const std::string& stdin_text = "") {
-    fs::path in = fs::temp_directory_path() / ("tapegrad_cli_in_" + std::to_string(::getpid()));
-    std::ofstream(in.string()) << stdin_text;
-    std::string cmd = std::string(TAPEGRAD_BIN) + " " + args + " < '" + in.string() + "' 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    REQUIRE(p);
-    std::string text;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) text.append(buf.data(), n);
-    int st = pclose(p);
-    fs::remove(in);
-    return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, text};
-}
+using Out = tg::test::CliResult;
+using tg::test::run;
 
 std::string tmp(const std::string& name) {
     fs::path d = fs::temp_directory_path() / ("tapegrad_cli_" + std::to_string(::getpid()));
@@ -313,7 +297,8 @@ TEST_CASE("train --sample-kv-cache: on, check (counts recorded in summary.json),
           "[cli]") {
     for (std::string mode : {"on", "check"}) {
         std::string out = tmp("sample_cache_" + mode);
-        Out t = run("train --epochs 1 --eval-freq 0 --sample-kv-cache " + mode + " --out " + out + " " + kSmall);
+        Out t =
+            run("train --epochs 1 --eval-freq 0 --sample-kv-cache " + mode + " --out " + out + " " + kSmall);
         INFO(t.text);
         REQUIRE(t.code == 0);
         std::ifstream in(out + "/summary.json");

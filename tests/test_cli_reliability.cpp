@@ -21,6 +21,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cli_run.h"
 #include "models/checkpoint.h"
 #include "test_util.h"
 
@@ -29,12 +30,9 @@ using namespace tg;
 
 namespace {
 
-struct Out {
-    int code;  // exit code, or 128 + signal
-    std::string text;
-};
-
-int exit_code(int st) { return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1; }
+using Out = tg::test::CliResult;
+using tg::test::exit_code;
+using tg::test::run;
 
 // The folder of this test process (removed by the cases that use it).
 fs::path tmpdir() {
@@ -43,22 +41,6 @@ fs::path tmpdir() {
     return d;
 }
 std::string tmp(const std::string& name) { return (tmpdir() / name).string(); }
-
-// Run the binary through the shell; stdout and stderr merged.
-Out run(const std::string& args, const std::string& stdin_text = "") {
-    std::string in = tmp("stdin_" + std::to_string(std::rand()));
-    std::ofstream(in, std::ios::binary) << stdin_text;
-    std::string cmd = std::string(TAPEGRAD_BIN) + " " + args + " < '" + in + "' 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    REQUIRE(p);
-    std::string text;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) text.append(buf.data(), n);
-    int st = pclose(p);
-    fs::remove(in);
-    return {exit_code(st), text};
-}
 
 // A background run: its pid, output file, and a wait that returns the exit code.
 struct Child {

@@ -13,28 +13,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli_run.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Out {
-    int code;
-    std::string text;  // stdout and stderr
-};
-
-Out run(const std::string& args) {
-    std::string cmd = std::string(TAPEGRAD_BIN) + " " + args + " < /dev/null 2>&1";
-    FILE* p = popen(cmd.c_str(), "r");
-    REQUIRE(p);
-    std::string text;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) text.append(buf.data(), n);
-    int st = pclose(p);
-    return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, text};
-}
+using Out = tg::test::CliResult;
+using tg::test::run;
 
 std::string read(const std::string& path) {
     std::ifstream f(path);

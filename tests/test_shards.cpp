@@ -20,6 +20,7 @@
 #include "train/shards.h"
 #include "train/tokenizer.h"
 #include "train/trainer.h"
+#include "train_test_util.h"
 
 using namespace tg;
 using namespace tg::train;
@@ -365,14 +366,8 @@ TEST_CASE("train --data DIR: resume mid-shard continues bit for bit, across shar
     std::ostringstream warn;
     prepare(p, warn);
     auto run = [&](int64_t steps, const std::string& save, const std::string& resume) {
-        TrainOptions o;
-        o.config = models::preset("tiny");
-        o.config.context_length = 16;
-        o.config.emb_dim = 16;
-        o.config.n_heads = 2;
-        o.config.n_layers = 1;  // dropout stays on (0.1): the generator must resume too
+        TrainOptions o = test::tiny_run();  // dropout stays on (0.1): the generator must resume too
         o.data_path = (d / "shards").string();
-        o.vocab_dir = test::source_path("data");
         o.batch_size = 4;
         o.epochs = 2;
         o.max_steps = steps;
@@ -394,15 +389,8 @@ TEST_CASE("train --data DIR: resume mid-shard continues bit for bit, across shar
     REQUIRE(a.f32.size() == c.f32.size());
     for (size_t i = 0; i < a.f32.size(); ++i)
         CHECK(a.f32[i].second.to_vector() == c.f32[i].second.to_vector());
-    // The position and generator state agree exactly; the clock (elapsed and
-    // training seconds, carried over by --resume) is wall time and may not.
-    auto position = [](const models::SafeTensors& st) {
-        auto j = nlohmann::json::parse(st.metadata.at("tapegrad.train"));
-        j.erase("elapsed_s");
-        j.erase("train_seconds");
-        return j;
-    };
-    CHECK(position(a) == position(c));
+    // The position and generator state agree exactly (the clock may not).
+    CHECK(test::resume_position(a) == test::resume_position(c));
     std::vector<double> tail(full.step_losses.end() - static_cast<std::ptrdiff_t>(rest.step_losses.size()),
                              full.step_losses.end());
     CHECK(rest.step_losses == tail);

@@ -11,6 +11,7 @@
 #include "train/csv.h"
 #include "train/sweep.h"
 #include "train/sweep_report.h"
+#include "train_test_util.h"
 
 using namespace tg;
 using namespace tg::train;
@@ -21,14 +22,7 @@ namespace {
 SweepPlan tiny_plan(const std::string& out) {
     SweepPlan p;
     TrainOptions& o = p.base;
-    o.config = models::preset("tiny");
-    o.config.context_length = 16;
-    o.config.emb_dim = 16;
-    o.config.n_heads = 2;
-    o.config.n_layers = 1;
-    o.data_path = test::source_path("data/the-verdict.txt");
-    o.vocab_dir = test::source_path("data");
-    o.quiet = true;
+    o = test::tiny_run();
     o.max_steps = 3;
     o.eval_freq = 1;
     o.eval_iter = 1;
@@ -105,7 +99,7 @@ TEST_CASE("a killed sweep continues: finished runs are skipped, a partial run is
     std::string line;
     int lines = 0;
     while (std::getline(summary, line)) lines++;
-    CHECK(lines == 7);  // header + one row per run
+    CHECK(lines == 7);         // header + one row per run
     CHECK(run_sweep(p) == 0);  // all finished: nothing to train
 
     // Pairing: at seed 1 both variants saw the batches the first variant drew.

@@ -15,6 +15,7 @@
 #include "train/data.h"
 #include "train/tokenizer.h"
 #include "train/trainer.h"
+#include "train_test_util.h"
 
 using namespace tg;
 using namespace tg::train;
@@ -54,23 +55,6 @@ fs::path scratch(const std::string& name) {
     fs::path d = fs::temp_directory_path() / ("tapegrad_train_" + std::to_string(::getpid())) / name;
     fs::create_directories(d);
     return d;
-}
-
-// A small GPT over GPT-2's vocabulary that trains in a fraction of a second a step.
-TrainOptions small_run() {
-    TrainOptions o;
-    o.config = models::preset("tiny");
-    o.config.context_length = 16;
-    o.config.emb_dim = 16;
-    o.config.n_heads = 2;
-    o.config.n_layers = 1;
-    o.data_path = test::source_path("data/the-verdict.txt");
-    o.vocab_dir = test::source_path("data");
-    o.quiet = true;
-    o.eval_freq = 5;
-    o.eval_iter = 2;
-    o.sample_tokens = 3;
-    return o;
 }
 
 }  // namespace
@@ -187,7 +171,7 @@ TEST_CASE("same seed, same batch order, different seed, different order", "[data
 
 TEST_CASE("first 20 losses equal PyTorch's from the same weights (dropout 0, no shuffle)", "[train][torch]") {
     json fx = fixture("train_small_losses.json");
-    TrainOptions o = small_run();
+    TrainOptions o = test::tiny_run();
     o.config.drop_rate = 0;
     o.shuffle = false;
     o.eval_freq = 0;
@@ -204,15 +188,15 @@ TEST_CASE("first 20 losses equal PyTorch's from the same weights (dropout 0, no 
 
 TEST_CASE("a resumed run continues bit for bit (dropout on, shuffled)", "[train][checkpoint]") {
     fs::path d = scratch("resume");
-    TrainOptions o = small_run();
+    TrainOptions o = test::tiny_run();
     o.max_steps = 12;  // evaluations (every 5 steps) and dropout draw from the generator in between
     o.save_path = (d / "full.safetensors").string();
     train_model(o);
-    TrainOptions first = small_run();
+    TrainOptions first = test::tiny_run();
     first.max_steps = 5;
     first.save_path = (d / "half.safetensors").string();
     train_model(first);
-    TrainOptions second = small_run();
+    TrainOptions second = test::tiny_run();
     second.max_steps = 12;
     second.resume_path = first.save_path;
     second.save_path = (d / "resumed.safetensors").string();
@@ -224,15 +208,8 @@ TEST_CASE("a resumed run continues bit for bit (dropout on, shuffled)", "[train]
         CHECK(a.f32[i].first == b.f32[i].first);
         CHECK(a.f32[i].second.to_vector() == b.f32[i].second.to_vector());
     }
-    // The position and generator state agree exactly; the clock (elapsed and
-    // training seconds, carried over by --resume) is wall time and may not.
-    auto position = [](const models::SafeTensors& st) {
-        auto j = nlohmann::json::parse(st.metadata.at("tapegrad.train"));
-        j.erase("elapsed_s");
-        j.erase("train_seconds");
-        return j;
-    };
-    CHECK(position(a) == position(b));
+    // The position and generator state agree exactly (the clock may not).
+    CHECK(test::resume_position(a) == test::resume_position(b));
     fs::remove_all(d.parent_path());
 }
 
@@ -241,7 +218,7 @@ TEST_CASE("resume across an epoch boundary is bit-identical too", "[train][check
     std::string text = read_text_file(test::source_path("data/the-verdict.txt")).substr(0, 1500);
     std::ofstream((d / "short.txt").string()) << text;
     auto run = [&](int64_t steps, const std::string& save, const std::string& resume) {
-        TrainOptions o = small_run();
+        TrainOptions o = test::tiny_run();
         o.data_path = (d / "short.txt").string();
         o.epochs = 3;
         o.max_steps = steps;
@@ -266,7 +243,7 @@ TEST_CASE("the tiny preset overfits a short text; its epoch samples are the same
     fs::path d = scratch("overfit");
     std::string text = read_text_file(test::source_path("data/the-verdict.txt")).substr(0, 600);
     std::ofstream((d / "short.txt").string()) << text;
-    TrainOptions o = small_run();
+    TrainOptions o = test::tiny_run();
     o.config = models::preset("tiny");
     o.config.context_length = 32;
     o.config.drop_rate = 0;
@@ -301,7 +278,7 @@ TEST_CASE("dropout-on trajectory: same random numbers as PyTorch, step for step 
     json fx = fixture("dropout_trajectory.json");
     for (const char* att : {"mha", "alt1"}) {
         SECTION(att) {
-            TrainOptions o = small_run();
+            TrainOptions o = test::tiny_run();
             o.config = models::preset("tiny");
             o.config.context_length = 32;
             o.config.attention = att;
@@ -346,7 +323,7 @@ struct Recorder : StepObserver {
 TEST_CASE("Trainer: train_step is one step, observers see each phase, steps numbered as metrics.csv",
           "[train][trainer]") {
     fs::path d = scratch("observers");
-    TrainOptions o = small_run();
+    TrainOptions o = test::tiny_run();
     o.max_steps = 2;
     o.save_path = (d / "two.safetensors").string();
     Trainer t(o);
@@ -361,7 +338,7 @@ TEST_CASE("Trainer: train_step is one step, observers see each phase, steps numb
     CHECK(t.position().global_step == 1);
 
     // Resumed: numbering continues; an epoch's end is reported once per epoch.
-    TrainOptions r = small_run();
+    TrainOptions r = test::tiny_run();
     r.resume_path = o.save_path;
     r.epochs = 1;
     Trainer t2(r);
@@ -374,7 +351,7 @@ TEST_CASE("Trainer: train_step is one step, observers see each phase, steps numb
     CHECK(rec2.calls.back() == "run");
 
     // train_step alone moves the weights and tells no one that a step ended.
-    TrainOptions s = small_run();
+    TrainOptions s = test::tiny_run();
     Trainer t3(s);
     Recorder rec3;
     t3.add_observer(&rec3);
