@@ -27,13 +27,16 @@ inline int exit_code(int status) {
     return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
 }
 
-inline CliResult run(const std::string& args, const std::string& stdin_text = "") {
+// cwd: the folder to run in (default: the test's, the source tree under ctest).
+inline CliResult run(const std::string& args, const std::string& stdin_text = "",
+                     const std::string& cwd = "") {
     static std::atomic<int> counter{0};
     std::filesystem::path in =
         std::filesystem::temp_directory_path() /
         ("tapegrad_stdin_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
     std::ofstream(in, std::ios::binary) << stdin_text;
-    std::string cmd = std::string(TAPEGRAD_BIN) + " " + args + " < '" + in.string() + "' 2>&1";
+    std::string cmd = (cwd.empty() ? "" : "cd '" + cwd + "' && ") + std::string(TAPEGRAD_BIN) + " " + args +
+                      " < '" + in.string() + "' 2>&1";
     FILE* p = popen(cmd.c_str(), "r");
     REQUIRE(p);
     std::string text;

@@ -74,7 +74,8 @@ Command sweep_command() {
     return {"sweep", "variants x learning rates x seeds, resumable, with statistics over seeds",
             [](CLI::App& sub) -> Action {
                 auto f = std::make_shared<SweepFlags>();
-                f->train.opt.data_path.clear();
+                f->train.opt.data_path.clear();  // both resolved by finish() (train/paths.h)
+                f->train.opt.vocab_dir.clear();
                 f->train.opt.probe_every = 20;
                 f->train.opt.quiet = true;
                 sub.add_option("--config", f->config,
