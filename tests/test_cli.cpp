@@ -315,7 +315,7 @@ TEST_CASE("tokenize on several threads prints the one-thread ids", "[cli]") {
 // saves, resumes only with the same R, generates; convert turns the checkpoint
 // into alt1 and refuses the result as input; compare --fork-at runs and reports,
 // and refuses a bad step.
-TEST_CASE("--qk-dim, convert --to alt1 and compare --fork-at on the tiny preset", "[cli][issue13]") {
+TEST_CASE("issue 13 flags on the tiny preset: qk-dim, convert to alt1, compare fork-at", "[cli][issue13]") {
     const std::string tiny = "--preset tiny --max-length 16 --eval-freq 2 --eval-iter 1 --quiet ";
     std::string ck = tmp("qk.safetensors");
     Out t = run("train --qk-dim 24 --max-steps 2 --save " + ck + " " + tiny);

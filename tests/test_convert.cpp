@@ -87,7 +87,7 @@ std::string error_of(const std::function<void()>& f) {
 
 }  // namespace
 
-TEST_CASE("--qk-dim: W_query and W_key are [NH R, C], names and the rest unchanged", "[qk_dim]") {
+TEST_CASE("qk_dim: W_query and W_key are NH R x C, names and the rest unchanged", "[qk_dim]") {
     GPTConfig c = tiny_mha(true, 24);
     GPTModel m(c);
     std::map<std::string, Shape> shapes;
@@ -103,7 +103,7 @@ TEST_CASE("--qk-dim: W_query and W_key are [NH R, C], names and the rest unchang
     CHECK(m.num_parameters() - book.num_parameters() == 2 * 2 * (4 * 8 * 64 + 4 * 8));
 }
 
-TEST_CASE("--qk-dim: refused below 1, above emb_dim and with alt1", "[qk_dim][errors]") {
+TEST_CASE("qk_dim: refused below 1, above emb_dim and with alt1", "[qk_dim][errors]") {
     GPTConfig c = tiny_mha(false, 0);
     CHECK_THAT(error_of([&] { GPTModel m(c); }),
                Catch::Contains("qk_dim (--qk-dim) must be in 1 .. emb_dim"));
@@ -115,7 +115,7 @@ TEST_CASE("--qk-dim: refused below 1, above emb_dim and with alt1", "[qk_dim][er
                Catch::Contains("sets the query/key width of attention mha"));
 }
 
-TEST_CASE("--qk-dim in the checkpoint config: recorded, read back, compared like every field", "[qk_dim]") {
+TEST_CASE("qk_dim in the checkpoint config: recorded, read back, compared like every field", "[qk_dim]") {
     GPTConfig c = tiny_mha(false, 40);
     CHECK_THAT(config_to_json(c), Catch::Contains("\"qk_dim\":40"));
     GPTConfig back = config_from_json(config_to_json(c));
@@ -133,7 +133,7 @@ TEST_CASE("--qk-dim in the checkpoint config: recorded, read back, compared like
     CHECK(config_diff(tiny_mha(false, 16), book).empty());
 }
 
-TEST_CASE("--qk-dim: the KV cache decodes what the full forward computes", "[qk_dim][kv_cache]") {
+TEST_CASE("qk_dim: the KV cache decodes what the full forward computes", "[qk_dim][kv_cache]") {
     for (int64_t r : {5, 40}) {
         manual_seed(11);
         GPTModel m(tiny_mha(true, r));
@@ -151,7 +151,7 @@ TEST_CASE("--qk-dim: the KV cache decodes what the full forward computes", "[qk_
     }
 }
 
-TEST_CASE("convert --to alt1: the same logits to 1e-5 relative, with and without qkv_bias, any qk_dim",
+TEST_CASE("convert to alt1: the same logits to 1e-5 relative, with and without qkv_bias, any qk_dim",
           "[convert]") {
     bool qkv_bias = GENERATE(false, true);
     auto qk = GENERATE(std::optional<int64_t>{}, std::optional<int64_t>{5}, std::optional<int64_t>{64});
@@ -177,7 +177,7 @@ TEST_CASE("convert --to alt1: the same logits to 1e-5 relative, with and without
     CHECK(rel_diff(logits_of(*alt1), a) > 1e-3);
 }
 
-TEST_CASE("convert: a checkpoint file, atomically, alt1 + out_proj in its metadata; bad inputs refused",
+TEST_CASE("convert: a checkpoint file, atomically, alt1 + out_proj in its metadata, bad inputs refused",
           "[convert][errors]") {
     std::string d = tmp_dir("ckpt");
     manual_seed(22);
@@ -241,18 +241,21 @@ std::map<int64_t, std::map<std::string, std::string>> metrics(const std::string&
     for (std::string c; std::getline(hs, c, ',');) cols.push_back(c);
     std::map<int64_t, std::map<std::string, std::string>> out;
     while (std::getline(f, line)) {
+        INFO(path << ": " << line);
         std::stringstream ls(line);
         std::map<std::string, std::string> row;
         size_t i = 0;
         for (std::string v; std::getline(ls, v, ',') && i < cols.size(); ++i) row[cols[i]] = v;
-        out[std::stoll(row.at("step"))] = row;
+        int64_t step = std::stoll(row.at("step"));
+        CHECK(out.count(step) == 0);  // one row per step: no branch's rows twice
+        out[step] = row;
     }
     return out;
 }
 
 }  // namespace
 
-TEST_CASE("compare --fork-at: equal losses at the fork, both branches run on to the end", "[fork]") {
+TEST_CASE("compare fork-at: equal losses at the fork, both branches run on to the end", "[fork]") {
     std::string d = tmp_dir("fork");
     train::TrainOptions o = fork_run();
     train::ForkResult r = train::train_fork(o, d, 3);
@@ -280,7 +283,7 @@ TEST_CASE("compare --fork-at: equal losses at the fork, both branches run on to 
     CHECK(checkpoint_config(st, "alt1").has_out_proj());
 }
 
-TEST_CASE("compare --fork-at: 0, past the run, dropout, alt1 and no out_proj are refused", "[fork][errors]") {
+TEST_CASE("compare fork-at: 0, past the run, dropout, alt1 and no out_proj are refused", "[fork][errors]") {
     std::string d = tmp_dir("fork_bad");
     train::TrainOptions o = fork_run();
     CHECK_THAT(error_of([&] { train::train_fork(o, d, 0); }),

@@ -74,6 +74,9 @@ ForkResult train_fork(const TrainOptions& base, const std::string& out, int64_t 
         r.stopped = "trunk";
         return r;
     }
+    // The alt1 branch's history before the fork is the trunk's: copied now, before
+    // the mha branch appends to the trunk's file.
+    fs::copy_file(out + "/mha/metrics.csv", out + "/alt1/metrics.csv", fs::copy_options::overwrite_existing);
     for (bool merged : {false, true}) {
         TrainOptions o = base;
         o.init_from.clear();  // the weights come from the fork checkpoint
@@ -82,9 +85,6 @@ ForkResult train_fork(const TrainOptions& base, const std::string& out, int64_t 
         if (merged) o.config = models::alt1_config_of(base.config);
         o.out_dir = out + (merged ? "/alt1" : "/mha");
         o.save_path = o.out_dir + "/model.safetensors";
-        if (merged)  // the alt1 branch's history before the fork is the trunk's
-            fs::copy_file(out + "/mha/metrics.csv", o.out_dir + "/metrics.csv",
-                          fs::copy_options::overwrite_existing);
         fmt::print("== {} branch from step {} ({}) ==\n", merged ? "alt1" : "mha", fork_at,
                    o.config.describe());
         TrainResult res = train_model(o);
