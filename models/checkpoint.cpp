@@ -15,6 +15,9 @@ std::string config_to_json(const GPTConfig& c) {
               {"n_layers", c.n_layers},      {"drop_rate", c.drop_rate},
               {"qkv_bias", c.qkv_bias},      {"attention", c.attention},
               {"out_proj", c.has_out_proj()}};
+    // mha always records its query/key width (older files without it mean HS);
+    // another variant only when set, so loading it is refused by GPTModel.
+    if (c.attention == "mha" || c.qk_dim) j["qk_dim"] = c.qk_head_dim();
     return j.dump();
 }
 
@@ -31,6 +34,10 @@ GPTConfig config_from_json(const std::string& s) {
         c.qkv_bias = j.at("qkv_bias");
         c.attention = j.at("attention");
         c.out_proj = j.at("out_proj").get<bool>();
+        if (j.contains("qk_dim")) {
+            int64_t r = j.at("qk_dim");
+            if (c.attention != "mha" || c.n_heads <= 0 || r != c.emb_dim / c.n_heads) c.qk_dim = r;
+        }
         return c;
     } catch (const json::exception& e) {
         throw Error(std::string("tapegrad: checkpoint config is malformed: ") + e.what());

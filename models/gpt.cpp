@@ -5,10 +5,12 @@
 namespace tg::models {
 
 std::string GPTConfig::describe() const {
-    return fmt::format(
+    std::string s = fmt::format(
         "vocab {} context {} emb {} heads {} layers {} drop {} qkv_bias {} attention {} out_proj {}",
         vocab_size, context_length, emb_dim, n_heads, n_layers, drop_rate, qkv_bias, attention,
         has_out_proj());
+    if (qk_dim) s += fmt::format(" qk_dim {}", *qk_dim);
+    return s;
 }
 
 namespace {
@@ -68,7 +70,7 @@ std::optional<std::string> gpt2_preset_for(int64_t emb_dim, int64_t n_layers) {
 
 TransformerBlock::TransformerBlock(const GPTConfig& cfg) {
     nn::AttentionSpec spec{cfg.emb_dim,   cfg.emb_dim,  cfg.context_length, cfg.n_heads,
-                           cfg.drop_rate, cfg.qkv_bias, cfg.has_out_proj()};
+                           cfg.drop_rate, cfg.qkv_bias, cfg.has_out_proj(), cfg.qk_dim.value_or(0)};
     att = register_module("att", nn::make_attention(cfg.attention, spec));
     ff = register_module("ff", std::make_shared<nn::FeedForward>(cfg.emb_dim));
     norm1 = register_module("norm1", std::make_shared<nn::LayerNorm>(cfg.emb_dim));
@@ -95,6 +97,14 @@ GPTModel::GPTModel(const GPTConfig& cfg) : cfg_(cfg) {
     if (cfg.emb_dim % cfg.n_heads != 0)
         throw Error(fmt::format("tapegrad: GPTModel: emb_dim {} is not divisible by n_heads {}", cfg.emb_dim,
                                 cfg.n_heads));
+    if (cfg.qk_dim && (*cfg.qk_dim < 1 || *cfg.qk_dim > cfg.emb_dim))
+        throw Error(
+            fmt::format("tapegrad: GPTModel: qk_dim (--qk-dim) must be in 1 .. emb_dim {} (M = Wq^T Wk "
+                        "has rank <= emb_dim whatever R is), got {}",
+                        cfg.emb_dim, *cfg.qk_dim));
+    if (cfg.qk_dim && cfg.attention != "mha")
+        throw Error("tapegrad: GPTModel: qk_dim (--qk-dim) sets the query/key width of attention mha; '" +
+                    cfg.attention + "' has no such factors (alt1's S_h is a full C x C matrix)");
     if (!(cfg.drop_rate >= 0 && cfg.drop_rate < 1))
         throw Error(fmt::format("tapegrad: GPTModel: drop_rate {} is outside [0, 1)", cfg.drop_rate));
     tok_emb = register_module("tok_emb", std::make_shared<nn::Embedding>(cfg.vocab_size, cfg.emb_dim));

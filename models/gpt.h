@@ -20,8 +20,14 @@ struct GPTConfig {
     bool qkv_bias = false;
     std::string attention = "mha";  // "mha" | "alt1" | a registered extension
     std::optional<bool> out_proj;   // default: on for mha, off for alt1 (as the discussion)
+    // mha only: the width R of each head's query and key (W_query, W_key: C -> NH R),
+    // so M_h = Wq_h^T Wk_h has rank <= R. Default HS = emb_dim / n_heads (the book);
+    // R = emb_dim gives a full-rank factored M, alt1's function class. Scores stay
+    // scaled by 1/sqrt(HS) whatever R is.
+    std::optional<int64_t> qk_dim;
 
     bool has_out_proj() const { return out_proj.value_or(attention == "mha"); }
+    int64_t qk_head_dim() const { return qk_dim.value_or(n_heads > 0 ? emb_dim / n_heads : 0); }
     std::string describe() const;
 };
 

@@ -5,9 +5,9 @@
 #include <cstring>
 #include <set>
 
-#include "core/blas.h"
 #include "core/parallel.h"
 #include "models/checkpoint.h"
+#include "models/convert.h"
 
 namespace tg::models {
 namespace {
@@ -96,6 +96,8 @@ void need(bool ok, const std::string& path, const std::string& what) {
 void load_mha(nn::MultiHeadAttention& att, const float* w, const float* b, int64_t C,
               const std::string& path) {
     need(att.W_query->bias.defined(), path, "GPT-2 has query/key/value biases: the model needs qkv_bias on");
+    need(att.spec().qk_head_dim() == att.spec().head_dim(), path,
+         "GPT-2's queries and keys are head-size wide: the model needs the default qk_dim (no --qk-dim)");
     linear_from_conv1d(*att.W_query, w, 3 * C, 0);
     linear_from_conv1d(*att.W_key, w, 3 * C, C);
     linear_from_conv1d(*att.W_value, w, 3 * C, 2 * C);
@@ -104,16 +106,17 @@ void load_mha(nn::MultiHeadAttention& att, const float* w, const float* b, int64
     std::memcpy(att.W_value->bias.data(), b + 2 * C, C * sizeof(float));
 }
 
-// Head h: S = Wk_h^T Wq_h and S.bias = Wk_h^T bq_h (see the header). In the Conv1D
+// Head h: S = Wk_h^T Wq_h and S.bias = Wk_h^T bq_h (see the header; the one merge
+// of models/convert.h, shared with `tapegrad convert --to alt1`). In the Conv1D
 // block, Wq_h^T is columns [h HS, (h+1) HS) and Wk_h^T columns C + the same.
 void load_alt1(nn::MHA_alt1& att, const float* w, const float* b, int64_t C, const std::string& path) {
     for (size_t h = 0; h < att.heads.size(); ++h) {
         nn::CA_alt1& head = *att.heads[h];
         int64_t HS = head.head_dim, q0 = static_cast<int64_t>(h) * HS;
         need(head.S->bias.defined(), path, "GPT-2 has query/key/value biases: the model needs qkv_bias on");
-        const float* kcols = w + C + q0;  // [C, HS], leading dim 3C: Wk_h^T
-        gemm(false, true, C, C, HS, 1.0f, kcols, 3 * C, w + q0, 3 * C, 0.0f, head.S->weight.data(), C);
-        gemm(false, false, C, 1, HS, 1.0f, kcols, 3 * C, b + q0, 1, 0.0f, head.S->bias.data(), 1);
+        // Wq_h^T, Wk_h^T: [C, HS] column blocks of leading dim 3C (models/convert.h).
+        merge_query_key({w + q0, 3 * C, true}, {w + C + q0, 3 * C, true}, b + q0, C, HS,
+                        head.S->weight.data(), head.S->bias.data());
         linear_from_conv1d(*head.W_value, w, 3 * C, 2 * C + q0);
         std::memcpy(head.W_value->bias.data(), b + 2 * C + q0, HS * sizeof(float));
     }
@@ -231,8 +234,10 @@ void save_gpt2_hf(const std::string& path, const GPTModel& m, const std::string&
     for (size_t i = 0; i < m.trf_blocks.size(); ++i) {
         const TransformerBlock& blk = *m.trf_blocks[i];
         auto* att = dynamic_cast<const nn::MultiHeadAttention*>(blk.att.get());
-        if (!att || !att->out_proj || !att->W_query->bias.defined())
-            throw Error("tapegrad: save_gpt2_hf: needs attention mha with qkv_bias and out_proj");
+        if (!att || !att->out_proj || !att->W_query->bias.defined() ||
+            att->spec().qk_head_dim() != att->spec().head_dim())
+            throw Error("tapegrad: save_gpt2_hf: needs attention mha with qkv_bias, out_proj and the default "
+                        "qk_dim");
         std::string h = "h." + std::to_string(i) + ".";
         put(h + "ln_1.weight", blk.norm1->scale);
         put(h + "ln_1.bias", blk.norm1->shift);

@@ -27,23 +27,29 @@ MultiHeadAttention::MultiHeadAttention(const AttentionSpec& s) : Attention(s) {
     if (s.d_out % s.num_heads != 0)
         throw Error(fmt::format("tapegrad: MultiHeadAttention: d_out {} is not divisible by num_heads {}",
                                 s.d_out, s.num_heads));
-    W_query = register_module("W_query", std::make_shared<Linear>(s.d_in, s.d_out, s.qkv_bias));
-    W_key = register_module("W_key", std::make_shared<Linear>(s.d_in, s.d_out, s.qkv_bias));
+    if (s.qk_dim < 0)
+        throw Error(
+            fmt::format("tapegrad: MultiHeadAttention: qk_dim must be >= 1 (0: head_dim), got {}", s.qk_dim));
+    int64_t qk = s.num_heads * s.qk_head_dim();
+    W_query = register_module("W_query", std::make_shared<Linear>(s.d_in, qk, s.qkv_bias));
+    W_key = register_module("W_key", std::make_shared<Linear>(s.d_in, qk, s.qkv_bias));
     W_value = register_module("W_value", std::make_shared<Linear>(s.d_in, s.d_out, s.qkv_bias));
     if (s.out_proj) out_proj = register_module("out_proj", std::make_shared<Linear>(s.d_out, s.d_out));
     dropout = register_module("dropout", std::make_shared<Dropout>(s.dropout));
     mask = register_buffer("mask", causal_mask(s.context_length));
 }
 
-// q, k, v [B, T, C] viewed as [B, NH, T, HS] without copies; q @ k^T reads them
-// in place through gemm's leading dimension.
+// q, k [B, T, NH R] viewed as [B, NH, T, R] and v [B, T, C] as [B, NH, T, HS]
+// without copies; q @ k^T reads them in place through gemm's leading dimension.
+// The scale stays 1/sqrt(HS) for any R (both book variants scale by the head size).
 Tensor MultiHeadAttention::forward(const Tensor& x) {
-    int64_t B = x.size(0), T = x.size(1), NH = spec_.num_heads, HS = spec_.head_dim();
+    int64_t B = x.size(0), T = x.size(1), NH = spec_.num_heads, HS = spec_.head_dim(),
+            R = spec_.qk_head_dim();
     if (T > spec_.context_length)
         throw Error(
             fmt::format("tapegrad: attention: {} tokens exceed context_length {}", T, spec_.context_length));
-    Tensor k = (*W_key)(x).view({B, T, NH, HS}).transpose(1, 2);
-    Tensor q = (*W_query)(x).view({B, T, NH, HS}).transpose(1, 2);
+    Tensor k = (*W_key)(x).view({B, T, NH, R}).transpose(1, 2);
+    Tensor q = (*W_query)(x).view({B, T, NH, R}).transpose(1, 2);
     Tensor v = (*W_value)(x).view({B, T, NH, HS}).transpose(1, 2);
     Tensor scores = observed_scores(matmul(q, k.transpose(2, 3)), x, -1);  // [B, NH, T, T]
     Tensor w = causal_attention_weights(scores, mask, HS, *dropout);
@@ -51,12 +57,12 @@ Tensor MultiHeadAttention::forward(const Tensor& x) {
     return out_proj ? (*out_proj)(ctx) : ctx;
 }
 
-// Head h of M = Wq^T Wk: rows [h HS, (h+1) HS) of W_query.weight and W_key.weight.
+// Head h of M = Wq^T Wk: rows [h R, (h+1) R) of W_query.weight and W_key.weight.
 std::vector<BilinearHead> MultiHeadAttention::bilinear_heads() const {
     std::vector<BilinearHead> out;
-    int64_t HS = spec_.head_dim();
+    int64_t R = spec_.qk_head_dim();
     for (int64_t h = 0; h < spec_.num_heads; ++h)
-        out.push_back({{W_query->weight, h * HS, HS}, WeightRows{W_key->weight, h * HS, HS}});
+        out.push_back({{W_query->weight, h * R, R}, WeightRows{W_key->weight, h * R, R}});
     return out;
 }
 

@@ -3,6 +3,7 @@
 //
 //   mha   the book's MultiHeadAttention (Chapter 3): per head h,
 //         scores_h = (x Wq_h^T)(x Wk_h^T)^T = x (Wq_h^T Wk_h) x^T,  [B, T, T]
+//         with Wq_h, Wk_h [R, C]; R = qk_dim, by default HS (the book)
 //   alt1  MHA_alt1 from the discussion: per head a full C x C matrix S_h,
 //         scores_h = S_h(x) x^T = x S_h^T x^T; heads concatenated.
 // Both: causal mask with -inf, softmax(scores / sqrt(HS)), dropout on the weights,
@@ -19,11 +20,12 @@
 namespace tg::nn {
 
 // What one attention layer keeps between decoding steps (batch 1, no tape):
-//   mha   keys and values of every past token, k and v [NH, capacity, HS]
+//   mha   keys and values of every past token, k [NH, capacity, R], v [NH, capacity, HS]
+//         (R = qk_dim, HS by default)
 //   alt1  the layer's input x of every past token, k [capacity, C] (S_h(x_i) x_j^T
 //         needs the x_j themselves, one copy shared by all heads), and each head's
 //         values, v [NH, capacity, HS]
-// Either way 2 C floats per token and layer (alt1 could keep x alone, C floats,
+// Either way 2 C floats per token and layer (mha with qk_dim R: NH (R + HS)) (alt1 could keep x alone, C floats,
 // but would then recompute every head's values over all past tokens per step).
 struct AttentionCache {
     Tensor k, v;
@@ -36,7 +38,9 @@ struct AttentionSpec {
     float dropout = 0;
     bool qkv_bias = false;
     bool out_proj = true;
+    int64_t qk_dim = 0;  // mha: query/key width per head; 0 means head_dim() (the book)
     int64_t head_dim() const { return d_out / num_heads; }
+    int64_t qk_head_dim() const { return qk_dim > 0 ? qk_dim : head_dim(); }
 };
 
 // How one head's pre-mask scores depend on the attention input x [B, T, C]:
@@ -44,7 +48,7 @@ struct AttentionSpec {
 // with M_h given by parameter rows, so a probe can read the weights, their
 // gradients and their updates without knowing the variant's class:
 //   factored  M_h = A^T B,  A, B [R, C]  (mha: A = head h's rows of W_query.weight,
-//                                         B = the same rows of W_key.weight, R = HS)
+//                                         B = the same rows of W_key.weight, R = qk_dim)
 //   merged    M_h = A^T,    A [C, C]     (alt1: A = heads.h.S.weight; `b` absent)
 struct WeightRows {
     Tensor weight;  // a 2-D parameter [*, C]
@@ -85,6 +89,7 @@ protected:
 };
 
 // The book's MultiHeadAttention: W_query, W_key, W_value, out_proj, mask.
+// W_query and W_key are [NH R, C] (R = spec.qk_head_dim()), W_value [d_out, C].
 class MultiHeadAttention : public Attention {
 public:
     explicit MultiHeadAttention(const AttentionSpec& s);

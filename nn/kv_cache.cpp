@@ -64,15 +64,16 @@ Tensor Attention::forward_cached(const Tensor&, AttentionCache&) {
 Tensor MultiHeadAttention::forward_cached(const Tensor& x, AttentionCache& cache) {
     LabelScope sc(local_name());  // as Layer::operator() does for forward
     check_step(x, cache, spec_, "MultiHeadAttention");
-    int64_t t = x.size(1), NH = spec_.num_heads, HS = spec_.head_dim(), p0 = cache.len, T = p0 + t;
+    int64_t t = x.size(1), NH = spec_.num_heads, HS = spec_.head_dim(), R = spec_.qk_head_dim(),
+            p0 = cache.len, T = p0 + t;
     if (!cache.k.defined()) {
-        cache.k = Tensor::zeros({NH, spec_.context_length, HS});
+        cache.k = Tensor::zeros({NH, spec_.context_length, R});  // keys are R wide (--qk-dim)
         cache.v = Tensor::zeros({NH, spec_.context_length, HS});
     }
-    append_heads(cache.k, (*W_key)(x), p0, NH, HS);
+    append_heads(cache.k, (*W_key)(x), p0, NH, R);
     append_heads(cache.v, (*W_value)(x), p0, NH, HS);
     cache.len = T;
-    Tensor q = (*W_query)(x).view({1, t, NH, HS}).transpose(1, 2);  // [1, NH, t, HS]
+    Tensor q = (*W_query)(x).view({1, t, NH, R}).transpose(1, 2);   // [1, NH, t, R]
     Tensor k = cache.k.slice(1, 0, T), v = cache.v.slice(1, 0, T);  // [NH, T, HS]
     Tensor scores = matmul(q, k.transpose(1, 2)).named("scores");   // [1, NH, t, T]
     Tensor w = causal_attention_weights_at(scores, mask, p0, HS, *dropout);

@@ -35,7 +35,8 @@ const std::string kSmall = "--preset tiny --context-length 16 --emb-dim 16 --n-h
 }  // namespace
 
 TEST_CASE("every subcommand has --help", "[cli]") {
-    for (const char* sub : {"train", "compare", "generate", "tokenize", "prepare", "report", "sweep"}) {
+    for (const char* sub :
+         {"train", "compare", "generate", "tokenize", "prepare", "report", "sweep", "convert"}) {
         Out o = run(std::string(sub) + " --help");
         INFO(sub << ": " << o.text);
         CHECK(o.code == 0);
@@ -43,13 +44,15 @@ TEST_CASE("every subcommand has --help", "[cli]") {
     }
     Out o = run("train --help");
     for (const char* flag :
-         {"--preset",    "--attention", "--emb-dim",      "--n-heads",   "--n-layers",    "--context-length",
-          "--qkv-bias",  "--out-proj",  "--data",         "--epochs",    "--max-steps",   "--batch-size",
-          "--optimizer", "--lr",        "--weight-decay", "--warmup",    "--min-lr",      "--clip",
-          "--seed",      "--drop-rate", "--eval-freq",    "--eval-iter", "--threads",     "--no-shuffle",
-          "--init-from", "--save",      "--resume",       "--out",       "--probe-every", "--detect-anomaly",
-          "--profile",   "--max-length"})
+         {"--preset",    "--attention",  "--emb-dim",      "--n-heads",   "--n-layers",    "--context-length",
+          "--qkv-bias",  "--out-proj",   "--data",         "--epochs",    "--max-steps",   "--batch-size",
+          "--optimizer", "--lr",         "--weight-decay", "--warmup",    "--min-lr",      "--clip",
+          "--seed",      "--drop-rate",  "--eval-freq",    "--eval-iter", "--threads",     "--no-shuffle",
+          "--init-from", "--save",       "--resume",       "--out",       "--probe-every", "--detect-anomaly",
+          "--profile",   "--max-length", "--qk-dim"})
         CHECK_THAT(o.text, Catch::Contains(flag));
+    CHECK_THAT(run("compare --help").text, Catch::Contains("--fork-at") && Catch::Contains("--qk-dim"));
+    CHECK_THAT(run("convert --help").text, Catch::Contains("--to") && Catch::Contains("AdamW state"));
     Out g = run("generate --help");
     for (const char* flag : {"--checkpoint", "--gpt2", "--attention", "--n-heads", "--eos-id",
                              "--no-kv-cache", "--stream", "--threads"})
@@ -312,4 +315,53 @@ TEST_CASE("train --sample-kv-cache: on, check (counts recorded in summary.json),
     CHECK(bad.code != 0);
     CHECK_THAT(bad.text, Catch::Contains("--sample-kv-cache"));
     fs::remove_all(fs::path(tmp("x")).parent_path());
+}
+
+// The controls through the executable on the tiny preset: --qk-dim trains,
+// saves, resumes only with the same R, generates; convert turns the checkpoint
+// into alt1 and refuses the result as input; compare --fork-at runs and reports,
+// and refuses a bad step.
+TEST_CASE("--qk-dim, convert --to alt1 and compare --fork-at through the executable (tiny preset)", "[cli][controls]") {
+    const std::string tiny = "--preset tiny --max-length 16 --eval-freq 2 --eval-iter 1 --quiet ";
+    std::string ck = tmp("qk.safetensors");
+    Out t = run("train --qk-dim 24 --max-steps 2 --save " + ck + " " + tiny);
+    REQUIRE(t.code == 0);
+    Out r = run("train --max-steps 3 --resume " + ck + " " + tiny);  // without --qk-dim: another model
+    CHECK(r.code == 1);
+    CHECK_THAT(r.text, Catch::Contains("qk_dim 24 in the file, 16 asked"));
+    CHECK(run("train --qk-dim 24 --max-steps 3 --resume " + ck + " " + tiny).code == 0);
+    Out g = run("generate --checkpoint " + ck + " --max-new-tokens 3");
+    CHECK(g.code == 0);
+    CHECK_THAT(g.text, Catch::StartsWith("Every effort moves you"));
+    Out z = run("train --qk-dim 0 " + tiny);
+    CHECK(z.code != 0);
+    CHECK_THAT(z.text, Catch::Contains("--qk-dim") && Catch::Contains(">= 1"));
+    Out a = run("train --attention alt1 --qk-dim 8 --max-steps 1 " + tiny);
+    CHECK(a.code == 1);
+    CHECK_THAT(a.text, Catch::Contains("sets the query/key width of attention mha"));
+    std::string conv = tmp("qk_alt1.safetensors");
+    Out c = run("convert " + ck + " " + conv + " --to alt1");
+    CHECK(c.code == 0);
+    CHECK_THAT(c.text, Catch::Contains("attention alt1 out_proj true"));
+    CHECK(run("generate --checkpoint " + conv + " --max-new-tokens 3").code == 0);
+    CHECK(run("train --attention alt1 --out-proj true --max-steps 1 --init-from " + conv + " " + tiny).code ==
+          0);
+    Out bad = run("convert " + conv + " " + tmp("never2.safetensors") + " --to alt1");
+    CHECK(bad.code == 1);
+    CHECK_THAT(bad.text, Catch::Contains("the input must be an mha model"));
+    CHECK_FALSE(fs::exists(tmp("never2.safetensors")));
+    std::string fork = tmp("fork");
+    Out f0 = run("compare --fork-at 0 --max-steps 4 --out " + fork + " " + tiny);
+    CHECK(f0.code == 1);
+    CHECK_THAT(f0.text, Catch::Contains("--fork-at: must be a step >= 1"));
+    Out fd = run("compare --fork-at 2 --drop-rate 0.1 --max-steps 4 --out " + fork + " " + tiny);
+    CHECK(fd.code == 1);
+    CHECK_THAT(fd.text, Catch::Contains("dropout 0"));
+    Out f = run("compare --fork-at 2 --max-steps 4 --probe-every 2 --out " + fork + " " + tiny);
+    INFO(f.text);
+    CHECK(f.code == 0);
+    CHECK(fs::exists(fork + "/report.md"));
+    CHECK(fs::exists(fork + "/alt1/summary.json"));
+    CHECK(fs::exists(fork + "/mha/summary.json"));
+    fs::remove_all(fs::path(ck).parent_path());
 }

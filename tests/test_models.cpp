@@ -1,7 +1,7 @@
 // The GPT against PyTorch (tests/fixtures/model_*.safetensors from
 // tools/make_model_fixtures.py): same init from the same seed, same logits, loss,
 // gradients and AdamW trajectory from the same weights, for mha and alt1 with
-// qkv_bias and out_proj both ways.
+// qkv_bias and out_proj both ways, and mha with --qk-dim 12 and 3 (head size 8).
 //
 // Tolerances (float32; both sides sum in different orders):
 //   logits, loss           1e-4 absolute (logits are O(1); a few ulp of O(100)-term sums)
@@ -41,6 +41,7 @@ GPTConfig config_of(const SafeTensors& st) {
     c.qkv_bias = j["qkv_bias"];
     c.attention = j["attention"];
     c.out_proj = j["out_proj"].get<bool>();
+    if (j.contains("qk_dim")) c.qk_dim = j["qk_dim"].get<int64_t>();
     return c;
 }
 
@@ -79,7 +80,8 @@ std::vector<optim::ParamRef> refs(const GPTModel& m) {
 }  // namespace
 
 TEST_CASE("GPT matches PyTorch: init, logits, loss, gradients, AdamW steps", "[models][torch]") {
-    for (const char* name : {"mha", "mha_qkvbias_noproj", "alt1", "alt1_qkvbias_proj"}) {
+    for (const char* name : {"mha", "mha_qkvbias_noproj", "alt1", "alt1_qkvbias_proj", "mha_qkdim12_qkvbias",
+                             "mha_qkdim3_noproj"}) {
         SECTION(name) {
             SafeTensors fx = read_safetensors(
                 test::source_path(std::string("tests/fixtures/model_") + name + ".safetensors"));

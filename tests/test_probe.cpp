@@ -3,6 +3,7 @@
 //    (mha) and dL/dS = G^T (alt1), to 1e-4 relative;
 //  - the query, key and cross terms add up to M_after - M_before, and the
 //    probe's norms and cosines equal the explicit C x C computations;
+//  - both also with --qk-dim R (3 < HS and 16 = C): factors [R, C], rank(M) <= R;
 //  - under plain SGD the alt1 term is -lr G, and the mha terms are the closed
 //    forms -lr G Wk^T Wk and -lr Wq^T Wq G.
 #include <catch2/catch.hpp>
@@ -10,6 +11,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "optim/adamw.h"
 #include "optim/sgd.h"
@@ -74,8 +76,9 @@ double inner(const Mat& a, const Mat& b) {
 }
 double rel(const Mat& a, const Mat& b) { return norm(sub(a, b)) / std::max(norm(b), 1e-300); }
 
-models::GPTConfig cfg(const std::string& attention) {
+models::GPTConfig cfg(const std::string& attention, std::optional<int64_t> qk_dim = {}) {
     models::GPTConfig c;
+    c.qk_dim = qk_dim;
     c.vocab_size = 40;
     c.context_length = 8;
     c.emb_dim = 16;
@@ -103,7 +106,7 @@ struct Step {
 
 template <class Opt>
 std::vector<Step> probed_step(models::GPTModel& m, Opt& opt, DynamicsProbe& probe, double lr) {
-    int64_t C = 16, hs = 8;
+    int64_t C = 16, hs = m.config().qk_head_dim();  // mha: the factors' rows R (--qk-dim)
     bool alt1 = m.config().attention == "alt1";
     auto weights = [&](int64_t l, int64_t h) {
         if (alt1) {
@@ -140,13 +143,15 @@ std::vector<Step> probed_step(models::GPTModel& m, Opt& opt, DynamicsProbe& prob
 }  // namespace
 
 TEST_CASE("G from the scores hook satisfies dL/dWq = Wk G^T and dL/dWk = Wq G (mha)", "[probe]") {
+    // R = qk_dim rows per factor: the book's HS = 8, and --qk-dim 3 and 16 (= C).
+    auto qk = GENERATE(std::optional<int64_t>{}, std::optional<int64_t>{3}, std::optional<int64_t>{16});
     manual_seed(3);
-    models::GPTModel m(cfg("mha"));
+    models::GPTModel m(cfg("mha", qk));
     DynamicsProbe probe(m, "", 1);
     probe.begin_step(0);
     cross_entropy(m.forward(kIds), kTargets).backward();
     probe.after_backward();
-    int64_t C = 16, hs = 8;
+    int64_t C = 16, hs = qk.value_or(8);
     for (int64_t l = 0; l < 2; ++l)
         for (int64_t h = 0; h < 2; ++h) {
             auto* att = static_cast<nn::MultiHeadAttention*>(m.trf_blocks[l]->att.get());
@@ -183,12 +188,14 @@ TEST_CASE("G from the scores hook satisfies dL/dS = G^T (alt1)", "[probe]") {
 TEST_CASE("mha under AdamW: query + key + cross terms are exactly M_after - M_before, probe norms and "
           "cosines agree",
           "[probe]") {
+    // With --qk-dim R the same identities hold with [R, C] factors, and rank(M) <= R.
+    auto qk = GENERATE(std::optional<int64_t>{}, std::optional<int64_t>{3}, std::optional<int64_t>{16});
     manual_seed(4);
-    models::GPTModel m(cfg("mha"));
+    models::GPTModel m(cfg("mha", qk));
     optim::AdamW opt(refs(m), {.lr = 1e-2});
     DynamicsProbe probe(m, "", 1);
     for (const Step& s : probed_step(m, opt, probe, 1e-2)) {
-        int64_t C = 16, hs = 8;
+        int64_t C = 16, hs = qk.value_or(8);
         Mat dA = sub(s.a1, s.a0), dB = sub(s.b1, s.b0);
         auto T = [&](const Mat& x, const Mat& y) {
             std::vector<float> xf(x.begin(), x.end()), yf(y.begin(), y.end());
@@ -207,9 +214,12 @@ TEST_CASE("mha under AdamW: query + key + cross terms are exactly M_after - M_be
         CHECK(s.row.term_cos[0] == Approx(-inner(Tq, s.G) / (norm(Tq) * norm(s.G))).margin(1e-4));
         CHECK(s.row.term_cos[1] == Approx(-inner(Tk, s.G) / (norm(Tk) * norm(s.G))).margin(1e-4));
         CHECK(s.row.dm_cos == Approx(-inner(dM, s.G) / (norm(dM) * norm(s.G))).margin(1e-4));
-        CHECK(s.row.sv.size() == 8);
+        CHECK(s.row.sv.size() == static_cast<size_t>(std::min<int64_t>(hs, DynamicsProbe::kTopSV)));
         CHECK(s.row.stable_rank >= 1.0);
-        CHECK(s.row.stable_rank <= 8.0 + 1e-6);  // rank(M) <= HS
+        CHECK(s.row.stable_rank <= static_cast<double>(hs) + 1e-6);  // rank(M) <= R
+        CHECK(s.row.effective_rank <= static_cast<double>(hs) + 1e-6);
+        // the probe's spectrum is M's: the nuclear norm bounds ||M||_F from above
+        CHECK(s.row.nuclear >= s.row.m_norm * (1 - 1e-6));
     }
 }
 

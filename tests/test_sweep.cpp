@@ -46,6 +46,15 @@ TEST_CASE("sweep variants parse, and a bad one is refused naming it", "[sweep]")
     CHECK(parse_variant("mha").out_proj == std::nullopt);
     CHECK_THROWS_WITH(parse_variant("mha:qk=3"), Catch::Contains("mha:qk=3") && Catch::Contains("qk=3"));
     CHECK_THROWS_WITH(parse_variant(":out-proj=on"), Catch::Contains("no attention name"));
+    SweepVariant q = parse_variant("mha:qk-dim=768:out-proj=off");
+    CHECK(q.qk_dim == std::optional<int64_t>(768));
+    CHECK(q.out_proj == std::optional<bool>(false));
+    CHECK(q.folder() == "mha+qk-dim=768+out-proj=off");
+    CHECK_THROWS_WITH(parse_variant("alt1:qk-dim=64"),
+                      Catch::Contains("qk-dim is the query/key width of mha"));
+    CHECK_THROWS_WITH(parse_variant("mha:qk-dim=0"),
+                      Catch::Contains("qk-dim needs an integer >= 1, not '0'"));
+    CHECK_THROWS_WITH(parse_variant("mha:qk-dim=8x"), Catch::Contains("not '8x'"));
 }
 
 TEST_CASE("the lr is chosen by the mean final val loss on the selection seeds only", "[sweep]") {

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Write tests/fixtures/model_*.safetensors: for small GPT configs (mha and alt1,
-qkv_bias on and off, out_proj both ways, dropout 0), the initial weights, one
+qkv_bias on and off, out_proj both ways, mha with --qk-dim above and below the
+head size, dropout 0), the initial weights, one
 batch of ids and targets, the logits, the loss, every parameter's gradient, and
 the weights after 1 and 3 AdamW steps (lr 1e-3, weight decay 0.1, eps 1e-6: with
 the default 1e-8 an element whose gradient is ~1e-9, e.g. any key bias, whose
@@ -28,6 +29,9 @@ VARIANTS = {
     "mha_qkvbias_noproj": dict(attention="mha", qkv_bias=True, out_proj=False),
     "alt1": dict(attention="alt1", qkv_bias=False, out_proj=False),
     "alt1_qkvbias_proj": dict(attention="alt1", qkv_bias=True, out_proj=True),
+    # --qk-dim: query/key width 12 per head against a head size of 8 (and 3 < 8).
+    "mha_qkdim12_qkvbias": dict(attention="mha", qkv_bias=True, out_proj=True, qk_dim=12),
+    "mha_qkdim3_noproj": dict(attention="mha", qkv_bias=False, out_proj=False, qk_dim=3),
 }
 
 

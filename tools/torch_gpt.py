@@ -6,12 +6,16 @@ import torch.nn as nn
 
 
 class MultiHeadAttention(nn.Module):
-    def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False, out_proj=True):
+    def __init__(self, d_in, d_out, context_length, dropout, num_heads, qkv_bias=False, out_proj=True,
+                 qk_dim=None):
         super().__init__()
         assert d_out % num_heads == 0
         self.d_out, self.num_heads, self.head_dim = d_out, num_heads, d_out // num_heads
-        self.W_query = nn.Linear(d_in, d_out, bias=qkv_bias)
-        self.W_key = nn.Linear(d_in, d_out, bias=qkv_bias)
+        # qk_dim: the query/key width R per head (default the head size, the book);
+        # the scores are still scaled by 1/sqrt(head size).
+        self.qk_dim = qk_dim or self.head_dim
+        self.W_query = nn.Linear(d_in, num_heads * self.qk_dim, bias=qkv_bias)
+        self.W_key = nn.Linear(d_in, num_heads * self.qk_dim, bias=qkv_bias)
         self.W_value = nn.Linear(d_in, d_out, bias=qkv_bias)
         self.out_proj = nn.Linear(d_out, d_out) if out_proj else None
         self.dropout = nn.Dropout(dropout)
@@ -19,12 +23,12 @@ class MultiHeadAttention(nn.Module):
 
     def forward(self, x):
         b, num_tokens, d_in = x.shape
-        keys = self.W_key(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
-        queries = self.W_query(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        keys = self.W_key(x).view(b, num_tokens, self.num_heads, self.qk_dim).transpose(1, 2)
+        queries = self.W_query(x).view(b, num_tokens, self.num_heads, self.qk_dim).transpose(1, 2)
         values = self.W_value(x).view(b, num_tokens, self.num_heads, self.head_dim).transpose(1, 2)
         attn_scores = queries @ keys.transpose(2, 3)
         attn_scores.masked_fill_(self.mask.bool()[:num_tokens, :num_tokens], -torch.inf)
-        attn_weights = torch.softmax(attn_scores / keys.shape[-1] ** 0.5, dim=-1)
+        attn_weights = torch.softmax(attn_scores / self.head_dim ** 0.5, dim=-1)
         attn_weights = self.dropout(attn_weights)
         context_vec = (attn_weights @ values).transpose(1, 2).contiguous().view(b, num_tokens, self.d_out)
         return self.out_proj(context_vec) if self.out_proj is not None else context_vec
@@ -94,8 +98,10 @@ class TransformerBlock(nn.Module):
         attention = cfg.get("attention", "mha")
         out_proj = cfg.get("out_proj", attention == "mha")
         cls = MultiHeadAttention if attention == "mha" else MHA_alt1
+        extra = {"qk_dim": cfg["qk_dim"]} if cfg.get("qk_dim") else {}
         self.att = cls(d_in=cfg["emb_dim"], d_out=cfg["emb_dim"], context_length=cfg["context_length"],
-                       num_heads=cfg["n_heads"], dropout=cfg["drop_rate"], qkv_bias=cfg["qkv_bias"], out_proj=out_proj)
+                       num_heads=cfg["n_heads"], dropout=cfg["drop_rate"], qkv_bias=cfg["qkv_bias"], out_proj=out_proj,
+                       **extra)
         self.ff = FeedForward(cfg)
         self.norm1 = LayerNorm(cfg["emb_dim"])
         self.norm2 = LayerNorm(cfg["emb_dim"])

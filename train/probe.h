@@ -1,8 +1,9 @@
 // The gradient dynamics probe: for each layer l and head h, how the effective
 // bilinear matrix of attention moves under training.
 //
-//   mha:  scores = x Wq^T Wk x^T,  M = Wq^T Wk  [C, C], rank <= HS
-//         (Wq, Wk = head h's rows of W_query.weight, W_key.weight: [HS, C])
+//   mha:  scores = x Wq^T Wk x^T,  M = Wq^T Wk  [C, C], rank <= R
+//         (Wq, Wk = head h's rows of W_query.weight, W_key.weight: [R, C];
+//         R = qk_dim, HS unless --qk-dim; the HS x HS matrices below are then R x R)
 //   alt1: scores = x S^T x^T,      M = S^T
 //   G = dL/dM = sum over the batch of x^T (dL/dscores) x, with dL/dscores read
 //   by a hook on the pre-mask scores (so the 1/sqrt(HS) scale is folded in).

@@ -106,6 +106,7 @@ bool Sweep::ensure(const SweepVariant& v, double lr, uint64_t seed) {
     TrainOptions o = p_.base;
     o.config.attention = v.attention;
     if (v.out_proj) o.config.out_proj = *v.out_proj;
+    if (v.qk_dim) o.config.qk_dim = *v.qk_dim;
     o.lr = lr;
     o.seed = seed;
     o.out_dir = dir;
@@ -161,11 +162,28 @@ SweepVariant parse_variant(const std::string& spec) {
         colon = next;
         size_t eq = opt.find('=');
         std::string key = opt.substr(0, eq), val = eq == std::string::npos ? "" : opt.substr(eq + 1);
-        if (key == "out-proj" && (val == "on" || val == "off"))
+        if (key == "out-proj" && (val == "on" || val == "off")) {
             v.out_proj = val == "on";
-        else
+        } else if (key == "qk-dim") {
+            size_t n = 0;
+            long long r = 0;
+            try {
+                r = std::stoll(val, &n);
+            } catch (const std::exception&) {
+                n = 0;
+            }
+            if (n == 0 || n != val.size() || r < 1)
+                throw Error("tapegrad: sweep: variant '" + spec + "': qk-dim needs an integer >= 1, not '" +
+                            val + "'");
+            if (v.attention != "mha")
+                throw Error("tapegrad: sweep: variant '" + spec +
+                            "': qk-dim is the query/key width of mha; '" + v.attention +
+                            "' has no such factors");
+            v.qk_dim = r;
+        } else {
             throw Error("tapegrad: sweep: variant '" + spec + "': '" + opt +
-                        "' is not understood (known: out-proj=on|off)");
+                        "' is not understood (known: out-proj=on|off, qk-dim=R for mha)");
+        }
     }
     return v;
 }

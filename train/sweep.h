@@ -36,6 +36,7 @@ struct SweepVariant {
     std::string spec;  // as given, e.g. "mha:out-proj=off"
     std::string attention;
     std::optional<bool> out_proj;
+    std::optional<int64_t> qk_dim;  // "qk-dim=R", mha only
     std::string folder() const;
 };
 

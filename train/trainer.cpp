@@ -208,7 +208,8 @@ void Trainer::loop() {
         bool budget_left = true;
         for (; pos_.next_batch < batches_per_epoch(); ++pos_.next_batch) {
             save_every();
-            budget_left = o_.max_steps < 0 || pos_.global_step + 1 < o_.max_steps;
+            budget_left = (o_.max_steps < 0 || pos_.global_step + 1 < o_.max_steps) &&
+                          (o_.stop_after < 0 || pos_.global_step + 1 < o_.stop_after);
             if (!budget_left) break;
             if (should_stop()) {  // between steps: the position is exact, the checkpoint resumes
                 res_.stopped_by = stop_signal() == SIGTERM ? "SIGTERM" : "SIGINT";
@@ -240,7 +241,7 @@ void Trainer::loop() {
     }
 }
 
-void Trainer::save(const std::string& path) {
+std::map<std::string, std::string> Trainer::checkpoint_metadata() const {
     json st = {{"epoch", pos_.epoch},
                {"next_batch", pos_.next_batch},
                {"global_step", pos_.global_step},
@@ -252,8 +253,11 @@ void Trainer::save(const std::string& path) {
                {"elapsed_s", elapsed()},
                {"train_seconds", res_.train_seconds},
                {"skipped_steps", pos_.skipped_steps}};
-    models::save_checkpoint(path, *model_, opt_.get(),
-                            {{"tapegrad.train", st.dump()}, {"tapegrad.optimizer_type", o_.optimizer}});
+    return {{"tapegrad.train", st.dump()}, {"tapegrad.optimizer_type", o_.optimizer}};
+}
+
+void Trainer::save(const std::string& path) {
+    models::save_checkpoint(path, *model_, opt_.get(), checkpoint_metadata());
     res_.saved_path = path;
     res_.saved_step = pos_.global_step;
 }
@@ -265,7 +269,7 @@ void Trainer::resume(const std::string& path) {
         throw Error("tapegrad: --resume: checkpoint '" + path + "' was made with config " + saved.describe() +
                     ", not " + o_.config.describe() + " (" + models::config_diff(saved, o_.config) + ")");
     models::load_model_weights(*model_, st, path, o_.allow_nonfinite);
-    models::load_optimizer_state(*opt_, o_.optimizer, st, path);
+    if (!o_.fresh_optimizer) models::load_optimizer_state(*opt_, o_.optimizer, st, path);
     auto it = st.metadata.find("tapegrad.train");
     if (it == st.metadata.end()) throw Error("tapegrad: --resume: '" + path + "' has no training position");
     try {

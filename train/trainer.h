@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -69,6 +70,11 @@ struct TrainOptions {
     std::string on_nan = "stop";   // a non-finite loss/grad norm: stop | skip
     bool allow_nonfinite = false;  // load --init-from/--resume weights holding NaN/Inf
     bool overwrite = false;        // replace a finished run in out_dir
+    // compare --fork-at: end run() once this many steps are done in all (-1: off),
+    // without shortening the schedule as max_steps would; and --resume without the
+    // checkpoint's optimizer state (fresh moments and step count).
+    int64_t stop_after = -1;
+    bool fresh_optimizer = false;
     // compare: record the train loader's orders (mha) and replay them (alt1).
     std::vector<std::vector<int64_t>>* record_orders = nullptr;
     const std::vector<std::vector<int64_t>>* replay_orders = nullptr;
@@ -139,6 +145,10 @@ public:
     // diverged weights).
     TrainResult run();
     void save(const std::string& path);
+    // The metadata save() writes beside the weights: the training position
+    // (tapegrad.train: data position, generator state, clock) and the optimizer
+    // type. The fork writes it with converted weights.
+    std::map<std::string, std::string> checkpoint_metadata() const;
 
     // For observers and tests.
     const TrainOptions& options() const { return o_; }

@@ -20,7 +20,7 @@ std::vector<Command>& extra_commands() {
 // subcommand is a new cmd_*.cpp file and one row here.
 std::vector<Command> builtin_commands() {
     return {train_command(),   compare_command(), generate_command(), tokenize_command(),
-            prepare_command(), report_command(),  sweep_command()};
+            prepare_command(), report_command(),  sweep_command(),    convert_command()};
 }
 
 }  // namespace

@@ -48,7 +48,12 @@ int run_sweep_cmd(CLI::App& sub, SweepFlags& f) {
     if (!f.config.empty()) apply_config(sub, f.config);
     train::SweepPlan plan;
     plan.base = finish(f.train);
-    for (const std::string& v : f.variants) plan.variants.push_back(train::parse_variant(v));
+    for (const std::string& v : f.variants) {
+        plan.variants.push_back(train::parse_variant(v));
+        if (plan.base.config.qk_dim && plan.variants.back().attention != "mha")
+            throw Error("tapegrad: sweep: --qk-dim applies to every variant, but '" + v +
+                        "' is not mha: give it per variant (mha:qk-dim=R)");
+    }
     plan.lrs = f.lrs.empty() ? std::vector<double>{plan.base.lr} : f.lrs;
     plan.selection_seeds = f.seeds.empty() ? std::vector<uint64_t>{plan.base.seed} : f.seeds;
     plan.eval_seeds = f.eval_seeds;
@@ -81,9 +86,9 @@ Command sweep_command() {
                 sub.add_option("--config", f->config,
                                "read flags from a TOML file (key = value lines; the command line wins)");
                 add_train_flags(&sub, f->train, false);
-                sub.add_option(
-                       "--variants", f->variants,
-                       "variants: attention[:out-proj=on|off], the first draws each seed's batch order")
+                sub.add_option("--variants", f->variants,
+                               "variants: attention[:out-proj=on|off][:qk-dim=R] (qk-dim for mha only, e.g. "
+                               "mha:qk-dim=768:out-proj=off), the first draws each seed's batch order")
                     ->delimiter(',')
                     ->capture_default_str();
                 sub.add_option("--lrs", f->lrs, "learning rates to try (default: --lr)")->delimiter(',');

@@ -1,6 +1,8 @@
 // `tapegrad train`: one GPT with the book's Chapter 5 loop.
 // `tapegrad compare`: several attention variants from the same seed and batch
 // order (the first variant draws the order, the others replay it), then report.
+// `tapegrad compare --fork-at STEP`: mha to STEP, converted to alt1 (same
+// function), both continued on the same batches (train/fork.h), then report.
 // Both own their --out folder with a lock (train/run_dir.h) and stop cleanly on
 // SIGINT/SIGTERM (train/run_guard.h); the exit code says how a run ended: 0, 1
 // (an error), 3 (diverged), 130/143 (stopped by SIGINT/SIGTERM).
@@ -16,6 +18,7 @@
 #include "train/checks.h"
 #include "train/cli/commands.h"
 #include "train/cli/flags.h"
+#include "train/fork.h"
 #include "train/report.h"
 #include "train/run_dir.h"
 #include "train/run_guard.h"
@@ -84,8 +87,11 @@ int run_compare(TrainFlags& f, std::string out, const std::vector<std::string>& 
         out = fresh_compare_dir(variants);
         fmt::print("compare: writing to {} (--out to choose the folder)\n", out);
     }
+    // --qk-dim shapes mha's factors; the other variants have none and ignore it.
+    const std::optional<int64_t> qk_dim = f.cfg.qk_dim;
     for (const auto& v : variants) {  // every variant's values and paths before the first step
         f.cfg.attention = v;
+        f.cfg.qk_dim = v == "mha" ? qk_dim : std::nullopt;
         train::TrainOptions o = finish(f);
         o.out_dir = out + "/" + v;
         train::preflight(o);
@@ -94,6 +100,7 @@ int run_compare(TrainFlags& f, std::string out, const std::vector<std::string>& 
     std::vector<std::vector<int64_t>> orders;
     for (size_t i = 0; i < variants.size(); ++i) {
         f.cfg.attention = variants[i];
+        f.cfg.qk_dim = variants[i] == "mha" ? qk_dim : std::nullopt;
         train::TrainOptions o = finish(f);
         o.out_dir = out + "/" + variants[i];
         o.save_path = o.out_dir + "/model.safetensors";
@@ -112,6 +119,37 @@ int run_compare(TrainFlags& f, std::string out, const std::vector<std::string>& 
     }
     train::write_report(out);
     fmt::print("wrote {}/report.md and plots\n", out);
+    return 0;
+}
+
+// compare --fork-at: dropout is 0 unless asked otherwise (then refused by
+// check_fork, which says why); mha with out_proj is the trunk.
+int run_fork(TrainFlags& f, std::string out, int64_t fork_at) {
+    train::install_stop_handlers();
+    if (!f.cfg.drop_rate) f.cfg.drop_rate = 0.0f;
+    f.cfg.attention = "mha";
+    train::TrainOptions o = finish(f);
+    train::check_fork(o, fork_at);
+    if (out.empty()) {
+        out = fresh_compare_dir({"mha", "alt1"});
+        fmt::print("compare: writing to {} (--out to choose the folder)\n", out);
+    }
+    o.out_dir = out + "/mha";
+    train::preflight(o);
+    train::RunDirLock lock(out, "--out", f.opt.overwrite, false);
+    fmt::print("== mha trunk to step {} ({}) ==\n", fork_at, o.config.describe());
+    train::ForkResult r = train::train_fork(o, out, fork_at);
+    if (r.stopped == "trunk") return report_end(r.trunk, o);
+    for (bool merged : {false, true}) {
+        const train::TrainResult& res = merged ? r.alt1 : r.mha;
+        const train::TrainOptions& bo = merged ? r.alt1_options : r.mha_options;
+        if (res.steps > 0) train::write_summary(bo.out_dir, bo, res);
+        if (int code = report_end(res, bo); code != 0) return code;
+        fmt::print("{} branch: {} parameters, {:.3f} s/step\n", merged ? "alt1" : "mha", res.num_parameters,
+                   res.steps ? res.train_seconds / static_cast<double>(res.steps) : 0.0);
+    }
+    train::write_report(out);
+    fmt::print("wrote {}/report.md and plots (the branches part at step {})\n", out, fork_at);
     return 0;
 }
 
@@ -163,10 +201,23 @@ Command compare_command() {
                     "--out", *out,
                     "run directory (one folder per variant, report.md, plots); default runs/compare, "
                     "or the first free runs/compare-N when that holds a run");
-                sub.add_option("--variants", *variants,
-                               "attention variants to compare, the first sets the batch order")
-                    ->capture_default_str();
-                return [f, out, variants] { return run_compare(*f, *out, *variants); };
+                auto* vopt = sub.add_option("--variants", *variants,
+                                            "attention variants to compare, the first sets the batch order")
+                                 ->capture_default_str();
+                auto fork_at = std::make_shared<std::optional<int64_t>>();
+                sub.add_option(
+                       "--fork-at", *fork_at,
+                       "train mha (with out_proj) to step STEP, convert it to alt1 with out_proj (the same "
+                       "function), then continue both on the same batches: differences after STEP are the "
+                       "parametrisation alone. Both branches restart AdamW's moments at the fork (alt1's S "
+                       "has none to inherit; treating mha alike keeps the restart out of the comparison); "
+                       "dropout is 0 (alt1 draws its per-head masks in another order). Must be >= 1 and "
+                       "before the run's last step")
+                    ->excludes(vopt);
+                return [f, out, variants, fork_at] {
+                    if (*fork_at) return run_fork(*f, *out, **fork_at);
+                    return run_compare(*f, *out, *variants);
+                };
             }};
 }
 

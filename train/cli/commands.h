@@ -13,5 +13,6 @@ Command tokenize_command();  // cmd_tokenize.cpp
 Command prepare_command();   // cmd_prepare.cpp
 Command report_command();    // cmd_report.cpp
 Command sweep_command();     // cmd_sweep.cpp
+Command convert_command();   // cmd_convert.cpp
 
 }  // namespace tg::cli

@@ -22,6 +22,7 @@ models::GPTConfig ConfigFlags::resolve() const {
     if (qkv_bias) c.qkv_bias = *qkv_bias;
     c.attention = attention;
     if (out_proj) c.out_proj = *out_proj;
+    if (qk_dim) c.qk_dim = *qk_dim;
     return c;
 }
 
@@ -57,6 +58,11 @@ void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
     app->add_option("--qkv-bias", c.qkv_bias, "bias on the query/key/value (and S) projections: true|false");
     app->add_option("--out-proj", c.out_proj,
                     "output projection after the heads: true|false (default: mha on, alt1 off)");
+    app->add_option("--qk-dim", c.qk_dim,
+                    "mha only: query/key width R per head (W_query, W_key: C -> n_heads R; default the head "
+                    "size, as the book; R = emb_dim gives a full-rank factored Wq^T Wk); scores stay "
+                    "scaled by 1/sqrt(head size). compare applies it to mha only")
+        ->check(at_least(1));
     app->add_option(
         "--data", o.data_path,
         "training text file (the book's 90/10 pipeline; default: the-verdict.txt of the data folder) "
@@ -128,11 +134,11 @@ models::GPTConfig resolve_config(const TrainFlags& f) {
         if (models::is_gpt2_hf(st)) hf = models::gpt2_hf_config(st, c.n_heads, c.attention);
     }
     if (!hf) return c.resolve();
-    if (c.vocab_size || c.context_length || c.emb_dim || c.n_layers || c.qkv_bias || c.out_proj)
+    if (c.vocab_size || c.context_length || c.emb_dim || c.n_layers || c.qkv_bias || c.out_proj || c.qk_dim)
         throw Error(
             "tapegrad: --init-from '" + f.opt.init_from +
-            "' is a Hugging Face GPT-2 file, which fixes vocab, context, emb_dim, n_layers, qkv_bias and "
-            "out_proj: drop those flags (use --max-length for a shorter training window)");
+            "' is a Hugging Face GPT-2 file, which fixes vocab, context, emb_dim, n_layers, qkv_bias, "
+            "out_proj and qk_dim: drop those flags (use --max-length for a shorter training window)");
     if (c.drop_rate) hf->drop_rate = *c.drop_rate;
     return *hf;
 }

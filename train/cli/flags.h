@@ -19,7 +19,7 @@ namespace tg::cli {
 // GPTConfig overrides: applied on top of --preset after parsing.
 struct ConfigFlags {
     std::string preset = "gpt2-124m";
-    std::optional<int64_t> vocab_size, context_length, emb_dim, n_heads, n_layers;
+    std::optional<int64_t> vocab_size, context_length, emb_dim, n_heads, n_layers, qk_dim;
     std::optional<float> drop_rate;
     std::optional<bool> qkv_bias, out_proj;
     std::string attention = "mha";
