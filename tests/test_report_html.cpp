@@ -120,7 +120,7 @@ TEST_CASE("report.html: every run's CSVs and summary embedded, markers filled, t
     fs::remove_all(dir.parent_path());
 }
 
-TEST_CASE("report.html: a run without dynamics.csv is shown without heads; damaged files are refused",
+TEST_CASE("report.html: a run without dynamics.csv is shown without heads, damaged files are refused",
           "[report][html]") {
     fs::path dir = tmpdir("damaged");
     make_run(dir / "mha", false);
@@ -140,7 +140,7 @@ TEST_CASE("report.html: a run without dynamics.csv is shown without heads; damag
     fs::remove_all(dir.parent_path());
 }
 
-TEST_CASE("report.html: d3 from TAPEGRAD_D3, else $XDG_DATA_DIRS; without it, how to get it",
+TEST_CASE("report.html: d3 from TAPEGRAD_D3, else $XDG_DATA_DIRS, and without it how to get it",
           "[report][html]") {
     fs::path dir = tmpdir("find");
     fs::path a = dir / "a", b = dir / "b";
