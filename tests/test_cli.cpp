@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -242,6 +243,13 @@ TEST_CASE("sweep: flags from a TOML file, --max-runs, resume, --report-only, a b
     std::string report;
     std::getline(std::ifstream(out + "/report.md"), report, '\0');
     CHECK_THAT(report, Catch::Contains("reuses the selection seeds"));  // no --eval-seeds given
+    // report.html: the evaluation runs, per seed the variants side by side
+    CHECK_THAT(c.text, Catch::Contains("wrote " + out + "/report.html"));
+    std::string html;
+    std::getline(std::ifstream(out + "/report.html"), html, '\0');
+    for (const char* name :
+         {"mha seed 1", "alt1:out-proj=on seed 1", "mha seed 2", "alt1:out-proj=on seed 2"})
+        CHECK_THAT(html, Catch::Contains(std::string("\"name\":\"") + name + "\""));
     Out bad = run("sweep --variants mha,alt1:bogus=1 --out " + tmp("sweep_bad") + " " + kSmall);
     CHECK(bad.code == 1);
     CHECK_THAT(bad.text, Catch::Contains("alt1:bogus=1") && Catch::Contains("not understood"));
@@ -321,7 +329,8 @@ TEST_CASE("train --sample-kv-cache: on, check (counts recorded in summary.json),
 // saves, resumes only with the same R, generates; convert turns the checkpoint
 // into alt1 and refuses the result as input; compare --fork-at runs and reports,
 // and refuses a bad step.
-TEST_CASE("--qk-dim, convert --to alt1 and compare --fork-at through the executable (tiny preset)", "[cli][controls]") {
+TEST_CASE("--qk-dim, convert --to alt1 and compare --fork-at through the executable (tiny preset)",
+          "[cli][controls]") {
     const std::string tiny = "--preset tiny --max-length 16 --eval-freq 2 --eval-iter 1 --quiet ";
     std::string ck = tmp("qk.safetensors");
     Out t = run("train --qk-dim 24 --max-steps 2 --save " + ck + " " + tiny);
@@ -364,4 +373,44 @@ TEST_CASE("--qk-dim, convert --to alt1 and compare --fork-at through the executa
     CHECK(fs::exists(fork + "/alt1/summary.json"));
     CHECK(fs::exists(fork + "/mha/summary.json"));
     fs::remove_all(fs::path(ck).parent_path());
+}
+
+// report.html of a real (tiny) compare; without d3 the report still writes its
+// PNGs and report.md and says how to get the HTML; a wrong TAPEGRAD_D3 is named.
+TEST_CASE("report: report.html beside the PNGs, and without d3 how to get it", "[cli][report][html]") {
+    std::string out = tmp("html_compare");
+    fs::remove_all(out);
+    Out a = run("compare " + kSmall + "--max-steps 2 --eval-freq 1 --eval-iter 1 --probe-every 1 --data " +
+                tg::test::source_path("data/the-verdict.txt") + " --out " + out);
+    INFO(a.text);
+    REQUIRE(a.code == 0);
+    CHECK_THAT(a.text, Catch::Contains("wrote " + out + "/report.html"));
+    std::string html;
+    std::getline(std::ifstream(out + "/report.html"), html, '\0');
+    CHECK_THAT(html, Catch::Contains("\"name\":\"mha\"") && Catch::Contains("\"name\":\"alt1\"") &&
+                         Catch::Contains("d3") &&
+                         Catch::Contains("\"columns\":[\"step\",\"layer\",\"head\""));
+    fs::remove(out + "/report.html");
+    fs::remove(out + "/loss.png");
+    std::string old_xdg = std::getenv("XDG_DATA_DIRS") ? std::getenv("XDG_DATA_DIRS") : "";
+    ::setenv("XDG_DATA_DIRS", tmp("no_share").c_str(), 1);  // a folder without javascript/d3
+    ::unsetenv("TAPEGRAD_D3");
+    Out b = run("report " + out);
+    ::setenv("TAPEGRAD_D3", tmp("missing_d3.js").c_str(), 1);
+    Out c = run("report " + out);
+    ::unsetenv("TAPEGRAD_D3");
+    if (old_xdg.empty())
+        ::unsetenv("XDG_DATA_DIRS");
+    else
+        ::setenv("XDG_DATA_DIRS", old_xdg.c_str(), 1);
+    INFO(b.text);
+    CHECK(b.code == 0);
+    CHECK(fs::exists(out + "/loss.png"));
+    CHECK(fs::exists(out + "/report.md"));
+    CHECK_FALSE(fs::exists(out + "/report.html"));
+    CHECK_THAT(b.text,
+               Catch::Contains("report.html not written") && Catch::Contains("apt-get install libjs-d3"));
+    CHECK(c.code == 0);
+    CHECK_THAT(c.text, Catch::Contains("TAPEGRAD_D3 is '" + tmp("missing_d3.js") + "', which is not a file"));
+    fs::remove_all(out);
 }

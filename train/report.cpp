@@ -12,6 +12,7 @@
 #include "models/safetensors.h"
 #include "train/csv.h"
 #include "train/plots.h"
+#include "train/report_html.h"
 
 namespace tg::train {
 namespace fs = std::filesystem;
@@ -137,7 +138,7 @@ std::vector<std::string> run_variants(const std::string& run_dir) {
 // Every input is read and checked before the first plot is drawn, so a damaged
 // run is refused naming the file and leaves no partial plots/ behind; if gnuplot
 // fails midway, a plots/ folder this call created is removed again.
-void write_report(const std::string& run_dir) {
+std::string write_report(const std::string& run_dir) {
     std::vector<std::string> variants = run_variants(run_dir);
     std::string md = "# tapegrad compare: " + fs::path(run_dir).filename().string() + "\n\n";
     md +=
@@ -190,6 +191,9 @@ void write_report(const std::string& run_dir) {
     }
     md += dynamics_section(run_dir, variants);
     models::write_file_atomic(run_dir + "/report.md", md);
+    std::vector<HtmlRun> runs;
+    for (auto& v : variants) runs.push_back({v, run_dir + "/" + v});
+    return write_report_html(run_dir, "tapegrad compare: " + fs::path(run_dir).filename().string(), runs);
 }
 
 }  // namespace tg::train

@@ -246,7 +246,7 @@ int64_t run_sweep(const SweepPlan& p) {
     for (uint64_t seed : eval_seeds)
         for (size_t i = 0; i < p.variants.size(); ++i)
             if (!sweep.ensure(p.variants[i], chosen[i].second, seed)) return sweep.trained();
-    write_sweep_report(p);
+    fmt::print("{}\n", write_sweep_report(p));
     return sweep.trained();
 }
 

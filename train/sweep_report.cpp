@@ -10,6 +10,7 @@
 #include "models/safetensors.h"
 #include "train/csv.h"
 #include "train/plots.h"
+#include "train/report_html.h"
 #include "train/stats.h"
 
 namespace tg::train {
@@ -124,7 +125,7 @@ Series dynamics_by_step(const std::string& csv_path) {
     return out;
 }
 
-void write_sweep_report(const SweepPlan& p) {
+std::string write_sweep_report(const SweepPlan& p) {
     std::vector<SweepRun> runs = finished_runs(p.out_dir);
     auto chosen = chosen_lrs(p, runs);
     if (chosen.empty())
@@ -264,13 +265,24 @@ void write_sweep_report(const SweepPlan& p) {
               "(arXiv 2308.16898) predict that a factored W_q^T W_k drifts toward low nuclear norm and a "
               "merged "
               "one toward low Frobenius norm: watch the last column.\n\n"
-              "| variant | Frobenius norm of M at init | cos(dM, -G) (last) | query share | key share | cross share | "
+              "| variant | Frobenius norm of M at init | cos(dM, -G) (last) | query share | key share | "
+              "cross share | "
               "stable "
               "rank | effective rank | nuclear / Frobenius |\n|---|---|---|---|---|---|---|---|---|\n" +
               dyn_md + "\n![nuclear over Frobenius norm](plots/sweep_nuc_over_frob.png)\n";
     }
     md += words;
     models::write_file_atomic(p.out_dir + "/report.md", md);
+    // report.html: the evaluation runs, seed by seed with the variants side by
+    // side (heads of different seeds are different heads: never averaged).
+    std::vector<HtmlRun> html_runs;
+    for (size_t k = 0; k < eval_seeds(p).size(); ++k)
+        for (size_t i = 0; i < p.variants.size(); ++i)
+            for (const SweepRun* r : per_variant[i])
+                if (r->seed == eval_seeds(p)[k])
+                    html_runs.push_back({fmt::format("{} seed {}", p.variants[i].spec, r->seed), r->dir});
+    return write_report_html(p.out_dir, "tapegrad sweep: " + fs::path(p.out_dir).filename().string(),
+                             html_runs);
 }
 
 }  // namespace tg::train

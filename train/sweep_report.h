@@ -15,8 +15,10 @@
 
 namespace tg::train {
 
-// Writes OUT/report.md and OUT/plots/ from the finished runs of the plan.
-void write_sweep_report(const SweepPlan& plan);
+// Writes OUT/report.md and OUT/plots/ from the finished runs of the plan, and
+// OUT/report.html with the evaluation runs (per seed, the variants side by
+// side); returns report.html's note (train/report_html.h).
+std::string write_sweep_report(const SweepPlan& plan);
 
 // Per probed step, the mean over layers and heads of one run's dynamics.csv:
 // step -> quantity ("dm_cos", "share_q", "share_k", "share_x", "stable_rank",

@@ -1,4 +1,4 @@
-// `tapegrad report RUN_DIR`: plots and report.md of a compare run directory.
+// `tapegrad report RUN_DIR`: plots, report.md and report.html of a compare run directory.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -10,12 +10,13 @@
 namespace tg::cli {
 
 Command report_command() {
-    return {"report", "write plots and report.md for a compare run directory", [](CLI::App& sub) -> Action {
+    return {"report", "write plots, report.md and report.html for a compare run directory",
+            [](CLI::App& sub) -> Action {
                 auto dir = std::make_shared<std::string>();
                 sub.add_option("RUN_DIR", *dir, "the run directory")->required();
                 return [dir] {
-                    train::write_report(*dir);
-                    fmt::print("wrote {}/report.md and plots\n", *dir);
+                    std::string html = train::write_report(*dir);
+                    fmt::print("wrote {}/report.md and plots\n{}\n", *dir, html);
                     return 0;
                 };
             }};

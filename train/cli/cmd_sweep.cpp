@@ -60,7 +60,7 @@ int run_sweep_cmd(CLI::App& sub, SweepFlags& f) {
     plan.out_dir = f.out;
     plan.max_runs = f.max_runs;
     if (f.report_only) {
-        train::write_sweep_report(plan);
+        fmt::print("{}\n", train::write_sweep_report(plan));
     } else {
         int64_t n = train::run_sweep(plan);
         fmt::print("sweep: trained {} run(s) now, {} finished in all under {}\n", n,

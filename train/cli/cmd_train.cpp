@@ -117,8 +117,8 @@ int run_compare(TrainFlags& f, std::string out, const std::vector<std::string>& 
         fmt::print("{}: {} parameters, {:.3f} s/step, {:.0f} s in all\n", variants[i], res.num_parameters,
                    res.steps ? res.train_seconds / static_cast<double>(res.steps) : 0.0, res.seconds);
     }
-    train::write_report(out);
-    fmt::print("wrote {}/report.md and plots\n", out);
+    std::string html = train::write_report(out);
+    fmt::print("wrote {}/report.md and plots\n{}\n", out, html);
     return 0;
 }
 
