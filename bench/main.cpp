@@ -1,4 +1,4 @@
-// tapegrad_bench: `make bench` runs it. --reps N, --only core|step|gen|data, --torch.
+// tapegrad_bench: `make bench` runs it. --reps N, --only core|step|gen|data|dp, --torch.
 #include <fmt/format.h>
 
 #include <unistd.h>
@@ -8,6 +8,7 @@
 
 #include "bench/bench.h"
 #include "core/blas.h"
+#include "train/dist.h"
 
 int main(int argc, char** argv) {
     tg::bench::Options opt;
@@ -17,13 +18,15 @@ int main(int argc, char** argv) {
             opt.reps = std::stoi(argv[++i]);
         else if (a == "--only" && i + 1 < argc)
             opt.what = argv[++i];
+        else if (a == "--dp-child")
+            opt.child = "dp";
         else if (a == "--torch")
             opt.torch = true;
         else if (a == "--child" && i + 2 < argc) {
             opt.child = std::string(argv[i + 1]) + " " + argv[i + 2];
             i += 2;
         } else {
-            fmt::print(stderr, "usage: tapegrad_bench [--reps N] [--only core|step|gen|data] [--torch]\n");
+            fmt::print(stderr, "usage: tapegrad_bench [--reps N] [--only core|step|gen|data|dp] [--torch]\n");
             return 2;
         }
     }
@@ -31,11 +34,18 @@ int main(int argc, char** argv) {
     char self[4096] = {0};
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     opt.self = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string(argv[0]);
+    if (opt.child == "dp") {  // one configuration of the dp row, a rank under mpirun
+        tg::dist::init(&argc, &argv);
+        int rc = tg::bench::run_dp_child(opt);
+        tg::dist::finalize();
+        return rc;
+    }
     if (opt.child.rfind("loader ", 0) == 0) return tg::bench::run_loader_child(opt, opt.child.substr(7));
     if (!opt.child.empty()) return tg::bench::run_step_child(opt);
     if (opt.what == "all" || opt.what == "core") tg::bench::run_core(opt);
     if (opt.what == "all" || opt.what == "step") tg::bench::run_step(opt);
     if (opt.what == "all" || opt.what == "gen") tg::bench::run_generate(opt);
     if (opt.what == "all" || opt.what == "data") tg::bench::run_data(opt);
+    if (opt.what == "all" || opt.what == "dp") tg::bench::run_dp(opt);
     return 0;
 }

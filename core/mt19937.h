@@ -44,6 +44,17 @@ public:
         }
     }
 
+    // Skip the next n outputs: the state afterwards is the one n calls leave
+    // (the tempering, which does not change the state, is not computed).
+    void discard(int64_t n) {
+        while (n > 0) {
+            if (p_ >= kN) twist();
+            int64_t k = n < kN - p_ ? n : kN - p_;
+            p_ += static_cast<int>(k);
+            n -= k;
+        }
+    }
+
     friend std::ostream& operator<<(std::ostream& os, const Mt19937& e) {
         for (int i = 0; i < kN; ++i) os << e.x_[i] << ' ';
         return os << e.p_;

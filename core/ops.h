@@ -76,6 +76,17 @@ Tensor cross_entropy(const Tensor& logits, const Ids& targets, int64_t ignore_in
 // Training: mask ~ bernoulli(1 - p) from gen, out = a * mask / (1 - p). Eval or p == 0: a itself.
 Tensor dropout(const Tensor& a, float p, bool training, Generator& gen = default_generator(),
                Loc loc = Loc::current());
+// Data parallelism (train/ddp.h): this process holds rows [begin, begin + rows)
+// of a global batch of `total` rows. While set (total > 0), dropout of an input
+// whose first dimension is `rows` draws the mask the single process draws for
+// those rows of the [total, ...] input: the other rows' draws are skipped, so the
+// generator stream, and every later draw, is the single process's. Every dropout
+// of the GPT is batch-first. total = 0 (the default): off.
+struct DropoutRows {
+    int64_t begin = 0, rows = 0, total = 0;
+};
+void set_dropout_rows(DropoutRows r);
+DropoutRows dropout_rows();
 // The same with a given mask of 0/1 values (for tests and fixtures).
 Tensor dropout_with_mask(const Tensor& a, const Tensor& mask, float p, Loc loc = Loc::current());
 

@@ -39,6 +39,9 @@ public:
     void fill_normal(float* data, int64_t n, double mean, double std);
     // Tensor.bernoulli_(p) with a scalar p: a float64 uniform per element, 1 if u < p.
     void fill_bernoulli(float* data, int64_t n, double p);
+    // Advance the stream past n fill_bernoulli elements (2 words each) without
+    // producing them: the state is the one fill_bernoulli(.., n, ..) leaves.
+    void skip_bernoulli(int64_t n) { engine_.discard(2 * n); }
     // torch.randperm(n, generator=g) on CPU.
     std::vector<int64_t> randperm(int64_t n);
     // torch.empty((), dtype=torch.int64).random_(): a non-negative int64 drawn as

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <map>
 #include <ostream>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace tg {
@@ -235,6 +236,51 @@ static void backward_entry(TapeEntry& e, std::unordered_set<TensorImpl*>& leaves
     }
 }
 
+namespace {
+thread_local BackwardListener* t_listener = nullptr;
+
+// The walk index at which each leaf's gradient becomes final: its first use in
+// the forward (see BackwardListener in core/tape.h), as (index, leaf) pairs in
+// the walk's order (highest index first).
+std::vector<std::pair<int64_t, TensorImpl*>> leaf_last_uses(std::vector<TapeEntry>& entries, int64_t top) {
+    std::unordered_map<TensorImpl*, int64_t> first;
+    for (int64_t i = 0; i <= top; ++i)
+        for (const Tensor& in : entries[static_cast<size_t>(i)].inputs)
+            if (in.defined() && in.is_leaf() && in.requires_grad()) first.try_emplace(in.impl(), i);
+    std::vector<std::pair<int64_t, TensorImpl*>> v;
+    v.reserve(first.size());
+    for (auto& [leaf, i] : first) v.emplace_back(i, leaf);
+    std::sort(v.begin(), v.end(), [](auto& a, auto& b) { return a.first > b.first; });
+    return v;
+}
+
+// One step of the walk: hooks on the entry's output, the break, its closure.
+void walk_entry(TapeEntry& e, detail::BreakWatch& brk, std::unordered_set<TensorImpl*>& leaves,
+                bool retain_graph) {
+    TensorImpl* out = e.output.impl();
+    apply_hooks(out, &e);
+    if (brk.hit(e)) tapegrad_backward_break(e, Tensor(out->grad));
+    try {
+        backward_entry(e, leaves);
+    } catch (...) {
+        if (!retain_graph) t_tape.clear();  // half-walked entries must not be walked again
+        throw;
+    }
+    if (!out->retain_grad) out->grad.reset();
+    // Without retain_graph nothing reads this entry again: drop its saved
+    // tensors now, so the activations' buffers go back to the pool while
+    // backward still needs buffers of the same sizes (the peak is lower).
+    if (!retain_graph) {
+        e.backward = nullptr;
+        e.inputs.clear();
+        e.output = Tensor();
+    }
+}
+}  // namespace
+
+void set_backward_listener(BackwardListener* l) { t_listener = l; }
+BackwardListener* backward_listener() { return t_listener; }
+
 void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph, const Loc& loc) {
     if (!root.defined()) fail("backward", loc, "called on an undefined tensor");
     if (!root.requires_grad())
@@ -272,26 +318,21 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph, con
     std::unordered_set<TensorImpl*> leaves;
     detail::BreakWatch brk;
     auto& entries = t_tape.entries();
+    BackwardListener* listener = t_listener;
+    std::vector<std::pair<int64_t, TensorImpl*>> last_uses;
+    if (listener) last_uses = leaf_last_uses(entries, r->entry);
+    size_t next_ready = 0;
     for (int64_t i = r->entry; i >= 0; --i) {
         TapeEntry& e = entries[static_cast<size_t>(i)];
-        TensorImpl* out = e.output.impl();
-        if (!out->grad) continue;
-        apply_hooks(out, &e);
-        if (brk.hit(e)) tapegrad_backward_break(e, Tensor(out->grad));
+        if (e.output.impl()->grad) walk_entry(e, brk, leaves, retain_graph);
+        if (!listener) continue;
         try {
-            backward_entry(e, leaves);
+            for (; next_ready < last_uses.size() && last_uses[next_ready].first == i; ++next_ready)
+                listener->grad_ready(last_uses[next_ready].second);
+            listener->entry_done();
         } catch (...) {
-            if (!retain_graph) t_tape.clear();  // half-walked entries must not be walked again
+            if (!retain_graph) t_tape.clear();
             throw;
-        }
-        if (!out->retain_grad) out->grad.reset();
-        // Without retain_graph nothing reads this entry again: drop its saved
-        // tensors now, so the activations' buffers go back to the pool while
-        // backward still needs buffers of the same sizes (the peak is lower).
-        if (!retain_graph) {
-            e.backward = nullptr;
-            e.inputs.clear();
-            e.output = Tensor();
         }
     }
     for (TensorImpl* leaf : leaves)

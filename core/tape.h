@@ -134,6 +134,25 @@ void record(const char* op, const Loc& loc, std::vector<Tensor> inputs, Tensor& 
 // True when an op with these inputs would be recorded (skip saving otherwise).
 bool needs_record(std::initializer_list<const Tensor*> inputs);
 
+// Gradient-ready listener (data parallelism, train/ddp.h). A leaf's gradient
+// is final once backward has walked the entry of its LAST USE in the walk,
+// which is its FIRST use in the forward: entry index k(leaf) = min { i : leaf is
+// an input of entry i }. run_backward computes k for every leaf before the walk
+// (only while a listener is set) and, right after walking entry k, calls
+// grad_ready(leaf) (leaf->grad may be null: the leaf got no gradient). After
+// every entry it calls entry_done(), a place to drive communication progress.
+// Leaf hooks still run after the whole walk, as before; grad_ready sees the
+// gradient before them (a listener and leaf hooks do not mix).
+class BackwardListener {
+public:
+    virtual ~BackwardListener() = default;
+    virtual void grad_ready(TensorImpl* leaf) = 0;
+    virtual void entry_done() {}
+};
+// This thread's listener (null: none, the default). Not owned.
+void set_backward_listener(BackwardListener* l);
+BackwardListener* backward_listener();
+
 // The reverse walk behind Tensor::backward.
 void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph, const Loc& loc);
 

@@ -118,3 +118,31 @@ TEST_CASE("Mt19937 is std::mt19937: outputs, bulk fill across twists, and the te
         for (int i = 0; i < 700; ++i) REQUIRE(back() == ref());
     }
 }
+
+// Under mpirun each rank draws its rows' dropout masks from the single
+// process's stream (core/ops.h DropoutRows): the rows' masks must be the global
+// draw's rows, and the generator must end where the single process's ends.
+TEST_CASE("dropout of a rank's rows draws the global batch's masks for them", "[random]") {
+    const Shape full{4, 3, 5}, part{2, 3, 5};
+    Tensor ones = Tensor::ones(full);
+    manual_seed(7);
+    Tensor whole = dropout(ones, 0.5f, true);
+    std::string after_whole = default_generator().state();
+    for (int64_t begin : {0, 2}) {
+        manual_seed(7);
+        set_dropout_rows({begin, 2, 4});
+        Tensor mine = dropout(Tensor::ones(part), 0.5f, true);
+        set_dropout_rows({});
+        CHECK(default_generator().state() == after_whole);
+        std::vector<float> w = whole.to_vector(), m = mine.to_vector();
+        for (size_t i = 0; i < m.size(); ++i) CHECK(m[i] == w[static_cast<size_t>(begin) * 15 + i]);
+    }
+    // Another first dimension is not a batch this rank holds: drawn as usual.
+    manual_seed(7);
+    set_dropout_rows({0, 2, 4});
+    Tensor other = dropout(Tensor::ones({3, 5}), 0.5f, true);
+    set_dropout_rows({});
+    manual_seed(7);
+    CHECK(other.to_vector() == dropout(Tensor::ones({3, 5}), 0.5f, true).to_vector());
+    tape().clear();
+}

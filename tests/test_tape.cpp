@@ -184,3 +184,37 @@ TEST_CASE("sub, div, sub_scalar and sqrt are one tape entry each, under their ow
     }
     tape().clear();
 }
+
+// Data parallelism (train/ddp.h) starts a bucket's allreduce as soon as its
+// gradients are final: the listener must hear of a leaf exactly when the walk
+// has passed its first use in the forward, with the gradient complete.
+TEST_CASE("the backward listener hears of each leaf once its gradient is final", "[tape]") {
+    Tensor a = test::leaf({3}, 11), b = test::leaf({3}, 12), c = test::leaf({3}, 13);
+    struct Log : BackwardListener {
+        std::vector<std::pair<TensorImpl*, std::vector<float>>> ready;
+        int entries = 0;
+        void grad_ready(TensorImpl* leaf) override {
+            Tensor g(leaf->grad);
+            ready.emplace_back(leaf, g.defined() ? g.to_vector() : std::vector<float>{});
+        }
+        void entry_done() override { ++entries; }
+    } log;
+    // a is used first (and again last), b second, c last: c and b become final
+    // before a, and a only after its first use is walked.
+    Tensor h = mul(a, b);               // entry 0: a, b
+    Tensor y = sum(add(mul(h, c), a));  // entries 1 (c), 2 (a again), 3
+    set_backward_listener(&log);
+    y.backward();
+    set_backward_listener(nullptr);
+    REQUIRE(log.ready.size() == 3);
+    // c after entry 1; a and b (in either order) after entry 0, walked last.
+    CHECK(log.ready[0].first == c.impl());
+    bool ab = log.ready[1].first == a.impl() && log.ready[2].first == b.impl();
+    bool ba = log.ready[1].first == b.impl() && log.ready[2].first == a.impl();
+    CHECK((ab || ba));
+    CHECK(log.entries == 4);
+    // What the listener saw is the final gradient.
+    for (auto& [leaf, seen] : log.ready) CHECK(seen == Tensor(leaf->grad).to_vector());
+    std::vector<float> bv = b.to_vector(), cv = c.to_vector(), ga = a.grad().to_vector();
+    for (int i = 0; i < 3; ++i) CHECK(ga[i] == bv[i] * cv[i] + 1.0f);  // d/da (a b c + a)
+}

@@ -14,6 +14,7 @@
 #include "core/blas.h"
 #include "core/ops/broadcast.h"
 #include "core/parallel.h"
+#include "train/dist.h"
 
 namespace tg::train {
 namespace {
@@ -290,6 +291,16 @@ void DynamicsProbe::after_backward() {
                 gemm(true, false, C, C, T, 1.0f, x.data() + b * T * C, C, y.data(), C, 1.0f, H.G.data(), C);
             }
             HeadDynamics& r = H.row;
+            if (dist::world() > 1) {
+                // Under mpirun each rank holds G_r of its rows' mean loss L_r; the
+                // global loss is (1/N) sum_r L_r, so G = (1/N) sum_r G_r, and the
+                // attention entropy (a mean over equally many rows per rank) alike.
+                dist::allreduce_sum(H.G.data(), C * C);
+                const float n = static_cast<float>(dist::world());
+                for (float& v : H.G) v /= n;
+                dist::allreduce_sum(&r.attn_entropy, 1);
+                r.attn_entropy /= dist::world();
+            }
             r.step = step_;
             r.layer = static_cast<int64_t>(li);
             r.head = static_cast<int64_t>(h);

@@ -5,11 +5,13 @@
 #include <cmath>
 
 #include "core/tensor.h"
+#include "train/dist.h"
 
 namespace tg::train {
 namespace {
 
 volatile sig_atomic_t g_stop_signal = 0;
+int g_agreed_signal = 0;  // the signal all ranks agreed on (should_stop)
 
 extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
 
@@ -24,11 +26,22 @@ void install_stop_handlers() {
     sigaction(SIGTERM, &sa, nullptr);
 }
 
-bool should_stop() { return g_stop_signal != 0; }
-int stop_signal() { return g_stop_signal; }
+// Under mpirun a signal may reach one rank, or reach the ranks at different
+// steps: the flag is agreed (the largest signal number any rank saw), so all
+// ranks stop after the same step and none waits in a collective for the others.
+bool should_stop() {
+    if (dist::world() > 1) {
+        int agreed = static_cast<int>(dist::allreduce_max(static_cast<double>(g_stop_signal)));
+        if (agreed != 0) g_agreed_signal = agreed;
+        return agreed != 0;
+    }
+    return g_stop_signal != 0;
+}
+int stop_signal() { return g_agreed_signal != 0 ? g_agreed_signal : static_cast<int>(g_stop_signal); }
 
 void reset_stop() {
     g_stop_signal = 0;
+    g_agreed_signal = 0;
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
 }

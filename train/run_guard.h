@@ -1,16 +1,23 @@
-// The two decisions that end a run early, each made in ONE function so that a
-// multi-process run can later make them collective (all ranks stop together):
+// The two decisions that end a run early, each made in ONE function, and agreed
+// by all ranks under mpirun (all ranks stop together, none waits forever in a
+// collective):
 //
 //   should_stop()   SIGINT or SIGTERM arrived. The handler only sets a flag; the
 //                   training loop asks between steps, so the step in flight
 //                   finishes, then the run writes its checkpoint (--save) and
 //                   summary, says what it kept, and exits 128 + signal (130, 143).
 //                   The handler re-arms the default action: a second Ctrl-C kills.
+//                   Under mpirun it is collective (a max over the ranks' flags):
+//                   every rank must call it at the same point, between steps.
 //
 //   judge_step()    a step's loss or gradient norm is NaN/Inf. The default
 //                   (--on-nan stop) ends the run naming the step, keeps the last
 //                   good checkpoint and writes none of the diverged weights;
 //                   --on-nan skip drops the step (no update) and counts it.
+//                   Under mpirun its inputs are the global batch's loss and the
+//                   norm of the averaged gradient, the same numbers on every
+//                   rank (train/ddp.h), so every rank reaches the same verdict
+//                   at the same step without a message.
 #pragma once
 
 #include <cstdint>

@@ -10,6 +10,8 @@
 
 #include "core/tape.h"
 #include "models/generate.h"
+#include "train/ddp.h"
+#include "train/dist.h"
 
 namespace tg::train {
 namespace {
@@ -23,6 +25,21 @@ void clear_progress_line() {
     if (isatty(STDERR_FILENO)) std::cerr << "\r\033[K";
 }
 
+// One evaluation batch's loss. Under mpirun each rank evaluates its rows
+// (a short last batch splits as evenly as it can) and the shares are summed
+// into the single process's mean over the batch (train/ddp.h).
+double batch_loss(models::GPTModel& model, const Batch& b) {
+    if (dist::world() == 1) return cross_entropy(model.forward(b.input), b.target).item();
+    const int64_t B = b.input.shape[0];
+    RowRange r = rank_rows(B, dist::rank(), dist::world());
+    double local = 0;
+    if (r.size() > 0) {
+        Batch mine = slice_rows(b, r);
+        local = cross_entropy(model.forward(mine.input), mine.target).item();
+    }
+    return global_batch_loss(local, r.size(), B);
+}
+
 // Mean loss over the first eval_iter batches of one iteration of the loader.
 double loader_loss(models::GPTModel& model, DataLoader& loader, const std::vector<int64_t>& order,
                    int64_t eval_iter) {
@@ -31,8 +48,7 @@ double loader_loss(models::GPTModel& model, DataLoader& loader, const std::vecto
     n = std::min(n, eval_iter);
     double total = 0;
     for (int64_t k = 0; k < n; ++k) {
-        Batch b = loader.batch(order, k);
-        total += cross_entropy(model.forward(b.input), b.target).item();
+        total += batch_loss(model, loader.batch(order, k));
     }
     return total / static_cast<double>(n);
 }
@@ -55,9 +71,7 @@ void Evaluation::end_step(const StepInfo& info) {
         // book's lines digit for digit.
         if (const ShardCorpus* sc = t_.shards()) {
             // Shards: the fixed, evenly spaced subsets, the same in every run.
-            auto loss = [&](const Batch& b) {
-                return cross_entropy(model.forward(b.input), b.target).item();
-            };
+            auto loss = [&](const Batch& b) { return batch_loss(model, b); };
             tl = ShardCorpus::eval_loss(sc->train.get(), o.eval_iter, loss);
             vl = ShardCorpus::eval_loss(sc->val.get(), o.eval_iter, loss);
         } else {
@@ -157,9 +171,14 @@ void Profile::after_update(double) {
 StandardObservers::StandardObservers(Trainer& t) {
     const TrainOptions& o = t.options();
     bool append = !o.resume_path.empty();
-    if (!o.dump_tape.empty())
+    // Under mpirun rank 0 alone writes files and prints; the other ranks
+    // evaluate (their rows of each batch) and probe (their share of G), nothing else.
+    const bool root = dist::is_root();
+    if (!o.dump_tape.empty() && root)
         dump_ = std::make_unique<TapeDump>(t);  // checks its flags before any file is made
-    if (!o.out_dir.empty()) {
+    if (!o.out_dir.empty() && !root && o.probe_every > 0)
+        probe_ = std::make_unique<DynamicsProbe>(t.model(), "", o.probe_every, append);
+    if (!o.out_dir.empty() && root) {
         std::filesystem::create_directories(o.out_dir);
         if (o.probe_every > 0)
             probe_ = std::make_unique<DynamicsProbe>(t.model(), o.out_dir + "/dynamics.csv", o.probe_every,
@@ -169,9 +188,10 @@ StandardObservers::StandardObservers(Trainer& t) {
     if (probe_) t.add_observer(probe_.get());
     if (o.profile) t.add_observer((profile_ = std::make_unique<Profile>(o.clip > 0)).get());
     t.add_observer((eval_ = std::make_unique<Evaluation>(t)).get());
-    if (!o.out_dir.empty())
+    if (!o.out_dir.empty() && root)
         t.add_observer(
             (metrics_ = std::make_unique<Metrics>(t, *eval_, o.out_dir + "/metrics.csv", append)).get());
+    if (!root) return;
     t.add_observer((progress_ = std::make_unique<Progress>(t)).get());
     t.add_observer((samples_ = std::make_unique<Samples>(t)).get());
 }

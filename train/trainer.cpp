@@ -15,6 +15,7 @@
 #include "optim/adamw.h"
 #include "optim/sgd.h"
 #include "train/checks.h"
+#include "train/dist.h"
 #include "train/run_guard.h"
 #include "train/run_observers.h"
 
@@ -90,6 +91,14 @@ Trainer::Trainer(const TrainOptions& o)
         }
     }
     opt_ = make_optimizer(o, *model_);
+    if (dist::world() > 1) {
+        if (o.batch_size % dist::world() != 0)
+            throw Error(fmt::format(
+                "tapegrad: --batch-size {} is the global batch and must split evenly over the {} ranks of "
+                "mpirun -np {}: use a multiple of {} (each rank then takes --batch-size / {} rows)",
+                o.batch_size, dist::world(), dist::world(), dist::world(), dist::world()));
+        reducer_ = std::make_unique<GradReducer>(model_->parameters(), o.bucket_mb);
+    }
     total_steps_ = batches_per_epoch() * o.epochs;
     if (o.max_steps >= 0) total_steps_ = std::min(total_steps_, o.max_steps);
     warn_schedule(o, total_steps_);
@@ -126,14 +135,43 @@ Trainer::StepStats Trainer::train_step(const Batch& b) {
     for (StepObserver* ob : observers_) ob->begin_step(step);
     set_backward_step(step);  // TAPEGRAD_BREAK_STEP compares with it
     opt_->zero_grad();
-    Tensor loss = cross_entropy(model_->forward(b.input), b.target);
+    // Data parallel: this rank's rows of the global batch, with the dropout masks
+    // the single process draws for them; the loss printed and judged is the
+    // global batch's (the same on every rank, so every rank decides alike).
+    const int64_t B = b.input.shape[0];
+    RowRange rows{0, B};
+    if (reducer_) {
+        rows = rank_rows(B, dist::rank(), dist::world());
+        set_dropout_rows({rows.begin, rows.size(), B});
+    }
+    Batch local = reducer_ ? slice_rows(b, rows) : b;
+    Tensor loss;
+    try {
+        loss = cross_entropy(model_->forward(local.input), local.target);
+    } catch (...) {
+        set_dropout_rows({});
+        throw;
+    }
+    set_dropout_rows({});
     double l = loss.item(), gnorm = std::nan("");
+    if (reducer_) l = global_batch_loss(l, rows.size(), B);
     if (!std::isfinite(l) && handle_nonfinite(l, gnorm, step)) {
         tape().clear();  // the skipped step's graph
         return {l, gnorm, true};
     }
     for (StepObserver* ob : observers_) ob->before_backward();
-    loss.backward();
+    if (reducer_) {
+        reducer_->begin();
+        try {
+            loss.backward();
+        } catch (...) {
+            set_backward_listener(nullptr);
+            throw;
+        }
+        reducer_->finish();  // every rank now holds the global batch's mean gradient
+    } else {
+        loss.backward();
+    }
     for (StepObserver* ob : observers_) ob->after_backward();
     // Without clipping the norm is a by-product of the optimizer's fused pass;
     // --on-nan skip needs it before the update, at the price of one more pass.
@@ -257,9 +295,12 @@ std::map<std::string, std::string> Trainer::checkpoint_metadata() const {
 }
 
 void Trainer::save(const std::string& path) {
-    models::save_checkpoint(path, *model_, opt_.get(), checkpoint_metadata());
+    // Every rank holds the same weights, optimizer state, generator and position,
+    // so rank 0's checkpoint is the run's, whatever the number of ranks.
     res_.saved_path = path;
     res_.saved_step = pos_.global_step;
+    if (!dist::is_root()) return;
+    models::save_checkpoint(path, *model_, opt_.get(), checkpoint_metadata());
 }
 
 void Trainer::resume(const std::string& path) {

@@ -13,6 +13,10 @@
 // training seconds, steps), so a resumed run's figures continue the original's.
 // Between steps the loop asks should_stop() (SIGINT/SIGTERM) and judges each
 // step's loss and gradient norm with judge_step() (train/run_guard.h).
+// Under `mpirun -np N` the same loop runs on every rank with PyTorch DDP's
+// semantics (train/ddp.h): each rank takes its rows of the global batch, the
+// gradients are averaged in buckets during backward, and every rank steps
+// identically; rank 0 alone writes checkpoints (its weights are every rank's).
 #pragma once
 
 #include <chrono>
@@ -27,6 +31,7 @@
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
 #include "train/data.h"
+#include "train/ddp.h"
 #include "train/observer.h"
 #include "train/shard_loader.h"
 #include "train/tokenizer.h"
@@ -75,6 +80,8 @@ struct TrainOptions {
     // checkpoint's optimizer state (fresh moments and step count).
     int64_t stop_after = -1;
     bool fresh_optimizer = false;
+    // Data parallelism under mpirun (train/ddp.h): gradient bucket size in MB.
+    double bucket_mb = 25;
     // compare: record the train loader's orders (mha) and replay them (alt1).
     std::vector<std::vector<int64_t>>* record_orders = nullptr;
     const std::vector<std::vector<int64_t>>* replay_orders = nullptr;
@@ -162,6 +169,8 @@ public:
     const ShardCorpus* shards() const { return shards_.get(); }
     int64_t batches_per_epoch() const;
     const Position& position() const { return pos_; }
+    // Under mpirun -np N (N > 1): the gradient reducer, else null.
+    GradReducer* reducer() { return reducer_.get(); }
     TrainResult& result() { return res_; }
     int64_t total_steps() const { return total_steps_; }
     double elapsed() const;  // the run's clock: seconds since the constructor, plus a resumed run's
@@ -186,6 +195,7 @@ private:
     std::unique_ptr<models::GPTModel> model_;
     std::unique_ptr<optim::Optimizer> opt_;
     std::unique_ptr<optim::WarmupCosine> schedule_;
+    std::unique_ptr<GradReducer> reducer_;
     std::vector<StepObserver*> observers_;
     Position pos_;
     TrainResult res_;

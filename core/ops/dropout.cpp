@@ -12,6 +12,8 @@ namespace tg {
 
 namespace {
 
+DropoutRows g_rows;  // set by the data-parallel trainer (core/ops.h)
+
 // out = a * noise, where noise holds a 0/1 mask on entry and mask / keep on exit:
 // mask / keep for a 0/1 mask is exactly 0 or 1/keep (one division, not one per
 // element); any other mask value is divided as PyTorch would.
@@ -49,13 +51,25 @@ Tensor dropout_with_mask(const Tensor& a, const Tensor& mask, float p, Loc loc) 
     return apply_noise(a, mask.clone(), p, loc);
 }
 
+void set_dropout_rows(DropoutRows r) { g_rows = r; }
+DropoutRows dropout_rows() { return g_rows; }
+
 // The mask is drawn straight into the buffer that becomes the noise: no separate
 // mask tensor.
 Tensor dropout(const Tensor& a, float p, bool training, Generator& gen, Loc loc) {
     if (!training || p == 0.0f) return a;
     if (!(p > 0.0f && p < 1.0f)) fail("dropout", loc, fmt::format("p = {} is outside [0, 1)", p));
     Tensor noise = Tensor::empty(a.shape());
-    gen.fill_bernoulli(noise.data(), noise.numel(), 1.0 - static_cast<double>(p));
+    const double keep = 1.0 - static_cast<double>(p);
+    const DropoutRows& r = g_rows;
+    if (r.total > 0 && a.dim() > 0 && a.shape()[0] == r.rows) {  // this rank's rows of the global draw
+        const int64_t row = a.numel() / r.rows;
+        gen.skip_bernoulli(r.begin * row);
+        gen.fill_bernoulli(noise.data(), noise.numel(), keep);
+        gen.skip_bernoulli((r.total - r.begin - r.rows) * row);
+    } else {
+        gen.fill_bernoulli(noise.data(), noise.numel(), keep);
+    }
     return apply_noise(a, noise, p, loc);
 }
 

@@ -4,9 +4,12 @@
 
 #include <iostream>
 #include <memory>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "train/cli/commands.h"
+#include "train/dist.h"
 
 namespace tg::cli {
 namespace {
@@ -38,15 +41,37 @@ int cli_main(int argc, char** argv) {
         CLI::App* sub = app.add_subcommand(c.name, c.help);
         actions.emplace_back(sub, c.setup(*sub));
     }
-    CLI11_PARSE(app, argc, argv);
+    // Under mpirun every rank parses the same line: all agree, rank 0 alone
+    // prints (dist::init silenced the others' stdout and stderr).
+    tg::dist::init(&argc, &argv);
+    int code = 0;
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        code = app.exit(e);
+        tg::dist::finalize();
+        return code;
+    }
     try {
         for (auto& [sub, action] : actions)
-            if (sub->parsed()) return action();
+            if (sub->parsed()) {
+                // The other commands would run N times over, writing the same files.
+                if (tg::dist::world() > 1 && sub->get_name() != "train" && sub->get_name() != "compare")
+                    throw std::runtime_error("tapegrad " + sub->get_name() +
+                                             " runs as one process: under mpirun (" +
+                                             std::to_string(tg::dist::world()) +
+                                             " ranks) only train and compare are data-parallel");
+                code = action();
+                break;
+            }
     } catch (const std::exception& e) {
+        // One rank's error ends every rank (no rank waits forever in a collective).
+        if (tg::dist::world() > 1) tg::dist::abort(std::string("error: ") + e.what(), 1);
         std::cerr << "error: " << e.what() << std::endl;
-        return 1;
+        code = 1;
     }
-    return 0;
+    tg::dist::finalize();
+    return code;
 }
 
 }  // namespace tg::cli

@@ -18,6 +18,7 @@
 #include "train/checks.h"
 #include "train/cli/commands.h"
 #include "train/cli/flags.h"
+#include "train/dist.h"
 #include "train/fork.h"
 #include "train/report.h"
 #include "train/run_dir.h"
@@ -55,14 +56,29 @@ int report_end(const train::TrainResult& res, const train::TrainOptions& o) {
     return 128 + sig;
 }
 
+// The run folder's lock: under mpirun rank 0 alone takes it (it alone writes
+// there) and tells the others, so a refused folder ends every rank alike.
+void lock_run_dir(std::optional<train::RunDirLock>& lock, const std::string& dir, bool overwrite,
+                  bool resume) {
+    std::string refused;
+    if (dist::is_root()) try {
+            lock.emplace(dir, "--out", overwrite, resume);
+        } catch (const std::exception& e) {
+            refused = e.what();
+            if (dist::world() == 1) throw;
+        }
+    dist::broadcast(refused);
+    if (!refused.empty()) throw Error(refused);
+}
+
 int run_train(TrainFlags& f) {
     train::install_stop_handlers();
     train::TrainOptions o = finish(f);
     train::preflight(o);  // before the lock: a refused value creates nothing
     std::optional<train::RunDirLock> lock;
-    if (!o.out_dir.empty()) lock.emplace(o.out_dir, "--out", o.overwrite, !o.resume_path.empty());
+    if (!o.out_dir.empty()) lock_run_dir(lock, o.out_dir, o.overwrite, !o.resume_path.empty());
     auto res = train::train_model(o);
-    if (!o.out_dir.empty() && res.steps > 0) train::write_summary(o.out_dir, o, res);
+    if (!o.out_dir.empty() && res.steps > 0 && dist::is_root()) train::write_summary(o.out_dir, o, res);
     if (res.stopped_by.empty())
         fmt::print("{} parameters, {} steps, {:.3f} s/step, {:.0f} tokens/s\n", res.num_parameters, res.steps,
                    res.steps ? res.train_seconds / static_cast<double>(res.steps) : 0.0,
@@ -96,7 +112,8 @@ int run_compare(TrainFlags& f, std::string out, const std::vector<std::string>& 
         o.out_dir = out + "/" + v;
         train::preflight(o);
     }
-    train::RunDirLock lock(out, "--out", f.opt.overwrite, false);
+    std::optional<train::RunDirLock> lock;
+    lock_run_dir(lock, out, f.opt.overwrite, false);
     std::vector<std::vector<int64_t>> orders;
     for (size_t i = 0; i < variants.size(); ++i) {
         f.cfg.attention = variants[i];
@@ -104,7 +121,8 @@ int run_compare(TrainFlags& f, std::string out, const std::vector<std::string>& 
         train::TrainOptions o = finish(f);
         o.out_dir = out + "/" + variants[i];
         o.save_path = o.out_dir + "/model.safetensors";
-        train::RunDirLock vlock(o.out_dir, "--out", o.overwrite, false);
+        std::optional<train::RunDirLock> vlock;
+        lock_run_dir(vlock, o.out_dir, o.overwrite, false);
         // The first variant draws the batch order; the others replay it.
         if (i == 0)
             o.record_orders = &orders;
@@ -112,19 +130,24 @@ int run_compare(TrainFlags& f, std::string out, const std::vector<std::string>& 
             o.replay_orders = &orders;
         fmt::print("== {} ({}) ==\n", variants[i], o.config.describe());
         auto res = train::train_model(o);
-        if (res.steps > 0) train::write_summary(o.out_dir, o, res);
+        if (res.steps > 0 && dist::is_root()) train::write_summary(o.out_dir, o, res);
         if (int code = report_end(res, o); code != 0) return code;  // no later variant, no report
         fmt::print("{}: {} parameters, {:.3f} s/step, {:.0f} s in all\n", variants[i], res.num_parameters,
                    res.steps ? res.train_seconds / static_cast<double>(res.steps) : 0.0, res.seconds);
     }
-    std::string html = train::write_report(out);
-    fmt::print("wrote {}/report.md and plots\n{}\n", out, html);
+    if (dist::is_root()) {
+        std::string html = train::write_report(out);
+        fmt::print("wrote {}/report.md and plots\n{}\n", out, html);
+    }
     return 0;
 }
 
 // compare --fork-at: dropout is 0 unless asked otherwise (then refused by
 // check_fork, which says why); mha with out_proj is the trunk.
 int run_fork(TrainFlags& f, std::string out, int64_t fork_at) {
+    if (dist::world() > 1)  // the fork converts and copies files between branches on one process
+        throw Error("tapegrad: compare --fork-at runs as one process, not under mpirun -np " +
+                    std::to_string(dist::world()));
     train::install_stop_handlers();
     if (!f.cfg.drop_rate) f.cfg.drop_rate = 0.0f;
     f.cfg.attention = "mha";

@@ -7,6 +7,7 @@
 #include "models/gpt2_hf.h"
 #include "train/checks.h"
 #include "train/cli/cli.h"
+#include "train/dist.h"
 #include "train/paths.h"
 
 namespace tg::cli {
@@ -91,7 +92,15 @@ void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
     app->add_option("--eval-freq", o.eval_freq, "evaluate every N steps (from step 0)")
         ->capture_default_str();
     app->add_option("--eval-iter", o.eval_iter, "batches per loader in an evaluation")->capture_default_str();
-    app->add_option("--threads", f.threads, "BLAS threads")->capture_default_str()->check(at_least(1));
+    f.threads_opt = app->add_option("--threads", f.threads,
+                                    "BLAS threads (under mpirun the default is per rank: the cores this rank "
+                                    "may use, or the node's cores / ranks on the node when unbound)")
+                        ->capture_default_str()
+                        ->check(at_least(1));
+    app->add_option("--bucket-mb", o.bucket_mb,
+                    "under mpirun: gradient allreduce bucket size in MB (buckets start during backward)")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     app->add_flag("--no-shuffle", f.no_shuffle, "do not shuffle the training batches");
     app->add_option(
         "--init-from", o.init_from,
@@ -151,7 +160,9 @@ train::TrainOptions finish(TrainFlags& f) {
     o.seed = train::parse_u64_strict("--seed", f.seed);
     if (o.data_path.empty()) o.data_path = train::data_file("the-verdict.txt", "--data");
     if (o.vocab_dir.empty()) o.vocab_dir = train::data_dir();
-    set_num_threads(f.threads);
+    // Ranks x threads must not exceed the cores: under mpirun the default is per rank.
+    bool given = f.threads_opt && f.threads_opt->count() > 0;
+    set_num_threads(dist::world() > 1 && !given ? dist::default_threads() : f.threads);
     return o;
 }
 

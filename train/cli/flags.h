@@ -11,6 +11,7 @@
 
 namespace CLI {
 class App;
+class Option;
 class Validator;
 }  // namespace CLI
 
@@ -30,6 +31,7 @@ struct TrainFlags {
     ConfigFlags cfg;
     train::TrainOptions opt;
     int threads = 2;
+    CLI::Option* threads_opt = nullptr;  // given? (under mpirun the default is per rank)
     bool no_shuffle = false;
     double min_lr = -1;
     std::string seed = "123";  // parsed strictly by finish(): "-1" and 2^64 must not wrap

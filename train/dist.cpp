@@ -1,0 +1,202 @@
+#include "train/dist.h"
+
+// The C API only: without these, <mpi.h> in C++ drags in the deprecated C++
+// bindings, which need libmpi_cxx.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+
+#include <fcntl.h>
+#include <mpi.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <thread>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace tg::dist {
+namespace {
+
+bool g_init = false;
+int g_rank = 0, g_world = 1, g_local = 1;
+int g_err_fd = 2;  // where abort() writes: the real stderr, also on silenced ranks
+
+static_assert(sizeof(MPI_Request) <= sizeof(uintptr_t), "MPI_Request must fit the handle");
+
+bool launched_by_mpi() {
+    for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE"})
+        if (std::getenv(v)) return true;
+    return false;
+}
+
+void check(int rc, const char* what) {
+    if (rc == MPI_SUCCESS) return;
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    throw Error(std::string("tapegrad: MPI ") + what +
+                " failed: " + std::string(msg, static_cast<size_t>(len)));
+}
+
+// MPI counts are int: long buffers go in chunks of at most 2^30 elements.
+constexpr int64_t kChunk = int64_t{1} << 30;
+
+template <class T>
+void allreduce(T* v, int64_t n, MPI_Datatype type, MPI_Op op) {
+    if (g_world == 1) return;
+    for (int64_t off = 0; off < n; off += kChunk)
+        check(MPI_Allreduce(MPI_IN_PLACE, v + off, static_cast<int>(std::min(kChunk, n - off)), type, op,
+                            MPI_COMM_WORLD),
+              "allreduce");
+}
+
+}  // namespace
+
+void init(int* argc, char*** argv) {
+    if (g_init || !launched_by_mpi()) return;
+    int provided = 0;
+    check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "init");
+    g_init = true;
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_world);
+    // Errors come back as codes (check() turns them into exceptions, which end
+    // the job through abort()) instead of Open MPI's default of aborting silently.
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm node;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &g_local);
+    MPI_Comm_free(&node);
+    // Rank 0 alone prints: the others' stdout and stderr go to /dev/null, and
+    // abort() keeps a copy of stderr for the one message that must get out.
+    // TAPEGRAD_ALL_RANKS_PRINT=1 keeps every rank's output (debugging).
+    const char* all = std::getenv("TAPEGRAD_ALL_RANKS_PRINT");
+    if (g_rank != 0 && !(all && std::string(all) == "1")) {
+        std::fflush(stdout);
+        std::fflush(stderr);
+        g_err_fd = dup(2);
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0 && g_err_fd >= 0) {
+            dup2(null, 1);
+            dup2(null, 2);
+            close(null);
+        }
+        if (g_err_fd < 0) g_err_fd = 2;
+    }
+}
+
+void finalize() {
+    if (!g_init) return;
+    MPI_Finalize();
+    g_init = false;
+}
+
+int default_threads() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    int usable = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = usable < online ? usable : usable / g_local;
+    return std::max(1, n);
+}
+
+bool active() { return g_init; }
+int rank() { return g_rank; }
+int world() { return g_world; }
+bool is_root() { return g_rank == 0; }
+int local_world() { return g_local; }
+
+void allreduce_sum(double* v, int64_t n) { allreduce(v, n, MPI_DOUBLE, MPI_SUM); }
+void allreduce_sum(float* v, int64_t n) { allreduce(v, n, MPI_FLOAT, MPI_SUM); }
+
+double allreduce_max(double v) {
+    allreduce(&v, 1, MPI_DOUBLE, MPI_MAX);
+    return v;
+}
+
+bool any(bool v) {
+    if (g_world == 1) return v;
+    int x = v ? 1 : 0;
+    check(MPI_Allreduce(MPI_IN_PLACE, &x, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD), "allreduce");
+    return x != 0;
+}
+
+void broadcast(std::string& s, int root) {
+    if (g_world == 1) return;
+    long long n = static_cast<long long>(s.size());
+    check(MPI_Bcast(&n, 1, MPI_LONG_LONG, root, MPI_COMM_WORLD), "broadcast");
+    s.resize(static_cast<size_t>(n));
+    if (n > 0) check(MPI_Bcast(s.data(), static_cast<int>(n), MPI_CHAR, root, MPI_COMM_WORLD), "broadcast");
+}
+
+void barrier() {
+    if (g_world > 1) check(MPI_Barrier(MPI_COMM_WORLD), "barrier");
+}
+
+// ---- non-blocking allreduce ----
+
+Request::Request(Request&& o) noexcept : handle_(o.handle_) { o.handle_ = 0; }
+Request& Request::operator=(Request&& o) noexcept {
+    std::swap(handle_, o.handle_);
+    return *this;
+}
+Request::~Request() {
+    if (!pending()) return;
+    try {
+        wait();  // a buffer must not be freed under a running reduction
+    } catch (...) {}
+}
+
+Request Request::iallreduce_sum(float* data, int64_t n) {
+    Request r;
+    if (g_world == 1 || n == 0) return r;
+    if (n > kChunk) throw Error("tapegrad: MPI: a gradient bucket of more than 2^30 floats (--bucket-mb)");
+    MPI_Request q;
+    check(MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &q),
+          "iallreduce");
+    std::memcpy(&r.handle_, &q, sizeof q);
+    return r;
+}
+
+bool Request::test() {
+    if (!pending()) return true;
+    MPI_Request q;
+    std::memcpy(&q, &handle_, sizeof q);
+    int done = 0;
+    check(MPI_Test(&q, &done, MPI_STATUS_IGNORE), "test");
+    if (done) handle_ = 0;
+    return done != 0;
+}
+
+void Request::wait() {
+    if (!pending()) return;
+    MPI_Request q;
+    std::memcpy(&q, &handle_, sizeof q);
+    handle_ = 0;
+    check(MPI_Wait(&q, MPI_STATUS_IGNORE), "wait");
+}
+
+// Errors that every rank meets (a bad flag value, a missing file) would print N
+// times; rank 0 prints at once and aborts the job, the others wait 3 seconds
+// first (mpirun takes about a second to kill them), so a shared error is printed
+// once, and a rank that fails alone still ends the job 3 seconds later.
+void abort(const std::string& message, int code) {
+    if (!g_init) {
+        std::cerr << message << std::endl;
+        std::exit(code);
+    }
+    if (g_rank != 0) std::this_thread::sleep_for(std::chrono::seconds(3));
+    std::cerr.flush();
+    std::string line = message + (g_world > 1 ? " [rank " + std::to_string(g_rank) + "]" : "") + "\n";
+    [[maybe_unused]] ssize_t w = ::write(g_err_fd, line.data(), line.size());
+    MPI_Abort(MPI_COMM_WORLD, code);
+    std::_Exit(code);
+}
+
+}  // namespace tg::dist
