@@ -238,7 +238,7 @@ TEST_CASE("resume across an epoch boundary is bit-identical too", "[train][check
     fs::remove_all(d.parent_path());
 }
 
-TEST_CASE("the tiny preset overfits a short text; its epoch samples are the same with the KV cache",
+TEST_CASE("the tiny preset overfits a short text, and its epoch samples are the same with the KV cache",
           "[train]") {
     fs::path d = scratch("overfit");
     std::string text = read_text_file(test::source_path("data/the-verdict.txt")).substr(0, 600);
