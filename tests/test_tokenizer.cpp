@@ -5,7 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <map>
 #include <thread>
+#include <unordered_map>
 
 #include "core/blas.h"
 #include "test_util.h"
@@ -52,6 +54,60 @@ std::string adversarial_input(const std::string& name) {
     return {};
 }
 
+// An independent reference: GPT-2 BPE by its definition, straight from
+// encoder.json (token strings in GPT-2's byte-to-unicode alphabet). Merge the
+// adjacent pair whose concatenation is the token of lowest id, leftmost on
+// ties, until none is a token; O(n^2) string work, for pieces of a few hundred
+// bytes. It shares nothing with the tokenizer's tables, cuts or heaps.
+struct ReferenceBpe {
+    std::unordered_map<std::string, int64_t> id;
+    ReferenceBpe() {
+        std::map<uint32_t, unsigned char> cp_to_byte;  // the printable bytes map to themselves
+        uint32_t next = 256;
+        for (int b = 0; b < 256; ++b) {
+            bool direct = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+            cp_to_byte[direct ? static_cast<uint32_t>(b) : next++] = static_cast<unsigned char>(b);
+        }
+        std::ifstream f(test::source_path("data/encoder.json"));
+        json enc = json::parse(f);
+        for (auto& [tok, v] : enc.items()) {
+            std::string bytes;
+            for (size_t i = 0; i < tok.size();) {  // decode UTF-8, map each code point to its byte
+                auto c = static_cast<unsigned char>(tok[i]);
+                int len = c < 0x80 ? 1 : c < 0xE0 ? 2 : 3;
+                uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1F : c & 0x0F;
+                for (int k = 1; k < len; ++k) cp = cp << 6 | (static_cast<unsigned char>(tok[i + k]) & 0x3F);
+                bytes.push_back(static_cast<char>(cp_to_byte.at(cp)));
+                i += static_cast<size_t>(len);
+            }
+            id[bytes] = v.get<int64_t>();
+        }
+    }
+    // One pre-token (tiktoken: a piece that is a token is that token).
+    std::vector<int64_t> encode_piece(const std::string& piece) const {
+        if (auto it = id.find(piece); it != id.end()) return {it->second};
+        std::vector<std::string> parts;
+        for (char c : piece) parts.emplace_back(1, c);
+        for (;;) {
+            int64_t best = -1;
+            size_t at = 0;
+            for (size_t i = 0; i + 1 < parts.size(); ++i) {
+                auto it = id.find(parts[i] + parts[i + 1]);
+                if (it != id.end() && (best < 0 || it->second < best)) {
+                    best = it->second;
+                    at = i;
+                }
+            }
+            if (best < 0) break;
+            parts[at] += parts[at + 1];
+            parts.erase(parts.begin() + static_cast<std::ptrdiff_t>(at) + 1);
+        }
+        std::vector<int64_t> out;
+        for (auto& p : parts) out.push_back(id.at(p));
+        return out;
+    }
+};
+
 uint32_t fnv1a32(const std::vector<int64_t>& ids) {
     uint32_t h = 0x811C9DC5u;
     for (int64_t id : ids)
@@ -79,6 +135,27 @@ TEST_CASE("adversarial inputs complete with tiktoken's ids", "[tokenizer][advers
             CHECK(head == c.at("head").get<std::vector<int64_t>>());
             CHECK(tail == c.at("tail").get<std::vector<int64_t>>());
         }
+    }
+}
+
+// Single pre-tokens (letters only, or one repeated letter) of every length
+// around the merge paths' thresholds: the short scan, the cut into stretches
+// no merge crosses, the heap; each against the reference. (The per-rank heaps
+// of pieces over kHugePiece are checked against tiktoken above: 16K of 'a'.)
+TEST_CASE("long pre-tokens merge as the reference BPE does", "[tokenizer][adversarial]") {
+    static const ReferenceBpe ref;
+    std::string letters;
+    for (char c : verdict())
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) letters.push_back(c);
+    std::vector<std::string> pieces;
+    for (size_t n : {1, 2, 7, 31, 63, 64, 65, 66, 100, 129, 300, 700}) {
+        pieces.push_back(letters.substr(n * 13, n));
+        pieces.push_back(std::string(n, 'a'));
+        pieces.push_back(std::string(n, 'x'));
+    }
+    for (const auto& p : pieces) {
+        INFO("piece of " << p.size() << " bytes: " << p.substr(0, 40));
+        CHECK(gpt2().encode(p) == ref.encode_piece(p));
     }
 }
 

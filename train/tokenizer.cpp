@@ -4,12 +4,13 @@
 #include <fmt/format.h>
 #include <pcre2.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
-#include <queue>
 #include <sstream>
 
 #include "core/parallel.h"
@@ -52,9 +53,11 @@ bool unescape(const std::string& tok, const std::unordered_map<uint32_t, uint8_t
     return true;
 }
 
-uint64_t pair_key(int32_t a, int32_t b) {
-    return static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32 | static_cast<uint32_t>(b);
-}
+constexpr uint32_t kNoPair = ~uint32_t{0};  // an empty slot of the pair table (ids are < 65535)
+constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
+constexpr int32_t kNoRank = INT32_MAX;  // a pair that merges into no token
+
+uint32_t pair_key(int32_t a, int32_t b) { return static_cast<uint32_t>(a) << 16 | static_cast<uint32_t>(b); }
 
 int line_of(const std::string& text, size_t byte) {
     int line = 1;
@@ -161,6 +164,10 @@ Tokenizer::Tokenizer(const std::string& enc_path, const std::string& bpe_path)
     }
     if (!enc.is_object() || enc.empty())
         throw Error("tapegrad: tokenizer: " + enc_path + ":1: expected a JSON object of token -> id");
+    // Pair keys pack two ids in 32 bits (a compact table is a faster one).
+    if (enc.size() > 65535)
+        throw Error(fmt::format("tapegrad: tokenizer: {}: {} tokens; at most 65535 are supported", enc_path,
+                                enc.size()));
     id_to_bytes_.resize(enc.size());
     std::vector<bool> seen(enc.size(), false);
     for (auto& [tok, id] : enc.items()) {
@@ -224,11 +231,15 @@ Tokenizer::~Tokenizer() = default;
 // The pair table: for every token t and every cut t = a + b where a and b are
 // tokens, (a, b) -> t. The rank of merging a and b is t's id (tiktoken's rule:
 // the rank of a byte string is its id, and GPT-2's ids follow merge order).
+// Stored flat (open addressing, linear probing, at most half full): a lookup
+// is a multiply, a shift and usually one cache line, where a node-based map
+// chased pointers; merging is lookup-bound on every input the cache misses.
 void Tokenizer::build_pairs() {
     for (int b = 0; b < 256; ++b) {
         auto it = bytes_to_id_.find(std::string_view(reinterpret_cast<const char*>(&b), 1));
         byte_id_[b] = it == bytes_to_id_.end() ? -1 : it->second;
     }
+    std::vector<PairSlot> found;
     for (const auto& [bytes, id] : bytes_to_id_) {
         std::string_view t(bytes);
         for (size_t k = 1; k < t.size(); ++k) {
@@ -236,107 +247,316 @@ void Tokenizer::build_pairs() {
             if (a == bytes_to_id_.end()) continue;
             auto b = bytes_to_id_.find(t.substr(k));
             if (b == bytes_to_id_.end()) continue;
-            pairs_.emplace(pair_key(a->second, b->second), id);
+            found.push_back({pair_key(a->second, b->second), id});
         }
+    }
+    int bits = 4;
+    while ((size_t{1} << bits) < 2 * found.size()) ++bits;
+    pair_shift_ = 64 - bits;
+    pairs_.assign(size_t{1} << bits, PairSlot{kNoPair, -1});
+    const size_t mask = pairs_.size() - 1;
+    for (const PairSlot& f : found) {
+        size_t i = static_cast<size_t>((uint64_t{f.key} * kGolden) >> pair_shift_);
+        while (pairs_[i].key != kNoPair && pairs_[i].key != f.key) i = (i + 1) & mask;
+        pairs_[i] = f;  // a pair has one concatenation, so a repeated key has the same rank
+    }
+    token2_.assign(size_t{1} << 10, 0);  // 2^16 bits: the two bytes are a token
+    inner3_.assign(size_t{1} << 18, 0);  // 2^24 bits: three bytes occur inside a token
+    for (const auto& [bytes, id] : bytes_to_id_) {
+        auto b = reinterpret_cast<const unsigned char*>(bytes.data());
+        if (bytes.size() == 2) {
+            uint32_t i = uint32_t{b[0]} << 8 | b[1];
+            token2_[i >> 6] |= uint64_t{1} << (i & 63);
+        }
+        for (size_t k = 0; k + 3 <= bytes.size(); ++k) {
+            uint32_t i = uint32_t{b[k]} << 16 | uint32_t{b[k + 1]} << 8 | b[k + 2];
+            inner3_[i >> 6] |= uint64_t{1} << (i & 63);
+        }
+    }
+    bits = 4;
+    while ((size_t{1} << bits) < 2 * bytes_to_id_.size()) ++bits;
+    token_shift_ = 64 - bits;
+    tokens_.assign(size_t{1} << bits, TokenSlot{0, -1});
+    for (const auto& [bytes, id] : bytes_to_id_) {
+        uint64_t h = std::hash<std::string_view>{}(bytes);
+        size_t i = static_cast<size_t>((h * kGolden) >> token_shift_);
+        while (tokens_[i].id >= 0) i = (i + 1) & (tokens_.size() - 1);
+        tokens_[i] = {h, id};
     }
     static std::atomic<uint64_t> next_serial{1};
     serial_ = next_serial++;
 }
 
+int32_t Tokenizer::token_id(std::string_view bytes, uint64_t hash) const {
+    const size_t mask = tokens_.size() - 1;
+    for (size_t i = static_cast<size_t>((hash * kGolden) >> token_shift_);; i = (i + 1) & mask) {
+        const TokenSlot& s = tokens_[i];
+        if (s.id < 0) return -1;
+        if (s.hash == hash && id_to_bytes_[static_cast<size_t>(s.id)] == bytes) return s.id;
+    }
+}
+
 int32_t Tokenizer::pair_rank(int32_t a, int32_t b) const {
-    auto it = pairs_.find(pair_key(a, b));
-    return it == pairs_.end() ? -1 : it->second;
+    const uint32_t key = pair_key(a, b);
+    const size_t mask = pairs_.size() - 1;
+    for (size_t i = static_cast<size_t>((uint64_t{key} * kGolden) >> pair_shift_);; i = (i + 1) & mask) {
+        if (pairs_[i].key == key) return pairs_[i].rank;
+        if (pairs_[i].key == kNoPair) return -1;
+    }
 }
 
-// Short pre-tokens (almost all): rescan the pairs after each merge, O(n^2) with
-// a tiny n. The lowest rank wins; the leftmost pair on ties.
+// Cuts that no merge crosses. A part is always a token made of the bytes it
+// covers, so if no token's bytes equal a stretch of the piece that covers
+// bytes p-1 and p, no part ever spans p: the piece ends up cut at p. Merges on
+// either side of such a cut then happen in the same order as if each side were
+// merged alone (each step takes the lowest rank, leftmost, which is the lowest
+// of its own side too), so the two sides may be merged apart. A token over
+// bytes p-1 and p is either those two bytes, or has three bytes covering
+// p-2..p or p-1..p+1; so p is a cut when the two bytes are no token and
+// neither three-byte window occurs inside any token. In English without
+// spaces one byte in ~25 is such a cut, which turns a megabyte-long pre-token
+// into short, cache-local ones (a run of one letter has none: bpe_huge).
+bool Tokenizer::is_cut(const unsigned char* s, size_t p) const {  // 2 <= p <= n-2
+    auto bit = [](const std::vector<uint64_t>& bits, uint32_t i) { return bits[i >> 6] >> (i & 63) & 1; };
+    uint32_t two = uint32_t{s[p - 1]} << 8 | s[p];
+    return !bit(token2_, two) && !bit(inner3_, uint32_t{s[p - 2]} << 16 | two) &&
+           !bit(inner3_, two << 8 | s[p + 1]);
+}
+
+// BPE of a pre-token that is not itself a token, appended to ids: whole when
+// short, else cut where no merge crosses and each stretch by its size.
+bool Tokenizer::merge(std::string_view piece, std::vector<int32_t>& ids) const {
+    if (piece.size() <= kShortPiece) return bpe_short(piece, ids);
+    auto s = reinterpret_cast<const unsigned char*>(piece.data());
+    size_t start = 0;
+    auto stretch = [&](size_t end) {
+        std::string_view part = piece.substr(start, end - start);
+        start = end;
+        return part.size() <= kShortPiece  ? bpe_short(part, ids)
+               : part.size() <= kHugePiece ? bpe_long(part, ids)
+                                           : bpe_huge(part, ids);
+    };
+    for (size_t p = 2; p + 2 <= piece.size(); ++p)
+        if (is_cut(s, p) && !stretch(p)) return false;
+    return stretch(piece.size());
+}
+
+// Short pre-tokens (almost all): tiktoken's own loop. rank[i] is the rank of
+// merging parts i and i+1 (kNoRank: no token); each round merges the lowest,
+// leftmost on ties, then looks up only the two pairs that changed: n lookups
+// plus two per merge, and O(n^2) integer compares on n <= kShortPiece bytes.
 bool Tokenizer::bpe_short(std::string_view piece, std::vector<int32_t>& ids) const {
-    ids.clear();
-    for (unsigned char c : piece) {
-        if (byte_id_[c] < 0) return false;
-        ids.push_back(byte_id_[c]);
+    const size_t n = piece.size();
+    int32_t id[kShortPiece], rank[kShortPiece];
+    for (size_t i = 0; i < n; ++i) {
+        id[i] = byte_id_[static_cast<unsigned char>(piece[i])];
+        if (id[i] < 0) return false;
     }
-    while (ids.size() > 1) {
-        int32_t best = INT32_MAX;
+    auto rank_of = [&](size_t i) {
+        int32_t r = pair_rank(id[i], id[i + 1]);
+        return r < 0 ? kNoRank : r;
+    };
+    for (size_t i = 0; i + 1 < n; ++i) rank[i] = rank_of(i);
+    size_t m = n;  // parts left; rank[0 .. m-2] are valid
+    while (m > 1) {
         size_t at = 0;
-        for (size_t i = 0; i + 1 < ids.size(); ++i) {
-            int32_t r = pair_rank(ids[i], ids[i + 1]);
-            if (r >= 0 && r < best) {
-                best = r;
-                at = i;
-            }
-        }
-        if (best == INT32_MAX) break;
-        ids[at] = best;
-        ids.erase(ids.begin() + static_cast<std::ptrdiff_t>(at) + 1);
+        for (size_t i = 1; i + 1 < m; ++i)
+            if (rank[i] < rank[at]) at = i;
+        if (rank[at] == kNoRank) break;
+        id[at] = rank[at];
+        for (size_t i = at + 1; i + 1 < m; ++i) id[i] = id[i + 1];  // drop part at+1
+        for (size_t i = at + 1; i + 2 < m; ++i) rank[i] = rank[i + 1];
+        --m;
+        if (at + 1 < m) rank[at] = rank_of(at);
+        if (at > 0) rank[at - 1] = rank_of(at - 1);
     }
-    return true;
-}
-
-// Long pre-tokens (a line without spaces, a run of one character): the same
-// merges in O(n log n). Parts form a linked list indexed by their first byte;
-// a min-heap holds candidate pairs ordered by (rank, position), so pops follow
-// "lowest rank, leftmost first". An entry is stale once either part changed;
-// stale entries are skipped when popped.
-bool Tokenizer::bpe_long(std::string_view piece, std::vector<int32_t>& ids) const {
-    const int32_t n = static_cast<int32_t>(piece.size());
-    struct Part {
-        int32_t id, prev, next;
-    };
-    struct Cand {
-        int32_t rank, left, left_id, right_id;
-        bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
-    };
-    std::vector<Part> part(static_cast<size_t>(n));
-    for (int32_t i = 0; i < n; ++i) {
-        int32_t id = byte_id_[static_cast<unsigned char>(piece[static_cast<size_t>(i)])];
-        if (id < 0) return false;
-        part[i] = {id, i - 1, i + 1 < n ? i + 1 : -1};
-    }
-    std::vector<Cand> storage;
-    storage.reserve(static_cast<size_t>(n));
-    std::priority_queue<Cand, std::vector<Cand>, std::greater<>> heap(std::greater<>{}, std::move(storage));
-    auto offer = [&](int32_t l) {
-        if (l < 0 || part[l].next < 0) return;
-        int32_t r = part[l].next;
-        int32_t rank = pair_rank(part[l].id, part[r].id);
-        if (rank >= 0) heap.push({rank, l, part[l].id, part[r].id});
-    };
-    for (int32_t i = 0; i + 1 < n; ++i) offer(i);
-    while (!heap.empty()) {
-        Cand c = heap.top();
-        heap.pop();
-        int32_t r = part[c.left].next;
-        if (part[c.left].id != c.left_id || r < 0 || part[r].id != c.right_id) continue;  // stale
-        part[c.left].id = c.rank;
-        part[c.left].next = part[r].next;
-        if (part[r].next >= 0) part[part[r].next].prev = c.left;
-        part[r].id = -1;  // merged away
-        offer(part[c.left].prev);
-        offer(c.left);
-    }
-    ids.clear();
-    for (int32_t i = 0; i >= 0; i = part[i].next) ids.push_back(part[i].id);
+    ids.insert(ids.end(), id, id + m);
     return true;
 }
 
 namespace {
 
-// The calling thread's word cache: pre-token -> ids, for one tokenizer at a time.
-struct WordCache {
-    struct Hash {
-        using is_transparent = void;
-        size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+// The parts of a long pre-token: a doubly linked list over byte positions (a
+// part is named by its first byte) with the rank of the pair each part starts
+// (kNoRank when it starts none, or was merged away). One 16-byte record a
+// part: a merge touches a part and its neighbours in as few cache lines as
+// possible, which is what the long paths spend their time on.
+struct Parts {
+    struct Part {
+        int32_t id, prev, next, rank;
     };
+    std::vector<Part> at;
+    // Single bytes; false if a byte is no token.
+    bool init(std::string_view piece, const int32_t* byte_id) {
+        const int32_t n = static_cast<int32_t>(piece.size());
+        at.resize(piece.size());
+        for (int32_t i = 0; i < n; ++i) {
+            int32_t id = byte_id[static_cast<unsigned char>(piece[static_cast<size_t>(i)])];
+            if (id < 0) return false;
+            at[static_cast<size_t>(i)] = {id, i - 1, i + 1 < n ? i + 1 : -1, kNoRank};
+        }
+        return true;
+    }
+    Part& operator[](int32_t i) { return at[static_cast<size_t>(i)]; }
+    // Merge part l with its right neighbour into token `t`.
+    void merge(int32_t l, int32_t t) {
+        Part& left = (*this)[l];
+        Part& right = (*this)[left.next];
+        left.id = t;
+        left.next = right.next;
+        if (right.next >= 0) (*this)[right.next].prev = l;
+        right.rank = kNoRank;  // merged away: its queued entries are stale
+    }
+    void ids(std::vector<int32_t>& out) {  // appended
+        for (int32_t i = 0; i >= 0; i = (*this)[i].next) out.push_back((*this)[i].id);
+    }
+};
+
+}  // namespace
+
+// Long pre-tokens (a line without spaces): the same merges in O(n log n). A
+// min-heap holds candidate pairs as packed keys rank << 32 | position, so
+// integer order is "lowest rank, then leftmost". An entry is stale when its
+// part's current pair has another rank (the pair changed or the part was
+// merged away); stale entries are skipped when popped. A changed pair with the
+// same rank is the same merge (its token is the same concatenation), so it may
+// be taken from either entry; the other is then stale (the merged part's next
+// pair is longer, so its rank differs).
+bool Tokenizer::bpe_long(std::string_view piece, std::vector<int32_t>& ids) const {
+    Parts p;
+    if (!p.init(piece, byte_id_)) return false;
+    std::vector<uint64_t> heap;
+    heap.reserve(piece.size());
+    auto key = [](int32_t rank, int32_t at) {
+        return static_cast<uint64_t>(rank) << 32 | static_cast<uint32_t>(at);
+    };
+    auto rank_at = [&](int32_t l) {  // the rank of the pair l starts, or -1
+        return p[l].next < 0 ? -1 : pair_rank(p[l].id, p[p[l].next].id);
+    };
+    for (int32_t i = 0; i < static_cast<int32_t>(piece.size()); ++i) {
+        int32_t r = rank_at(i);
+        p[i].rank = r < 0 ? kNoRank : r;
+        if (r >= 0) heap.push_back(key(r, i));
+    }
+    std::make_heap(heap.begin(), heap.end(), std::greater<>{});
+    auto offer = [&](int32_t l) {  // recompute the pair l starts; queue it if it merges
+        int32_t r = rank_at(l);
+        p[l].rank = r < 0 ? kNoRank : r;
+        if (r < 0) return;
+        heap.push_back(key(r, l));
+        std::push_heap(heap.begin(), heap.end(), std::greater<>{});
+    };
+    while (!heap.empty()) {
+        std::pop_heap(heap.begin(), heap.end(), std::greater<>{});
+        int32_t rank = static_cast<int32_t>(heap.back() >> 32), l = static_cast<int32_t>(heap.back());
+        heap.pop_back();
+        if (p[l].rank != rank) continue;  // stale
+        p.merge(l, rank);
+        offer(l);
+        if (p[l].prev >= 0) offer(p[l].prev);
+    }
+    p.ids(ids);
+    return true;
+}
+
+namespace {
+
+// The candidate positions of one rank in bpe_huge: `run` ascending (read from
+// `head` on), and `late`, a min-heap of positions that arrived out of order.
+struct RankQueue {
+    std::vector<int32_t> run, late;
+    size_t head = 0;
+    bool empty() const { return head == run.size() && late.empty(); }
+    void push(int32_t at) {
+        if (head == run.size() || at > run.back()) {
+            run.push_back(at);
+        } else {
+            late.push_back(at);
+            std::push_heap(late.begin(), late.end(), std::greater<>{});
+        }
+    }
+    int32_t pop() {  // the leftmost
+        if (!late.empty() && (head == run.size() || late.front() < run[head])) {
+            std::pop_heap(late.begin(), late.end(), std::greater<>{});
+            int32_t at = late.back();
+            late.pop_back();
+            return at;
+        }
+        return run[head++];
+    }
+};
+
+}  // namespace
+
+// Huge pre-tokens (a megabyte of letters, or of one letter): one heap of
+// millions of entries misses the cache at every level of every pop. Two levels
+// keep the same order, rank then position: a heap of the ranks that have
+// candidates, and per rank its positions, mostly an ascending run (the first
+// pass, and the merges of one rank's left-to-right sweep, find them in that
+// order), so most pops read the next entry of an array.
+bool Tokenizer::bpe_huge(std::string_view piece, std::vector<int32_t>& ids) const {
+    Parts p;
+    if (!p.init(piece, byte_id_)) return false;
+    std::vector<RankQueue> queue(id_to_bytes_.size());
+    std::vector<int32_t> ranks;  // the ranks whose queue is not empty, a min-heap
+    auto offer = [&](int32_t l) {
+        int32_t r = p[l].next < 0 ? -1 : pair_rank(p[l].id, p[p[l].next].id);
+        p[l].rank = r < 0 ? kNoRank : r;
+        if (r < 0) return;
+        RankQueue& q = queue[static_cast<size_t>(r)];
+        if (q.empty()) {
+            ranks.push_back(r);
+            std::push_heap(ranks.begin(), ranks.end(), std::greater<>{});
+        }
+        q.push(l);
+    };
+    for (int32_t i = 0; i < static_cast<int32_t>(piece.size()); ++i) offer(i);
+    while (!ranks.empty()) {
+        int32_t rank = ranks.front();
+        RankQueue& q = queue[static_cast<size_t>(rank)];
+        int32_t l = q.pop();
+        if (q.empty()) {
+            std::pop_heap(ranks.begin(), ranks.end(), std::greater<>{});
+            ranks.pop_back();
+        }
+        if (p[l].rank != rank) continue;  // stale, as in bpe_long
+        p.merge(l, rank);
+        offer(l);
+        if (p[l].prev >= 0) offer(p[l].prev);
+    }
+    p.ids(ids);
+    return true;
+}
+
+namespace {
+
+// The calling thread's word cache for one tokenizer at a time: pre-token ->
+// ids in a fixed array of one-cache-line slots, direct-mapped by the piece's
+// hash. A new entry overwrites its slot, so the cache is bounded by
+// construction and a miss allocates nothing (random bytes miss on nearly
+// every pre-token; a map of strings paid two allocations per miss and freed
+// everything when full).
+struct CacheSlot {
+    uint64_t hash;
+    uint8_t len;  // 0: empty
+    uint8_t count;
+    char bytes[Tokenizer::kCacheMaxPiece];
+    int32_t ids[Tokenizer::kCacheMaxIds];
+};
+static_assert(sizeof(CacheSlot) == 64, "one cache line a slot");
+
+struct WordCache {
     uint64_t owner = 0;
-    std::unordered_map<std::string, std::vector<int32_t>, Hash, std::equal_to<>> map;
+    size_t used = 0;
+    std::vector<CacheSlot> slots;
 };
 
 // owner 0 only looks (cached_words).
 WordCache& thread_cache(uint64_t owner) {
     thread_local WordCache cache;
     if (owner != 0 && cache.owner != owner) {
-        cache.map.clear();
+        cache.slots.assign(Tokenizer::kCacheEntries, CacheSlot{});
+        cache.used = 0;
         cache.owner = owner;
     }
     return cache;
@@ -344,28 +564,35 @@ WordCache& thread_cache(uint64_t owner) {
 
 }  // namespace
 
-size_t Tokenizer::cached_words() { return thread_cache(0).map.size(); }
+size_t Tokenizer::cached_words() { return thread_cache(0).used; }
 
-bool Tokenizer::bpe(std::string_view piece, std::vector<int64_t>& out) const {
-    if (auto it = bytes_to_id_.find(piece); it != bytes_to_id_.end()) {
-        out.push_back(it->second);
+bool Tokenizer::bpe(std::string_view piece, std::vector<int64_t>& out, std::vector<int32_t>& ids) const {
+    const uint64_t hash = std::hash<std::string_view>{}(piece);
+    if (int32_t id = token_id(piece, hash); id >= 0) {
+        out.push_back(id);
         return true;
     }
-    bool cacheable = piece.size() <= kCacheMaxPiece;
-    WordCache* cache = cacheable ? &thread_cache(serial_) : nullptr;
-    if (cache) {
-        if (auto c = cache->map.find(piece); c != cache->map.end()) {
-            out.insert(out.end(), c->second.begin(), c->second.end());
+    WordCache* cache = nullptr;
+    CacheSlot* slot = nullptr;
+    if (piece.size() <= kCacheMaxPiece) {
+        cache = &thread_cache(serial_);
+        slot = &cache->slots[hash & (kCacheEntries - 1)];
+        if (slot->len == piece.size() && slot->hash == hash &&
+            std::memcmp(slot->bytes, piece.data(), piece.size()) == 0) {
+            out.insert(out.end(), slot->ids, slot->ids + slot->count);
             return true;
         }
     }
-    std::vector<int32_t> ids;
-    bool ok = piece.size() <= kShortPiece ? bpe_short(piece, ids) : bpe_long(piece, ids);
-    if (!ok) return false;
+    ids.clear();
+    if (!merge(piece, ids)) return false;
     out.insert(out.end(), ids.begin(), ids.end());
-    if (cache) {
-        if (cache->map.size() >= kCacheEntries) cache->map.clear();  // bounded: start afresh
-        cache->map.emplace(std::string(piece), std::move(ids));
+    if (slot && ids.size() <= kCacheMaxIds) {
+        cache->used += slot->len == 0;
+        slot->hash = hash;
+        slot->len = static_cast<uint8_t>(piece.size());
+        slot->count = static_cast<uint8_t>(ids.size());
+        std::memcpy(slot->bytes, piece.data(), piece.size());
+        std::copy(ids.begin(), ids.end(), slot->ids);
     }
     return true;
 }
@@ -375,6 +602,7 @@ bool Tokenizer::encode_ordinary(std::string_view text, std::vector<int64_t>& out
     auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
     size_t pos = 0;
     bool ok = true;
+    std::vector<int32_t> scratch;  // one pre-token's ids, reused
     while (pos < text.size() && ok) {
         // The text is valid UTF-8 (sanitised once): without NO_UTF_CHECK, PCRE2
         // re-validates from pos to the end at every call, O(n^2) in all.
@@ -382,7 +610,7 @@ bool Tokenizer::encode_ordinary(std::string_view text, std::vector<int64_t>& out
         if (rc < 0) break;  // every byte matches one alternative; no match means the end
         PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
         if (ov[1] == ov[0]) break;
-        ok = bpe(text.substr(ov[0], ov[1] - ov[0]), out);
+        ok = bpe(text.substr(ov[0], ov[1] - ov[0]), out, scratch);
         pos = ov[1];
     }
     pcre2_match_data_free(md);

@@ -13,16 +13,28 @@
 // (50256) is a special token only when allowed; otherwise it is ordinary text
 // (tiktoken's encode_ordinary).
 //
-// Time is linear in the input: the text is made valid UTF-8 once, so PCRE2
-// matches without re-validating the rest of the subject at every pre-token
-// (which made encoding quadratic), and a long pre-token is merged with a heap
-// in O(n log n) instead of rescanning all pairs per merge.
+// Time is linear in the input, and adversarial inputs (random bytes, a long
+// line without spaces, a long run of one letter) avoid slow paths per byte:
+//  - the text is made valid UTF-8 once, so PCRE2 matches without re-validating
+//    the rest of the subject at every pre-token (which made encoding quadratic);
+//  - token and pair lookups use flat open-addressing tables (usually one cache
+//    line a lookup; merging is lookup-bound whenever the word cache misses);
+//  - a pre-token is cut where no token can span the cut (see is_cut), so a
+//    megabyte of letters merges as short, cache-local stretches;
+//  - a short stretch merges by tiktoken's scan over an array of pair ranks
+//    (O(n) lookups, O(n^2) integer compares, n <= kShortPiece); a longer one
+//    with a linked list and a heap of packed (rank, position) keys with lazy
+//    invalidation, O(n log n); a huge one (a run of one letter has no cuts)
+//    with per-rank queues of positions that are mostly read in order;
+//  - the word cache is a fixed array of 64-byte slots, so a miss (nearly every
+//    pre-token of random bytes) allocates nothing and evicts nothing else.
+// Random bytes still cost ~4x English per megabyte: they make ~4x the tokens.
 //
 // Threads: the tokenizer is immutable after construction. The word cache
-// (pre-token -> ids) is per thread and bounded (kCacheEntries, cleared when
-// full), so any number of threads may encode with one Tokenizer.
-// encode_parallel splits the text at boundaries no pre-token crosses and
-// encodes the pieces on the thread pool; its ids equal encode()'s.
+// (pre-token -> ids) is per thread and bounded (kCacheEntries slots, a new
+// entry overwrites its slot), so any number of threads may encode with one
+// Tokenizer. encode_parallel splits the text at boundaries no pre-token
+// crosses and encodes the pieces on the thread pool; its ids equal encode()'s.
 #pragma once
 
 #include <cstdint>
@@ -37,9 +49,11 @@ namespace tg::train {
 class Tokenizer {
 public:
     static constexpr int64_t kEndOfText = 50256;
-    static constexpr size_t kCacheEntries = 1 << 15;   // per thread
-    static constexpr size_t kCacheMaxPiece = 64;       // longer pre-tokens are not cached
-    static constexpr size_t kShortPiece = 24;          // longer pre-tokens merge with a heap
+    static constexpr size_t kCacheEntries = 1 << 15;   // slots per thread (64 bytes each)
+    static constexpr size_t kCacheMaxPiece = 22;       // longer pre-tokens are not cached
+    static constexpr size_t kCacheMaxIds = 8;          // nor are those of more tokens
+    static constexpr size_t kShortPiece = 64;          // longer pre-tokens merge with a heap
+    static constexpr size_t kHugePiece = 1 << 13;      // longer stretches merge with per-rank heaps
     static constexpr size_t kParallelChunk = 1 << 16;  // bytes per piece in encode_parallel
 
     // Throws naming the file and line of any malformed entry.
@@ -74,8 +88,10 @@ public:
     static size_t cached_words();
 
 private:
-    struct PairHash {
-        size_t operator()(uint64_t k) const { return static_cast<size_t>(k * 0x9E3779B97F4A7C15ull >> 17); }
+    // One slot of the pair table: key (a << 16 | b), rank = id of the token a+b.
+    struct PairSlot {
+        uint32_t key;
+        int32_t rank;
     };
     struct StrHash {
         using is_transparent = void;
@@ -85,17 +101,30 @@ private:
 
     // Pre-tokenise valid UTF-8 and append the ids; false if a byte has no token.
     bool encode_ordinary(std::string_view text, std::vector<int64_t>& out) const;
-    bool bpe(std::string_view piece, std::vector<int64_t>& out) const;
+    bool bpe(std::string_view piece, std::vector<int64_t>& out, std::vector<int32_t>& scratch) const;
+    bool merge(std::string_view piece, std::vector<int32_t>& ids) const;  // appends
+    bool is_cut(const unsigned char* s, size_t p) const;
     bool bpe_short(std::string_view piece, std::vector<int32_t>& ids) const;
     bool bpe_long(std::string_view piece, std::vector<int32_t>& ids) const;
+    bool bpe_huge(std::string_view piece, std::vector<int32_t>& ids) const;
     int32_t pair_rank(int32_t a, int32_t b) const;  // id of the token a+b, or -1
     void build_pairs();
     std::vector<int64_t> encode_valid(const std::string& text, bool allow_special, bool parallel) const;
 
     std::vector<std::string> id_to_bytes_;
     StrMap bytes_to_id_;
-    int32_t byte_id_[256];                                   // -1: the byte is not a token
-    std::unordered_map<uint64_t, int32_t, PairHash> pairs_;  // (a << 32 | b) -> id of a+b
+    int32_t byte_id_[256];         // -1: the byte is not a token
+    std::vector<PairSlot> pairs_;  // open addressing, linear probing, at most half full
+    int pair_shift_ = 64;          // slot of a key: (key * golden) >> pair_shift_
+    // Token bytes -> id for the hot path, flat like pairs_: (hash of the bytes, id; -1 empty).
+    struct TokenSlot {
+        uint64_t hash;
+        int32_t id;
+    };
+    std::vector<TokenSlot> tokens_;
+    std::vector<uint64_t> token2_, inner3_;  // bitmaps for is_cut
+    int token_shift_ = 64;
+    int32_t token_id(std::string_view bytes, uint64_t hash) const;  // -1: not a token
     struct Regex;
     std::unique_ptr<Regex> re_;
     uint64_t serial_;  // tells the per-thread caches which tokenizer filled them
