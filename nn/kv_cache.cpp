@@ -74,7 +74,7 @@ Tensor MultiHeadAttention::forward_cached(const Tensor& x, AttentionCache& cache
     append_heads(cache.v, (*W_value)(x), p0, NH, HS);
     cache.len = T;
     Tensor q = (*W_query)(x).view({1, t, NH, R}).transpose(1, 2);   // [1, NH, t, R]
-    Tensor k = cache.k.slice(1, 0, T), v = cache.v.slice(1, 0, T);  // [NH, T, HS]
+    Tensor k = cache.k.slice(1, 0, T), v = cache.v.slice(1, 0, T);  // [NH, T, R], [NH, T, HS]
     Tensor scores = matmul(q, k.transpose(1, 2)).named("scores");   // [1, NH, t, T]
     Tensor w = causal_attention_weights_at(scores, mask, p0, HS, *dropout);
     Tensor ctx = matmul(w, v).transpose(1, 2).reshape({1, t, spec_.d_out}).named("context");

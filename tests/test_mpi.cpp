@@ -244,6 +244,7 @@ TEST_CASE("mpi: SIGTERM to one rank stops every rank after the same step", "[mpi
     pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
+        ::setpgid(0, 0);  // mpirun and its ranks in a group of their own, which the guard can end
         std::string cmd = "exec " + kMpirun + "-np 2 " + bin() +
                           " train --preset tiny --context-length 16 --emb-dim 16 --n-heads 2 --n-layers 1 "
                           "--batch-size 4 --quiet --threads 1 --epochs 100000 --eval-freq 0 --out " +
@@ -251,6 +252,31 @@ TEST_CASE("mpi: SIGTERM to one rank stops every rank after the same step", "[mpi
         ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
         ::_exit(127);
     }
+    // Whatever fails below, this endless job must not outlive the test: the guard
+    // stops mpirun (which ends its ranks) and, if it lingers, kills the group.
+    struct EndJob {
+        pid_t pid;
+        bool reaped = false;
+        int status = 0;
+        bool wait_for(std::chrono::seconds limit) {
+            auto t = std::chrono::steady_clock::now();
+            while (!reaped && std::chrono::steady_clock::now() - t < limit) {
+                if (::waitpid(pid, &status, WNOHANG) == pid)
+                    reaped = true;
+                else
+                    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            }
+            return reaped;
+        }
+        ~EndJob() {
+            if (reaped) return;
+            ::kill(pid, SIGTERM);
+            if (wait_for(std::chrono::seconds(10))) return;
+            ::kill(-pid, SIGKILL);
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+        }
+    } job{pid};
     // Wait for steps, then signal rank 1 alone (a child of mpirun with rank 1 in its environment).
     auto lines = [&] {
         std::ifstream f(d + "/metrics.csv");
@@ -274,8 +300,8 @@ TEST_CASE("mpi: SIGTERM to one rank stops every rank after the same step", "[mpi
     }
     REQUIRE(rank1 > 0);
     ::kill(rank1, SIGTERM);
-    int st = 0;
-    ::waitpid(pid, &st, 0);
+    REQUIRE(job.wait_for(std::chrono::seconds(120)));  // no hang: both ranks end
+    int st = job.status;
     std::ifstream lf(log);
     std::string text{std::istreambuf_iterator<char>(lf), std::istreambuf_iterator<char>()};
     INFO(text);

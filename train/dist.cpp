@@ -6,6 +6,7 @@
 #define MPICH_SKIP_MPICXX 1
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <mpi.h>
 #include <sched.h>
 #include <unistd.h>
@@ -64,15 +65,22 @@ void init(int* argc, char*** argv) {
     int provided = 0;
     check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "init");
     g_init = true;
-    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &g_world);
+    check(MPI_Comm_rank(MPI_COMM_WORLD, &g_rank), "comm_rank");
+    check(MPI_Comm_size(MPI_COMM_WORLD, &g_world), "comm_size");
+    // The main thread alone calls MPI while OpenMP threads compute: that needs
+    // FUNNELED at least (Open MPI gives MULTIPLE; an MPI built without threads does not).
+    if (provided < MPI_THREAD_FUNNELED)
+        throw Error(fmt::format("tapegrad: this MPI library provides thread level {}, below "
+                                "MPI_THREAD_FUNNELED ({}), which tapegrad's threaded ranks need",
+                                provided, static_cast<int>(MPI_THREAD_FUNNELED)));
     // Errors come back as codes (check() turns them into exceptions, which end
     // the job through abort()) instead of Open MPI's default of aborting silently.
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm node;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node);
-    MPI_Comm_size(node, &g_local);
-    MPI_Comm_free(&node);
+    check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node),
+          "comm_split_type");
+    check(MPI_Comm_size(node, &g_local), "comm_size");
+    check(MPI_Comm_free(&node), "comm_free");
     // Rank 0 alone prints: the others' stdout and stderr go to /dev/null, and
     // abort() keeps a copy of stderr for the one message that must get out.
     // TAPEGRAD_ALL_RANKS_PRINT=1 keeps every rank's output (debugging).

@@ -597,24 +597,36 @@ bool Tokenizer::bpe(std::string_view piece, std::vector<int64_t>& out, std::vect
     return true;
 }
 
-bool Tokenizer::encode_ordinary(std::string_view text, std::vector<int64_t>& out) const {
+std::string Tokenizer::encode_ordinary(std::string_view text, std::vector<int64_t>& out) const {
     pcre2_match_data* md = pcre2_match_data_create_from_pattern(re_->code, nullptr);
     auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
     size_t pos = 0;
-    bool ok = true;
+    std::string error;
     std::vector<int32_t> scratch;  // one pre-token's ids, reused
-    while (pos < text.size() && ok) {
+    while (pos < text.size() && error.empty()) {
         // The text is valid UTF-8 (sanitised once): without NO_UTF_CHECK, PCRE2
         // re-validates from pos to the end at every call, O(n^2) in all.
         int rc = pcre2_match(re_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
-        if (rc < 0) break;  // every byte matches one alternative; no match means the end
         PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
-        if (ov[1] == ov[0]) break;
-        ok = bpe(text.substr(ov[0], ov[1] - ov[0]), out, scratch);
+        // Every byte matches one alternative of the pattern, so a failed or empty
+        // match is an error (a JIT stack or match limit), never the end: ending
+        // here would drop the rest of the text without a word.
+        if (rc < 0 || ov[1] == ov[0]) {
+            PCRE2_UCHAR msg[256] = {0};
+            if (rc < 0) pcre2_get_error_message(rc, msg, sizeof msg);
+            error = fmt::format("the pre-token pattern {} at byte {} of a piece of {} bytes",
+                                rc < 0 ? "failed (" + std::string(reinterpret_cast<char*>(msg)) + ")"
+                                       : std::string("matched nothing"),
+                                pos, text.size());
+            break;
+        }
+        if (!bpe(text.substr(ov[0], ov[1] - ov[0]), out, scratch))
+            error =
+                "the text has a byte that is no token of encoder.json (a byte-level vocabulary has all 256)";
         pos = ov[1];
     }
     pcre2_match_data_free(md);
-    return ok;
+    return error;
 }
 
 std::vector<size_t> Tokenizer::split_points(std::string_view text, size_t target) {
@@ -668,11 +680,11 @@ std::vector<int64_t> Tokenizer::encode_valid(const std::string& text, bool allow
         eot_after.push_back(s + 1 < segments.size());
     }
     std::vector<std::vector<int64_t>> ids(pieces.size());
-    std::vector<char> ok(pieces.size(), 1);
+    std::vector<std::string> errors(pieces.size());
     auto run = [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
             ids[i].reserve(pieces[i].size() / 3);
-            ok[i] = encode_ordinary(pieces[i], ids[i]);
+            errors[i] = encode_ordinary(pieces[i], ids[i]);
         }
     };
     if (parallel)
@@ -684,10 +696,7 @@ std::vector<int64_t> Tokenizer::encode_valid(const std::string& text, bool allow
     for (auto& v : ids) total += v.size() + 1;
     out.reserve(total);
     for (size_t i = 0; i < pieces.size(); ++i) {
-        if (!ok[i])
-            throw Error(
-                "tapegrad: tokenizer: the text has a byte that is no token of encoder.json (a byte-level "
-                "vocabulary has all 256)");
+        if (!errors[i].empty()) throw Error("tapegrad: tokenizer: " + errors[i]);
         out.insert(out.end(), ids[i].begin(), ids[i].end());
         if (eot_after[i]) out.push_back(kEndOfText);
     }

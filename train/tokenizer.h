@@ -99,8 +99,10 @@ private:
     };
     using StrMap = std::unordered_map<std::string, int32_t, StrHash, std::equal_to<>>;
 
-    // Pre-tokenise valid UTF-8 and append the ids; false if a byte has no token.
-    bool encode_ordinary(std::string_view text, std::vector<int64_t>& out) const;
+    // Pre-tokenise valid UTF-8 and append the ids. Returns what went wrong (a byte
+    // without a token, a PCRE2 failure), empty if nothing: it runs on worker threads,
+    // so the caller throws.
+    std::string encode_ordinary(std::string_view text, std::vector<int64_t>& out) const;
     bool bpe(std::string_view piece, std::vector<int64_t>& out, std::vector<int32_t>& scratch) const;
     bool merge(std::string_view piece, std::vector<int32_t>& ids) const;  // appends
     bool is_cut(const unsigned char* s, size_t p) const;
