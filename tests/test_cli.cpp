@@ -329,7 +329,7 @@ TEST_CASE("train --sample-kv-cache: on, check (counts recorded in summary.json),
 // saves, resumes only with the same R, generates; convert turns the checkpoint
 // into alt1 and refuses the result as input; compare --fork-at runs and reports,
 // and refuses a bad step.
-TEST_CASE("--qk-dim, convert --to alt1 and compare --fork-at through the executable (tiny preset)",
+TEST_CASE("the controls through the executable (tiny preset): --qk-dim, convert --to alt1, compare --fork-at",
           "[cli][controls]") {
     const std::string tiny = "--preset tiny --max-length 16 --eval-freq 2 --eval-iter 1 --quiet ";
     std::string ck = tmp("qk.safetensors");
