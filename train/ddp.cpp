@@ -3,17 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 
+#include "train/clock.h"
+
 namespace tg::train {
-namespace {
-
-double now_s() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-}  // namespace
 
 RowRange rank_rows(int64_t rows, int rank, int world) {
     return {rows * rank / world, rows * (rank + 1) / world};
