@@ -380,8 +380,8 @@ TEST_CASE("the controls through the executable (tiny preset): --qk-dim, convert 
     CHECK(fs::exists(fork + "/mha/summary.json"));
     // alt1's dynamics.csv holds the trunk's pre-fork rows (steps 0, 1), the same
     // as mha's, then its own branch's (steps 2, 3).
-    train::Csv dm = train::read_csv(fork + "/mha/dynamics.csv"),
-               da = train::read_csv(fork + "/alt1/dynamics.csv");
+    tg::train::Csv dm = tg::train::read_csv(fork + "/mha/dynamics.csv"),
+                   da = tg::train::read_csv(fork + "/alt1/dynamics.csv");
     REQUIRE(dm.rows.size() == da.rows.size());
     size_t pre = 0;
     for (size_t i = 0; i < da.rows.size(); ++i) {
