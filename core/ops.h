@@ -77,16 +77,26 @@ Tensor cross_entropy(const Tensor& logits, const Ids& targets, int64_t ignore_in
 Tensor dropout(const Tensor& a, float p, bool training, Generator& gen = default_generator(),
                Loc loc = Loc::current());
 // Data parallelism (train/ddp.h): this process holds rows [begin, begin + rows)
-// of a global batch of `total` rows. While set (total > 0), dropout of an input
-// whose first dimension is `rows` draws the mask the single process draws for
-// those rows of the [total, ...] input: the other rows' draws are skipped, so the
-// generator stream, and every later draw, is the single process's. Every dropout
-// of the GPT is batch-first. total = 0 (the default): off.
+// of a global batch of `total` rows (set_dropout_rows; total = 0, the default:
+// off). While set, the caller says what its input is, never the shape:
+//   DropoutSplit::rows  dim 0 is this rank's `rows` rows of the batch: the mask is
+//                       the single process's for those rows of the [total, ...]
+//                       input (the other rows' draws are skipped, so the
+//                       generator stream, and every later draw, is the single
+//                       process's). Another dim 0 throws naming the shapes.
+//   DropoutSplit::none  not split over ranks (every rank holds all of it): the
+//                       whole mask is drawn, as the single process does.
+// Without a split given (the overload above) dropout under an active row split
+// throws: a layer must state which path it takes. nn::Dropout is batch-first
+// (DropoutSplit::rows), as is every activation of the GPT.
 struct DropoutRows {
     int64_t begin = 0, rows = 0, total = 0;
 };
 void set_dropout_rows(DropoutRows r);
 DropoutRows dropout_rows();
+enum class DropoutSplit { none, rows };
+Tensor dropout(const Tensor& a, float p, bool training, DropoutSplit split,
+               Generator& gen = default_generator(), Loc loc = Loc::current());
 // The same with a given mask of 0/1 values (for tests and fixtures).
 Tensor dropout_with_mask(const Tensor& a, const Tensor& mask, float p, Loc loc = Loc::current());
 

@@ -34,7 +34,8 @@ Tensor LayerNorm::forward(const Tensor& x) const { return layer_norm(x, scale, s
 
 Tensor GELU::forward(const Tensor& x) const { return gelu(x); }
 
-Tensor Dropout::forward(const Tensor& x) const { return dropout(x, p, is_training()); }
+// Activations are batch-first: under data parallelism dim 0 is this rank's rows (core/ops.h).
+Tensor Dropout::forward(const Tensor& x) const { return dropout(x, p, is_training(), DropoutSplit::rows); }
 
 FeedForward::FeedForward(int64_t emb_dim) {
     // Registered as "layers.0/1/2" to match the book's nn.Sequential names.

@@ -37,6 +37,7 @@ public:
     Tensor forward(const Tensor& x) const;
 };
 
+// Its input is an activation with the batch in dim 0 (DropoutSplit::rows).
 class Dropout : public Layer<Dropout> {
 public:
     explicit Dropout(float p) : p(p) {}

@@ -16,6 +16,7 @@
 #include "models/gpt2_hf.h"
 #include "models/safetensors.h"
 #include "test_util.h"
+#include "train/csv.h"
 #include "train/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -366,12 +367,32 @@ TEST_CASE("the controls through the executable (tiny preset): --qk-dim, convert 
     Out fd = run("compare --fork-at 2 --drop-rate 0.1 --max-steps 4 --out " + fork + " " + tiny);
     CHECK(fd.code == 1);
     CHECK_THAT(fd.text, Catch::Contains("dropout 0"));
-    Out f = run("compare --fork-at 2 --max-steps 4 --probe-every 2 --out " + fork + " " + tiny);
+    // A fork at or past the run's last step is refused before anything is made.
+    Out fl = run("compare --fork-at 4 --max-steps 4 --out " + fork + " " + tiny);
+    CHECK(fl.code == 1);
+    CHECK_THAT(fl.text, Catch::Contains("the fork must come before its last step"));
+    CHECK_FALSE(fs::exists(fork));  // nor by the refusals above
+    Out f = run("compare --fork-at 2 --max-steps 4 --probe-every 1 --out " + fork + " " + tiny);
     INFO(f.text);
     CHECK(f.code == 0);
     CHECK(fs::exists(fork + "/report.md"));
     CHECK(fs::exists(fork + "/alt1/summary.json"));
     CHECK(fs::exists(fork + "/mha/summary.json"));
+    // alt1's dynamics.csv holds the trunk's pre-fork rows (steps 0, 1), the same
+    // as mha's, then its own branch's (steps 2, 3).
+    tg::train::Csv dm = tg::train::read_csv(fork + "/mha/dynamics.csv"),
+                   da = tg::train::read_csv(fork + "/alt1/dynamics.csv");
+    REQUIRE(dm.rows.size() == da.rows.size());
+    size_t pre = 0;
+    for (size_t i = 0; i < da.rows.size(); ++i) {
+        INFO("dynamics row " << i);
+        CHECK(da.at(i, "step") == dm.at(i, "step"));
+        if (da.at(i, "step") >= 2) continue;
+        ++pre;
+        CHECK(da.at(i, "g_norm") == dm.at(i, "g_norm"));
+        CHECK(da.at(i, "m_norm") == dm.at(i, "m_norm"));
+    }
+    CHECK(pre == dm.rows.size() / 2);  // steps 0, 1 of 0..3
     fs::remove_all(fs::path(ck).parent_path());
 }
 

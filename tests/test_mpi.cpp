@@ -12,34 +12,30 @@
 // for their rows (core/ops.h DropoutRows), so the masks are identical and the
 // same bound holds: no mask differs, only summation order.
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
+#include "cli_run.h"
 #include "models/checkpoint.h"
 #include "test_util.h"
+#include "train/csv.h"
+#include "train/sweep.h"
 
 namespace fs = std::filesystem;
 using namespace tg;
 
 namespace {
 
-struct Out {
-    int code;
-    std::string text;
-};
-
-int exit_code(int st) { return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1; }
+using Out = test::CliResult;
 
 fs::path tmpdir() {
     fs::path d = fs::temp_directory_path() / ("tapegrad_mpi_" + std::to_string(::getpid()));
@@ -48,16 +44,8 @@ fs::path tmpdir() {
 }
 std::string tmp(const std::string& name) { return (tmpdir() / name).string(); }
 
-// `timeout` bounds every job: a hang fails the case instead of the whole ctest run.
-Out sh(const std::string& cmd) {
-    FILE* p = popen(("timeout -k 5 120 " + cmd + " 2>&1").c_str(), "r");
-    REQUIRE(p);
-    std::string text;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) text.append(buf.data(), n);
-    return {exit_code(pclose(p)), text};
-}
+// A 120 s timeout bounds every job: a hang fails the case instead of the whole ctest run.
+Out sh(const std::string& cmd) { return test::run_shell(cmd, 120); }
 
 const std::string kMpirun = "mpirun --allow-run-as-root --oversubscribe ";
 std::string bin() { return TAPEGRAD_BIN; }
@@ -71,38 +59,15 @@ const std::string kRun =
     "train --preset tiny --context-length 32 --eval-freq 2 --eval-iter 2 --quiet --threads 1 ";
 const std::string kBatch4 = "--batch-size 4 ";
 
-// metrics.csv as rows of named numbers (empty fields are NaN).
-std::vector<std::map<std::string, double>> read_csv(const std::string& path) {
-    std::ifstream f(path);
-    REQUIRE(f);
-    std::string line;
-    std::getline(f, line);
-    std::vector<std::string> names;
-    std::stringstream hs(line);
-    for (std::string c; std::getline(hs, c, ',');) names.push_back(c);
-    std::vector<std::map<std::string, double>> rows;
-    while (std::getline(f, line)) {
-        std::stringstream ls(line);
-        std::map<std::string, double> r;
-        size_t i = 0;
-        for (std::string c; i < names.size(); ++i) {
-            if (!std::getline(ls, c, ',')) c.clear();
-            r[names[i]] = c.empty() ? std::nan("") : std::stod(c);
-        }
-        rows.push_back(r);
-    }
-    return rows;
-}
-
 // Every column in `cols` of two metrics files within `tol` (absolute), row by row.
 void same_metrics(const std::string& a, const std::string& b, const std::vector<std::string>& cols,
                   double tol, size_t expect_rows) {
-    auto ra = read_csv(a), rb = read_csv(b);
-    REQUIRE(ra.size() == expect_rows);
-    REQUIRE(rb.size() == expect_rows);
-    for (size_t i = 0; i < ra.size(); ++i)
+    train::Csv ra = train::read_csv(a), rb = train::read_csv(b);
+    REQUIRE(ra.rows.size() == expect_rows);
+    REQUIRE(rb.rows.size() == expect_rows);
+    for (size_t i = 0; i < ra.rows.size(); ++i)
         for (const auto& c : cols) {
-            double x = ra[i].at(c), y = rb[i].at(c);
+            double x = ra.at(i, c), y = rb.at(i, c);
             INFO("row " << i << " column " << c << ": " << x << " vs " << y);
             CHECK(std::isnan(x) == std::isnan(y));
             if (!std::isnan(x)) CHECK(std::abs(x - y) <= tol);
@@ -152,17 +117,94 @@ void check_equivalent(const std::string& flags) {
     same_metrics(d1 + "/metrics.csv", d2 + "/metrics.csv",
                  {"step", "tokens_seen", "batch_loss", "grad_norm", "train_loss", "val_loss"}, 1e-5, 6);
     // The probe's G is reduced across ranks (2 layers x 4 heads at steps 0 and 3).
-    auto pa = read_csv(d1 + "/dynamics.csv"), pb = read_csv(d2 + "/dynamics.csv");
-    REQUIRE(pa.size() == 16);
-    REQUIRE(pb.size() == pa.size());
-    for (size_t i = 0; i < pa.size(); ++i)
+    train::Csv pa = train::read_csv(d1 + "/dynamics.csv"), pb = train::read_csv(d2 + "/dynamics.csv");
+    REQUIRE(pa.rows.size() == 16);
+    REQUIRE(pb.rows.size() == pa.rows.size());
+    for (size_t i = 0; i < pa.rows.size(); ++i)
         for (const char* c : {"g_norm", "attn_entropy", "dm_norm"}) {
             INFO("dynamics row " << i << " " << c);
-            CHECK(std::abs(pa[i].at(c) - pb[i].at(c)) <= 1e-4 * std::max(1.0, std::abs(pa[i].at(c))));
+            CHECK(std::abs(pa.at(i, c) - pb.at(i, c)) <= 1e-4 * std::max(1.0, std::abs(pa.at(i, c))));
         }
     CHECK(same_weights(d1 + "/model.safetensors", d2 + "/model.safetensors", 1e-5) > 0);
     // Rank 0 alone printed: one summary line.
     CHECK(count(b.text, "parameters,") == 1);
+}
+
+// An endless mpirun job in the background, in a process group of its own, its
+// output in `log`. Whatever fails in a test, the job must not outlive it: the
+// destructor stops mpirun (which ends its ranks) and, if it lingers, kills the group.
+struct BackgroundJob {
+    pid_t pid = -1;
+    bool reaped = false;
+    int status = 0;
+    BackgroundJob(const std::string& args, const std::string& log) {
+        pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            ::setpgid(0, 0);
+            std::string cmd = "exec " + kMpirun + "-np 2 " + bin() + " " + args + " > '" + log + "' 2>&1";
+            ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+    }
+    BackgroundJob(const BackgroundJob&) = delete;
+    BackgroundJob& operator=(const BackgroundJob&) = delete;
+    bool wait_for(std::chrono::seconds limit) {
+        auto t = std::chrono::steady_clock::now();
+        while (!reaped && std::chrono::steady_clock::now() - t < limit) {
+            if (::waitpid(pid, &status, WNOHANG) == pid)
+                reaped = true;
+            else
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        return reaped;
+    }
+    // The rank's process: a child of mpirun with that rank in its environment.
+    pid_t rank_pid(int rank) const {
+        for (auto& e : fs::directory_iterator("/proc")) {
+            // /proc/PID/stat: "pid (comm) state ppid ..."; tapegrad's comm has no space.
+            std::ifstream st(e.path() / "stat");
+            std::string comm;
+            char state = 0;
+            long self = 0, ppid = 0;
+            if (!(st >> self >> comm >> state >> ppid) || ppid != pid) continue;
+            std::ifstream env(e.path() / "environ", std::ios::binary);
+            std::string all{std::istreambuf_iterator<char>(env), std::istreambuf_iterator<char>()};
+            if (all.find("OMPI_COMM_WORLD_RANK=" + std::to_string(rank) + '\0') != std::string::npos)
+                return static_cast<pid_t>(self);
+        }
+        return -1;
+    }
+    ~BackgroundJob() {
+        if (reaped) return;
+        ::kill(pid, SIGTERM);
+        if (wait_for(std::chrono::seconds(10))) return;
+        ::kill(-pid, SIGKILL);
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+    }
+};
+
+// Lines in a file (0 when it does not exist yet).
+long lines_of(const std::string& path) {
+    std::ifstream f(path);
+    return std::count(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>(), '\n');
+}
+
+// Waits (at most 60 s) until every file has `n` lines.
+bool wait_lines(const std::vector<std::string>& files, long n) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto all = [&] {
+        return std::all_of(files.begin(), files.end(), [&](auto& f) { return lines_of(f) >= n; });
+    };
+    while (!all() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return all();
+}
+
+std::string slurp_log(const std::string& path) {
+    std::ifstream f(path);
+    return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
 }
 
 }  // namespace
@@ -241,74 +283,160 @@ TEST_CASE("mpi: SIGTERM to one rank stops every rank after the same step", "[mpi
     fs::remove_all(d);
     fs::create_directories(d);
     std::string log = tmp("sig.log");
-    pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        ::setpgid(0, 0);  // mpirun and its ranks in a group of their own, which the guard can end
-        std::string cmd = "exec " + kMpirun + "-np 2 " + bin() +
-                          " train --preset tiny --context-length 16 --emb-dim 16 --n-heads 2 --n-layers 1 "
-                          "--batch-size 4 --quiet --threads 1 --epochs 100000 --eval-freq 0 --out " +
-                          d + " --save " + d + "/m.safetensors > '" + log + "' 2>&1";
-        ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-        ::_exit(127);
-    }
-    // Whatever fails below, this endless job must not outlive the test: the guard
-    // stops mpirun (which ends its ranks) and, if it lingers, kills the group.
-    struct EndJob {
-        pid_t pid;
-        bool reaped = false;
-        int status = 0;
-        bool wait_for(std::chrono::seconds limit) {
-            auto t = std::chrono::steady_clock::now();
-            while (!reaped && std::chrono::steady_clock::now() - t < limit) {
-                if (::waitpid(pid, &status, WNOHANG) == pid)
-                    reaped = true;
-                else
-                    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-            }
-            return reaped;
-        }
-        ~EndJob() {
-            if (reaped) return;
-            ::kill(pid, SIGTERM);
-            if (wait_for(std::chrono::seconds(10))) return;
-            ::kill(-pid, SIGKILL);
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, &status, 0);
-        }
-    } job{pid};
-    // Wait for steps, then signal rank 1 alone (a child of mpirun with rank 1 in its environment).
-    auto lines = [&] {
-        std::ifstream f(d + "/metrics.csv");
-        return std::count(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>(), '\n');
-    };
-    auto t0 = std::chrono::steady_clock::now();
-    while (lines() < 20 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    REQUIRE(lines() >= 20);
-    pid_t rank1 = -1;
-    for (auto& e : fs::directory_iterator("/proc")) {
-        // /proc/PID/stat: "pid (comm) state ppid ..."; tapegrad's comm has no space.
-        std::ifstream st(e.path() / "stat");
-        std::string comm;
-        char state = 0;
-        long self = 0, ppid = 0;
-        if (!(st >> self >> comm >> state >> ppid) || ppid != pid) continue;
-        std::ifstream env(e.path() / "environ", std::ios::binary);
-        std::string all{std::istreambuf_iterator<char>(env), std::istreambuf_iterator<char>()};
-        if (all.find(std::string("OMPI_COMM_WORLD_RANK=1") + '\0') != std::string::npos) rank1 = self;
-    }
+    BackgroundJob job("train --preset tiny --context-length 16 --emb-dim 16 --n-heads 2 --n-layers 1 "
+                      "--batch-size 4 --quiet --threads 1 --epochs 100000 --eval-freq 0 --out " +
+                          d + " --save " + d + "/m.safetensors",
+                      log);
+    // Wait for steps, then signal rank 1 alone.
+    REQUIRE(wait_lines({d + "/metrics.csv"}, 20));
+    pid_t rank1 = job.rank_pid(1);
     REQUIRE(rank1 > 0);
     ::kill(rank1, SIGTERM);
     REQUIRE(job.wait_for(std::chrono::seconds(120)));  // no hang: both ranks end
-    int st = job.status;
-    std::ifstream lf(log);
-    std::string text{std::istreambuf_iterator<char>(lf), std::istreambuf_iterator<char>()};
+    std::string text = slurp_log(log);
     INFO(text);
-    CHECK(exit_code(st) == 143);  // every rank stopped cleanly by SIGTERM (128 + 15)
+    CHECK(test::exit_code(job.status) == 143);  // every rank stopped cleanly by SIGTERM (128 + 15)
     CHECK(count(text, "stopped by SIGTERM") == 1);
     // The checkpoint holds the last finished step, as a single process's would.
     auto ck = models::read_safetensors(d + "/m.safetensors");
     CHECK(ck.metadata.count("tapegrad.train") == 1);
+    fs::remove_all(tmpdir());
+}
+
+TEST_CASE("mpi: a sweep stops on every rank when one rank's run is signalled", "[mpi][sweep]") {
+    // Two endless runs (seeds 1 and 2 of mha), one per rank. SIGTERM to rank 1
+    // stops its run; its stop notice stops rank 0's run too (without it rank 0
+    // would train forever and rank 1 wait forever), and the sweep ends with 143.
+    std::string d = tmp("sweep_sig");
+    fs::remove_all(d);
+    std::string log = tmp("sweep_sig.log");
+    BackgroundJob job(
+        "sweep --preset tiny --context-length 16 --emb-dim 16 --n-heads 2 --n-layers 1 "
+        "--threads 1 --epochs 100000 --eval-freq 0 --variants mha --lrs 4e-4 --seeds 1,2 --out " +
+            d,
+        log);
+    const std::string runs = d + "/runs/mha/lr4e-04/";
+    REQUIRE(wait_lines({runs + "seed1/metrics.csv", runs + "seed2/metrics.csv"}, 20));
+    pid_t rank1 = job.rank_pid(1);
+    REQUIRE(rank1 > 0);
+    ::kill(rank1, SIGTERM);
+    REQUIRE(job.wait_for(std::chrono::seconds(60)));  // no hang: both ranks end
+    std::string text = slurp_log(log);
+    INFO(text);
+    CHECK(test::exit_code(job.status) == 143);
+    CHECK(count(text, "sweep stopped by SIGTERM") == 1);
+    // Neither run finished: no done.json, so a rerun trains both again.
+    CHECK_FALSE(fs::exists(runs + "seed1/done.json"));
+    CHECK_FALSE(fs::exists(runs + "seed2/done.json"));
+    CHECK(train::finished_runs(d).empty());
+    fs::remove_all(tmpdir());
+}
+
+TEST_CASE("mpi: a sweep under -np 2 spreads its runs and aggregates as the single process", "[mpi][sweep]") {
+    // 2 variants x 2 lrs at seed 1, then both variants at seed 2 at the chosen
+    // lrs: 6 runs. Under -np 2: mha at both lrs (mha draws seed 1's batch order),
+    // alt1 at both, then mha and alt1 at seed 2 one after the other (alt1 replays
+    // the order mha records): 4 rounds, two of them with a run on rank 1. Each run is a single-process run
+    // on its rank, so every run's numbers equal the single process's exactly
+    // (same code, same thread count), not merely within a float tolerance.
+    std::string d1 = tmp("sweep_one"), d2 = tmp("sweep_two");
+    const std::string sweep =
+        "sweep --preset tiny --context-length 16 --emb-dim 16 --n-heads 2 --n-layers 1 --threads 1 "
+        "--max-steps 3 --eval-freq 1 --eval-iter 1 --probe-every 2 --variants mha,alt1 --lrs 4e-4,1e-3 "
+        "--seeds 1 --eval-seeds 2 ";
+    Out a = single(sweep + "--out " + d1);
+    INFO(a.text);
+    REQUIRE(a.code == 0);
+    Out b = ranks(2, sweep + "--out " + d2);
+    INFO(b.text);
+    REQUIRE(b.code == 0);
+    // Rank 0 alone printed; the rounds named the rank of each run.
+    CHECK(count(b.text, "trained 6 run(s) now, 6 finished") == 1);
+    CHECK(count(b.text, "(rank 1) ==") == 2);
+    auto ra = train::finished_runs(d1), rb = train::finished_runs(d2);
+    REQUIRE(ra.size() == 6);
+    REQUIRE(rb.size() == 6);
+    for (size_t i = 0; i < ra.size(); ++i) {
+        INFO(ra[i].variant << " lr " << ra[i].lr << " seed " << ra[i].seed);
+        CHECK(rb[i].variant == ra[i].variant);
+        CHECK(rb[i].lr == ra[i].lr);
+        CHECK(rb[i].seed == ra[i].seed);
+        CHECK(rb[i].steps == ra[i].steps);
+        CHECK(rb[i].final_val_loss == ra[i].final_val_loss);
+        CHECK(rb[i].best_val_loss == ra[i].best_val_loss);
+        CHECK(rb[i].final_train_loss == ra[i].final_train_loss);
+    }
+    // The same aggregate: summary.csv row count and report.md from rank 0.
+    for (auto& d : {d1, d2}) {
+        std::ifstream f(d + "/summary.csv");
+        CHECK(std::count(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>(), '\n') == 7);
+        CHECK(fs::exists(d + "/report.md"));
+    }
+    // All finished: a rerun under mpirun trains nothing.
+    Out c = ranks(2, sweep + "--out " + d2);
+    INFO(c.text);
+    CHECK(c.code == 0);
+    CHECK(count(c.text, "trained 0 run(s) now, 6 finished") == 1);
+    fs::remove_all(tmpdir());
+}
+
+TEST_CASE("mpi: small buckets start during backward, several of them, same losses", "[mpi]") {
+    // --bucket-mb 0.05 (12500 floats) cuts the tiny model's gradient into many
+    // buckets; the reducer starts each as soon as its gradients are final, while
+    // backward still walks the tape. summary.json counts those starts.
+    std::string d1 = tmp("bk_one"), d2 = tmp("bk_two");
+    for (auto& d : {d1, d2}) {
+        fs::remove_all(d);
+        fs::create_directories(d);
+    }
+    const std::string run = kRun + kBatch4 + "--max-steps 4 --drop-rate 0 --bucket-mb 0.05 ";
+    Out a = single(run + "--out " + d1);
+    INFO(a.text);
+    REQUIRE(a.code == 0);
+    Out b = ranks(2, run + "--out " + d2);
+    INFO(b.text);
+    REQUIRE(b.code == 0);
+    same_metrics(d1 + "/metrics.csv", d2 + "/metrics.csv", {"step", "batch_loss", "grad_norm", "val_loss"},
+                 1e-5, 4);
+    nlohmann::json s = nlohmann::json::parse(std::ifstream(d2 + "/summary.json"));
+    REQUIRE(s.contains("data_parallel"));
+    const auto& dp = s["data_parallel"];
+    INFO(dp.dump());
+    CHECK(dp["world"] == 2);
+    CHECK(dp["steps"] == 4);
+    CHECK(dp["buckets"].get<int64_t>() > 1);
+    // Every step, every bucket but possibly the last (the token embedding's, final
+    // at the tape's very end) started during backward.
+    CHECK(dp["launched_in_backward"].get<int64_t>() >= 4 * (dp["buckets"].get<int64_t>() - 1));
+    CHECK(dp["launched_in_backward"].get<int64_t>() > 0);
+    // The single process has no data-parallel section.
+    CHECK_FALSE(nlohmann::json::parse(std::ifstream(d1 + "/summary.json")).contains("data_parallel"));
+    fs::remove_all(tmpdir());
+}
+
+TEST_CASE("mpi: compare under -np 2 gives both variants the single process's losses, rank 0 writes",
+          "[mpi]") {
+    std::string d1 = tmp("cmp_one"), d2 = tmp("cmp_two");
+    const std::string run = "compare --preset tiny --context-length 32 --eval-freq 2 --eval-iter 2 --quiet "
+                            "--threads 1 --batch-size 4 --max-steps 4 --probe-every 2 --drop-rate 0 ";
+    Out a = single(run + "--out " + d1);
+    INFO(a.text);
+    REQUIRE(a.code == 0);
+    Out b = ranks(2, run + "--out " + d2);
+    INFO(b.text);
+    REQUIRE(b.code == 0);
+    for (const char* v : {"mha", "alt1"}) {
+        INFO(v);
+        // Exactly 4 rows each: a second writer would have doubled or torn them.
+        same_metrics(d1 + "/" + v + "/metrics.csv", d2 + "/" + v + "/metrics.csv",
+                     {"step", "tokens_seen", "batch_loss", "grad_norm", "train_loss", "val_loss"}, 1e-5, 4);
+        CHECK(fs::exists(d2 + "/" + v + "/summary.json"));
+        CHECK(fs::exists(d2 + "/" + v + "/model.safetensors"));
+    }
+    CHECK(fs::exists(d2 + "/report.md"));
+    // Rank 0 alone printed: one header per variant and one report line.
+    CHECK(count(b.text, "== mha (") == 1);
+    CHECK(count(b.text, "== alt1 (") == 1);
+    CHECK(count(b.text, "/report.md and plots") == 1);
     fs::remove_all(tmpdir());
 }

@@ -116,3 +116,25 @@ TEST_CASE("the probe refuses a variant without bilinear factors, by name", "[nn]
     REQUIRE_THROWS_WITH(train::DynamicsProbe(m, "", 1),
                         Catch::Contains("attention 'lowrank'") && Catch::Contains("bilinear_heads"));
 }
+
+// nn::Dropout's input is an activation, batch-first: under a data-parallel row
+// split it states DropoutSplit::rows (core/ops.h), so a GPT forward on a rank's
+// rows draws the global masks for them, and a layer fed a tensor whose dim 0 is
+// not the rank's rows is refused instead of silently drawing another mask.
+TEST_CASE("nn::Dropout declares its input row-split under data parallelism", "[nn]") {
+    nn::Dropout layer(0.5f);
+    set_dropout_rows({2, 2, 4});
+    manual_seed(7);
+    Tensor via_layer = layer(Tensor::ones({2, 5}));
+    manual_seed(7);
+    Tensor direct = dropout(Tensor::ones({2, 5}), 0.5f, true, DropoutSplit::rows);
+    CHECK(via_layer.to_vector() == direct.to_vector());
+    CHECK_THROWS_WITH(layer(Tensor::ones({4, 5})), Catch::Contains("dropout") && Catch::Contains("[4, 5]"));
+    // The tiny GPT on this rank's 2 rows: every dropout of the model takes the path.
+    models::GPTConfig cfg = models::preset("tiny");
+    cfg.drop_rate = 0.1f;
+    models::GPTModel m(cfg);
+    CHECK(m(Ids{{2, 4}, std::vector<int64_t>(8, 1)}).shape() == Shape{2, 4, cfg.vocab_size});
+    set_dropout_rows({});
+    tape().clear();
+}

@@ -131,18 +131,30 @@ TEST_CASE("dropout of a rank's rows draws the global batch's masks for them", "[
     for (int64_t begin : {0, 2}) {
         manual_seed(7);
         set_dropout_rows({begin, 2, 4});
-        Tensor mine = dropout(Tensor::ones(part), 0.5f, true);
+        Tensor mine = dropout(Tensor::ones(part), 0.5f, true, DropoutSplit::rows);
         set_dropout_rows({});
         CHECK(default_generator().state() == after_whole);
         std::vector<float> w = whole.to_vector(), m = mine.to_vector();
         for (size_t i = 0; i < m.size(); ++i) CHECK(m[i] == w[static_cast<size_t>(begin) * 15 + i]);
     }
-    // Another first dimension is not a batch this rank holds: drawn as usual.
-    manual_seed(7);
+    // Declared not split: the whole mask, as one process draws it, whatever dim 0 is.
+    for (const Shape& s : {Shape{3, 5}, Shape{2, 5}}) {
+        manual_seed(7);
+        set_dropout_rows({0, 2, 4});
+        Tensor other = dropout(Tensor::ones(s), 0.5f, true, DropoutSplit::none);
+        set_dropout_rows({});
+        manual_seed(7);
+        CHECK(other.to_vector() == dropout(Tensor::ones(s), 0.5f, true).to_vector());
+    }
+    // Declared row-split with another dim 0, or no declaration under a split:
+    // refused naming the op and the shapes, never a silent other path.
     set_dropout_rows({0, 2, 4});
-    Tensor other = dropout(Tensor::ones({3, 5}), 0.5f, true);
+    CHECK_THROWS_WITH(dropout(Tensor::ones({3, 5}), 0.5f, true, DropoutSplit::rows),
+                      Catch::Contains("dropout") && Catch::Contains("[3, 5]") &&
+                          Catch::Contains("2 rows [0, 2) of the global batch of 4"));
+    CHECK_THROWS_WITH(dropout(Tensor::ones({2, 5}), 0.5f, true),
+                      Catch::Contains("dropout") && Catch::Contains("[2, 5]") &&
+                          Catch::Contains("DropoutSplit::rows | none"));
     set_dropout_rows({});
-    manual_seed(7);
-    CHECK(other.to_vector() == dropout(Tensor::ones({3, 5}), 0.5f, true).to_vector());
     tape().clear();
 }

@@ -13,6 +13,7 @@
 #include "models/checkpoint.h"
 #include "test_util.h"
 #include "train/data.h"
+#include "train/ddp.h"
 #include "train/tokenizer.h"
 #include "train/trainer.h"
 #include "train_test_util.h"
@@ -363,4 +364,29 @@ TEST_CASE("Trainer: train_step is one step, observers see each phase, steps numb
     CHECK(t3.model().named_parameters().front().second.to_vector() != before);
     CHECK(rec3.calls == std::vector<std::string>{"begin 0", "backward", "before_update", "after_update"});
     fs::remove_all(d.parent_path());
+}
+
+// train/ddp.h: a parameter the loss does not use has no gradient after the
+// reducer, as after a plain backward (PyTorch's None: the optimizer skips it),
+// never a zero gradient. The flags that carry this are summed with the
+// gradients, so one process (world 1, the sums the identity) exercises the same
+// pack/unpack as N ranks; under mpirun a gradient some rank gave wins.
+TEST_CASE("the gradient reducer leaves an unused parameter without a gradient", "[ddp]") {
+    Tensor used = test::leaf({4}, 21), unused = test::leaf({3}, 22), other = test::leaf({2}, 23);
+    // Small buckets (8 floats): the unused parameter shares a bucket or not, both covered.
+    for (double mb : {8 * 4e-6, 1.0}) {
+        INFO("bucket MB " << mb);
+        train::GradReducer red({used, unused, other}, mb);
+        Tensor loss = add(sum(mul(used, used)), sum(other));
+        red.begin();
+        loss.backward();
+        red.finish();
+        REQUIRE(used.grad().defined());
+        CHECK_FALSE(unused.grad().defined());
+        REQUIRE(other.grad().defined());
+        std::vector<float> u = used.to_vector(), g = used.grad().to_vector();
+        for (size_t i = 0; i < u.size(); ++i) CHECK(g[i] == 2 * u[i]);
+        for (float x : other.grad().to_vector()) CHECK(x == 1.0f);
+        for (Tensor t : {used, unused, other}) t.zero_grad();
+    }
 }

@@ -2,22 +2,16 @@
 
 #include <fmt/format.h>
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+
+#include "train/read_file.h"
 
 namespace tg::train {
 
 std::string read_text_file(const std::string& path) {
     if (std::filesystem::is_directory(path))
         throw Error(fmt::format("tapegrad: data file '{}' is a folder; expected a UTF-8 text file", path));
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw Error(fmt::format("tapegrad: cannot read data file '{}': {}", path, std::strerror(errno)));
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
+    return read_file(path, "cannot read data file");
 }
 
 std::pair<std::string, std::string> split_train_val(const std::string& text, double ratio) {

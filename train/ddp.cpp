@@ -3,17 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 
+#include "train/clock.h"
+
 namespace tg::train {
-namespace {
-
-double now_s() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-}  // namespace
 
 RowRange rank_rows(int64_t rows, int rank, int world) {
     return {rows * rank / world, rows * (rank + 1) / world};
@@ -53,6 +47,10 @@ GradReducer::GradReducer(const std::vector<Tensor>& params, double bucket_mb) : 
         b.params.push_back(k);
         b.buffer.resize(b.buffer.size() + static_cast<size_t>(n));
     }
+    for (Bucket& b : buckets_) {  // the has-gradient flags after the gradients
+        b.flags = static_cast<int64_t>(b.buffer.size());
+        b.buffer.resize(b.buffer.size() + b.params.size());
+    }
     for (size_t k = 0; k < params_.size(); ++k) index_.emplace_back(params_[k].impl(), k);
     std::sort(index_.begin(), index_.end());
 }
@@ -70,16 +68,18 @@ void GradReducer::begin() {
 }
 
 // Pack the bucket's gradients (zeros for a parameter backward gave none) and
-// start its sum over the ranks.
+// their has-gradient flags, and start their sum over the ranks.
 void GradReducer::launch(Bucket& b) {
     double t0 = now_s();
-    for (size_t k : b.params) {
+    for (size_t j = 0; j < b.params.size(); ++j) {
+        const size_t k = b.params[j];
         float* dst = b.buffer.data() + offset_[k];
         Tensor g = params_[k].grad();
         if (g.defined())
             std::memcpy(dst, g.data(), sizeof(float) * static_cast<size_t>(g.numel()));
         else
             std::fill(dst, dst + params_[k].numel(), 0.0f);
+        b.buffer[static_cast<size_t>(b.flags) + j] = g.defined() ? 1.0f : 0.0f;
     }
     stats_.copy_s += now_s() - t0;
     b.req = dist::Request::iallreduce_sum(b.buffer.data(), static_cast<int64_t>(b.buffer.size()));
@@ -115,7 +115,12 @@ void GradReducer::finish() {
     const float n = static_cast<float>(dist::world());
     t0 = now_s();
     for (Bucket& b : buckets_)
-        for (size_t k : b.params) {
+        for (size_t j = 0; j < b.params.size(); ++j) {
+            const size_t k = b.params[j];
+            if (b.buffer[static_cast<size_t>(b.flags) + j] == 0.0f) {  // no rank has a gradient
+                params_[k].zero_grad();                                // PyTorch's None, as one process
+                continue;
+            }
             Tensor g = params_[k].grad();
             if (!g.defined()) {
                 g = Tensor::empty(params_[k].shape());

@@ -23,6 +23,13 @@
 // starts, while backward goes on. Open MPI advances a non-blocking collective only inside MPI calls, so
 // after every tape entry the reducer calls MPI_Test on the running buckets.
 // finish() waits for the rest and copies the sums back, scaled by 1/N.
+//
+// A parameter without a gradient (unused by the loss: PyTorch's None grad,
+// which the optimizer skips). Each bucket also sums one flag per parameter, 1
+// where this rank has a gradient: a parameter no rank gave a gradient stays
+// without one, as in the single process (not a zero gradient, which AdamW's
+// decay and moments would act on); one that some ranks gave gets the mean
+// with zeros for the others (PyTorch DDP's find_unused_parameters).
 #pragma once
 
 #include <cstdint>
@@ -72,8 +79,9 @@ public:
 private:
     struct Bucket {
         std::vector<size_t> params;  // indices into params_
-        std::vector<float> buffer;
-        int64_t waiting = 0;  // parameters whose gradient is not final yet
+        std::vector<float> buffer;   // the gradients, then one has-gradient flag per parameter
+        int64_t flags = 0;           // where the flags start in buffer
+        int64_t waiting = 0;         // parameters whose gradient is not final yet
         dist::Request req;
         bool launched = false;
     };

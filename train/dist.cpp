@@ -27,7 +27,8 @@ namespace {
 
 bool g_init = false;
 int g_rank = 0, g_world = 1, g_local = 1;
-int g_err_fd = 2;  // where abort() writes: the real stderr, also on silenced ranks
+bool g_solo = false;  // inside a SoloScope: g_rank, g_world are 0, 1
+int g_err_fd = 2;     // where abort() writes: the real stderr, also on silenced ranks
 
 static_assert(sizeof(MPI_Request) <= sizeof(uintptr_t), "MPI_Request must fit the handle");
 
@@ -147,6 +148,20 @@ void barrier() {
     if (g_world > 1) check(MPI_Barrier(MPI_COMM_WORLD), "barrier");
 }
 
+// Every collective returns at once when g_world == 1, so a world of one needs
+// no communicator of its own: the scope hides the real rank and size.
+SoloScope::SoloScope() : rank_(g_rank), world_(g_world) {
+    if (g_solo) throw Error("tapegrad: dist::SoloScope: scopes do not nest");
+    g_solo = true;
+    g_rank = 0;
+    g_world = 1;
+}
+SoloScope::~SoloScope() {
+    g_rank = rank_;
+    g_world = world_;
+    g_solo = false;
+}
+
 // ---- non-blocking allreduce ----
 
 Request::Request(Request&& o) noexcept : handle_(o.handle_) { o.handle_ = 0; }
@@ -188,6 +203,89 @@ void Request::wait() {
     std::memcpy(&q, &handle_, sizeof q);
     handle_ = 0;
     check(MPI_Wait(&q, MPI_STATUS_IGNORE), "wait");
+}
+
+// ---- stop notices ----
+
+namespace {
+constexpr int kStopTag = 7;  // the only point-to-point messages tapegrad sends
+}
+
+struct StopNotices::Impl {
+    int world = 1, rank = 0;
+    int in = 0, out = 0;  // the received and the sent code
+    MPI_Request recv = MPI_REQUEST_NULL;
+    bool got = false, sent = false, drained = false;
+    std::vector<MPI_Request> sends;
+};
+
+StopNotices::StopNotices() {
+    if (!g_init || g_world == 1) return;
+    impl_ = new Impl;
+    impl_->world = g_world;
+    impl_->rank = g_rank;
+    check(MPI_Irecv(&impl_->in, 1, MPI_INT, MPI_ANY_SOURCE, kStopTag, MPI_COMM_WORLD, &impl_->recv), "irecv");
+}
+
+// After drain() nothing is pending. Without it (an exception ends the round,
+// and the job is about to be aborted) the receive is cancelled and the sends
+// (one int each: sent eagerly) are let go.
+StopNotices::~StopNotices() {
+    if (!impl_) return;
+    if (!impl_->drained) {
+        if (!impl_->got) {
+            MPI_Cancel(&impl_->recv);
+            MPI_Wait(&impl_->recv, MPI_STATUS_IGNORE);
+        }
+        for (MPI_Request& r : impl_->sends) MPI_Request_free(&r);
+    }
+    delete impl_;
+}
+
+void StopNotices::send(int code) {
+    if (!impl_ || impl_->sent) return;
+    impl_->sent = true;
+    impl_->out = code;
+    for (int r = 0; r < impl_->world; ++r) {
+        if (r == impl_->rank) continue;
+        MPI_Request q;
+        check(MPI_Isend(&impl_->out, 1, MPI_INT, r, kStopTag, MPI_COMM_WORLD, &q), "isend");
+        impl_->sends.push_back(q);
+    }
+}
+
+int StopNotices::poll() {
+    if (!impl_) return 0;
+    if (!impl_->got) {
+        int done = 0;
+        check(MPI_Test(&impl_->recv, &done, MPI_STATUS_IGNORE), "test");
+        impl_->got = done != 0;
+    }
+    return impl_->got ? impl_->in : 0;
+}
+
+bool StopNotices::sent() const { return impl_ && impl_->sent; }
+
+void StopNotices::drain(int senders) {
+    if (!impl_) return;
+    int expect = senders - (impl_->sent ? 1 : 0);  // notices addressed to this rank
+    if (expect == 0 && !impl_->got) {
+        check(MPI_Cancel(&impl_->recv), "cancel");
+        check(MPI_Wait(&impl_->recv, MPI_STATUS_IGNORE), "wait");
+    } else if (expect > 0) {
+        if (!impl_->got) check(MPI_Wait(&impl_->recv, MPI_STATUS_IGNORE), "wait");
+        impl_->got = true;
+        for (int k = 1; k < expect; ++k) {
+            int code = 0;
+            check(MPI_Recv(&code, 1, MPI_INT, MPI_ANY_SOURCE, kStopTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
+                  "recv");
+        }
+    }
+    if (!impl_->sends.empty())
+        check(MPI_Waitall(static_cast<int>(impl_->sends.size()), impl_->sends.data(), MPI_STATUSES_IGNORE),
+              "waitall");
+    impl_->sends.clear();
+    impl_->drained = true;
 }
 
 // Errors that every rank meets (a bad flag value, a missing file) would print N

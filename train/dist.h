@@ -44,6 +44,22 @@ bool any(bool v);
 void broadcast(std::string& s, int root = 0);
 void barrier();
 
+// Within a SoloScope this rank is a world of its own: rank() 0, world() 1,
+// is_root() true, every collective the identity (no other rank takes part).
+// The sweep's MPI mode runs one whole single-process run per rank this way
+// (train/sweep.h), so the trainer takes its one-process path. abort() still
+// ends the whole job. Scopes do not nest.
+class SoloScope {
+public:
+    SoloScope();
+    ~SoloScope();
+    SoloScope(const SoloScope&) = delete;
+    SoloScope& operator=(const SoloScope&) = delete;
+
+private:
+    int rank_, world_;
+};
+
 // A non-blocking in-place float sum (MPI_Iallreduce), one gradient bucket.
 class Request {
 public:
@@ -61,6 +77,30 @@ public:
 
 private:
     uintptr_t handle_ = 0;  // the MPI_Request, stored as an integer (no <mpi.h> here)
+};
+
+// Stop notices between ranks that run separate jobs (the sweep's rounds,
+// train/sweep.h): a rank whose run stopped or failed tells every other rank at
+// once (non-blocking sends), and the others poll between their steps without
+// blocking, so they stop their runs too instead of finishing them first. One
+// object per round, made outside any SoloScope (it talks to the whole job).
+// drain(), after a collective that counted the senders, receives every notice
+// sent, so none is left to confuse a later round. Inactive (poll() 0) with
+// one process.
+class StopNotices {
+public:
+    StopNotices();  // posts this rank's receive
+    ~StopNotices();
+    StopNotices(const StopNotices&) = delete;
+    StopNotices& operator=(const StopNotices&) = delete;
+    void send(int code);  // to every other rank; once (a second call does nothing)
+    int poll();           // the code another rank sent (the first to arrive), or 0
+    bool sent() const;
+    void drain(int senders);  // senders: the ranks that called send() this round
+
+private:
+    struct Impl;
+    Impl* impl_ = nullptr;
 };
 
 // Print `message` (once, by whichever rank fails first; see dist.cpp) and end

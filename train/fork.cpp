@@ -37,19 +37,16 @@ void check_fork(const TrainOptions& base, int64_t fork_at) {
 
 namespace {
 
-// The trunk: mha to the fork; then its alt1 conversion with the trunk's position.
-TrainResult train_trunk(const TrainOptions& base, const std::string& out, int64_t fork_at) {
+TrainOptions trunk_options(const TrainOptions& base, const std::string& out, int64_t fork_at) {
     TrainOptions o = base;
     o.out_dir = out + "/mha";
     o.save_path = out + "/fork-mha.safetensors";
     o.stop_after = fork_at;
-    preflight(o);
-    set_detect_anomaly(o.detect_anomaly);
-    Trainer t(o);
-    if (fork_at >= t.total_steps())
-        throw Error(fmt::format("tapegrad: compare --fork-at {}: the run has {} steps in all; the fork must "
-                                "come before its last step (1 .. {})",
-                                fork_at, t.total_steps(), t.total_steps() - 1));
+    return o;
+}
+
+// The trunk: mha to the fork; then its alt1 conversion with the trunk's position.
+TrainResult train_trunk(Trainer& t, const std::string& out) {
     StandardObservers obs(t);
     TrainResult res = t.run();
     res.probe_seconds = obs.probe_seconds();
@@ -65,18 +62,38 @@ TrainResult train_trunk(const TrainOptions& base, const std::string& out, int64_
 
 ForkResult train_fork(const TrainOptions& base, const std::string& out, int64_t fork_at) {
     check_fork(base, fork_at);
-    // Both folders for the whole fork (one lock per folder and process: flock).
+    // The trunk's trainer first (it writes nothing): it knows the run's length,
+    // so a fork past it is refused before any folder exists.
+    const TrainOptions trunk = trunk_options(base, out, fork_at);
+    TrainOptions early = trunk;  // what can be checked without the folders
+    early.out_dir.clear();
+    early.save_path.clear();
+    preflight(early);
+    set_detect_anomaly(trunk.detect_anomaly);
+    Trainer t(trunk);
+    if (fork_at >= t.total_steps())
+        throw Error(fmt::format("tapegrad: compare --fork-at {}: the run has {} steps in all; the fork must "
+                                "come before its last step (1 .. {})",
+                                fork_at, t.total_steps(), t.total_steps() - 1));
+    // The compare folder and both branches' for the whole fork (one lock per
+    // folder and process: flock).
+    RunDirLock lock_out(out, "--out", base.overwrite, false);
     RunDirLock lock_mha(out + "/mha", "--out", base.overwrite, false);
     RunDirLock lock_alt1(out + "/alt1", "--out", base.overwrite, false);
+    preflight(trunk);  // --save beside the trunk: its folder exists now
     ForkResult r;
-    r.trunk = train_trunk(base, out, fork_at);
+    r.trunk = train_trunk(t, out);
     if (!r.trunk.stopped_by.empty()) {
         r.stopped = "trunk";
         return r;
     }
     // The alt1 branch's history before the fork is the trunk's: copied now, before
-    // the mha branch appends to the trunk's file.
-    fs::copy_file(out + "/mha/metrics.csv", out + "/alt1/metrics.csv", fs::copy_options::overwrite_existing);
+    // the mha branch appends to the trunk's files. dynamics.csv too (the probe's
+    // rows of the trunk, when --probe-every took any): the alt1 branch appends to
+    // it on resume, so both branches' files hold the whole run from step 0.
+    for (const char* f : {"/metrics.csv", "/dynamics.csv"})
+        if (f == std::string("/metrics.csv") || fs::exists(out + "/mha" + f))
+            fs::copy_file(out + "/mha" + f, out + "/alt1" + f, fs::copy_options::overwrite_existing);
     for (bool merged : {false, true}) {
         TrainOptions o = base;
         o.init_from.clear();  // the weights come from the fork checkpoint

@@ -18,8 +18,8 @@
 //                batch order draws from it, and both branches resume the trunk's
 //                generator state, so they see the same batches.
 // Layout (like compare's): OUT/mha (the trunk, then the mha branch: one
-// metrics.csv from step 0), OUT/alt1 (metrics.csv starts with a copy of the
-// trunk's rows, then the alt1 branch), OUT/fork-mha.safetensors (the trunk at
+// metrics.csv and dynamics.csv from step 0), OUT/alt1 (metrics.csv and
+// dynamics.csv start with a copy of the trunk's rows, then the alt1 branch's), OUT/fork-mha.safetensors (the trunk at
 // the fork, with its optimizer state) and OUT/fork-alt1.safetensors (its
 // conversion, weights and position only).
 #pragma once

@@ -12,19 +12,14 @@
 
 #include "models/safetensors.h"
 #include "train/csv.h"
+#include "train/read_file.h"
 #include "train/report_html_template.h"  // generated: kReportHtmlTemplate
 
 namespace tg::train {
 namespace fs = std::filesystem;
 namespace {
 
-std::string slurp(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw Error("tapegrad: report.html: cannot read '" + path + "'");
-    std::ostringstream s;
-    s << f.rdbuf();
-    return s.str();
-}
+std::string slurp(const std::string& path) { return read_file(path, "report.html: cannot read"); }
 
 // A CSV as {columns, rows}: whole numbers as integers (step, layer, head: "3",
 // not "3.0"), empty cells as null (nlohmann writes NaN as null).

@@ -11,7 +11,8 @@ namespace tg::train {
 namespace {
 
 volatile sig_atomic_t g_stop_signal = 0;
-int g_agreed_signal = 0;  // the signal all ranks agreed on (should_stop)
+int g_agreed_signal = 0;        // the signal all ranks agreed on (should_stop)
+std::function<int()> g_source;  // set_stop_source
 
 extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
 
@@ -30,6 +31,8 @@ void install_stop_handlers() {
 // steps: the flag is agreed (the largest signal number any rank saw), so all
 // ranks stop after the same step and none waits in a collective for the others.
 bool should_stop() {
+    if (g_stop_signal == 0 && g_source)
+        if (int s = g_source(); s != 0) g_stop_signal = s;
     if (dist::world() > 1) {
         int agreed = static_cast<int>(dist::allreduce_max(static_cast<double>(g_stop_signal)));
         if (agreed != 0) g_agreed_signal = agreed;
@@ -38,6 +41,8 @@ bool should_stop() {
     return g_stop_signal != 0;
 }
 int stop_signal() { return g_agreed_signal != 0 ? g_agreed_signal : static_cast<int>(g_stop_signal); }
+
+void set_stop_source(std::function<int()> source) { g_source = std::move(source); }
 
 void reset_stop() {
     g_stop_signal = 0;

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace tg::train {
@@ -28,6 +29,10 @@ namespace tg::train {
 // SIGINT/SIGTERM -> flag. Idempotent; call before the first step.
 void install_stop_handlers();
 bool should_stop();
+// Another source of stop requests, polled by should_stop() between steps while
+// set: a signal number (as if that signal had arrived), or 0. The MPI sweep
+// sets it to another rank's stop notice (dist::StopNotices). nullptr: none.
+void set_stop_source(std::function<int()> source);
 int stop_signal();  // the signal that asked to stop, or 0
 // Reset the flag and handlers (tests; a new run in the same process).
 void reset_stop();

@@ -10,15 +10,12 @@
 
 #include "core/tape.h"
 #include "models/generate.h"
+#include "train/clock.h"
 #include "train/ddp.h"
 #include "train/dist.h"
 
 namespace tg::train {
 namespace {
-
-double now_s() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // Clears the progress line (if one is shown) before a line goes to stdout.
 void clear_progress_line() {

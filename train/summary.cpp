@@ -36,6 +36,11 @@ void write_summary(const std::string& dir, const TrainOptions& o, const TrainRes
         j["checkpoint"] = r.saved_path;
         j["checkpoint_step"] = r.saved_step;
     }
+    if (r.world > 1)  // data parallel: the buckets and how many started during backward
+        j["data_parallel"] = {{"world", r.world},
+                              {"buckets", r.dp_buckets},
+                              {"steps", r.dp_steps},
+                              {"launched_in_backward", r.dp_launched_in_backward}};
     if (!r.evals.empty()) {
         j["final_train_loss"] = r.evals.back().train_loss;
         j["final_val_loss"] = r.evals.back().val_loss;

@@ -66,9 +66,23 @@ struct SweepRun {
 std::string lr_folder(double lr);  // "lr4e-04"
 std::string run_dir(const std::string& out, const SweepVariant& v, double lr, uint64_t seed);
 
-// Runs what is not finished yet; returns the number of runs trained now. Writes
-// summary.csv after each run and the report at the end (when all ran).
-int64_t run_sweep(const SweepPlan& plan);
+// Runs what is not finished yet; returns the number of runs trained now (over
+// all ranks). Writes summary.csv after each run (round) and the report at the
+// end (when all ran). A SIGINT/SIGTERM (train/run_guard.h, when installed) ends
+// the sweep after the runs in flight: the stopped runs get no done.json (a rerun
+// trains them again), and *stop_signal, when given, says which signal (else 0).
+//
+// Under mpirun -np N the runs are spread over the ranks: rank 0 picks a round of
+// up to N pending runs (the grid's order, a variant other than the first only
+// once its seed's order is recorded), each rank trains one as a single process
+// (dist::SoloScope: world 1, no data parallelism), then the ranks agree on the
+// round's end: a stop signal on any rank, or a failed run (its message reaches
+// every rank, the sweep ends with it), stops all after the round. A run that
+// stopped or failed sends the others a stop notice at once (dist::StopNotices,
+// polled by should_stop() between steps), so the round ends promptly. Rank 0 alone
+// writes summary.csv, chooses the lrs and writes the report. OUT must be one
+// folder all ranks see (a shared file system across hosts).
+int64_t run_sweep(const SweepPlan& plan, int* stop_signal = nullptr);
 
 // The finished runs under OUT (reads done.json files).
 std::vector<SweepRun> finished_runs(const std::string& out_dir);

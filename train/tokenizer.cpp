@@ -15,6 +15,7 @@
 
 #include "core/parallel.h"
 #include "core/tensor.h"
+#include "train/read_file.h"
 
 namespace tg::train {
 namespace {
@@ -63,14 +64,6 @@ int line_of(const std::string& text, size_t byte) {
     int line = 1;
     for (size_t i = 0; i < byte && i < text.size(); ++i) line += text[i] == '\n';
     return line;
-}
-
-std::string read_all(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw Error("tapegrad: tokenizer: cannot open '" + path + "'");
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
 }
 
 }  // namespace
@@ -154,7 +147,7 @@ Tokenizer::Tokenizer(const std::string& enc_path, const std::string& bpe_path)
     std::unordered_map<uint32_t, uint8_t> c2b;
     for (int b = 0; b < 256; ++b) c2b[b2c[b]] = static_cast<uint8_t>(b);
 
-    std::string enc_text = read_all(enc_path);
+    std::string enc_text = read_file(enc_path, "tokenizer: cannot open");
     nlohmann::json enc;
     try {
         enc = nlohmann::json::parse(enc_text);
@@ -189,7 +182,7 @@ Tokenizer::Tokenizer(const std::string& enc_path, const std::string& bpe_path)
         if (tok != "<|endoftext|>") bytes_to_id_[bytes] = static_cast<int32_t>(i);
     }
 
-    std::istringstream bpe(read_all(bpe_path));
+    std::istringstream bpe(read_file(bpe_path, "tokenizer: cannot open"));
     std::string line;
     int lineno = 0, rank = 0;
     while (std::getline(bpe, line)) {
@@ -414,52 +407,57 @@ struct Parts {
 
 }  // namespace
 
-// Long pre-tokens (a line without spaces): the same merges in O(n log n). A
-// min-heap holds candidate pairs as packed keys rank << 32 | position, so
-// integer order is "lowest rank, then leftmost". An entry is stale when its
-// part's current pair has another rank (the pair changed or the part was
-// merged away); stale entries are skipped when popped. A changed pair with the
-// same rank is the same merge (its token is the same concatenation), so it may
-// be taken from either entry; the other is then stale (the merged part's next
-// pair is longer, so its rank differs).
-bool Tokenizer::bpe_long(std::string_view piece, std::vector<int32_t>& ids) const {
-    Parts p;
-    if (!p.init(piece, byte_id_)) return false;
-    std::vector<uint64_t> heap;
-    heap.reserve(piece.size());
-    auto key = [](int32_t rank, int32_t at) {
-        return static_cast<uint64_t>(rank) << 32 | static_cast<uint32_t>(at);
-    };
-    auto rank_at = [&](int32_t l) {  // the rank of the pair l starts, or -1
-        return p[l].next < 0 ? -1 : pair_rank(p[l].id, p[p[l].next].id);
-    };
-    for (int32_t i = 0; i < static_cast<int32_t>(piece.size()); ++i) {
-        int32_t r = rank_at(i);
-        p[i].rank = r < 0 ? kNoRank : r;
-        if (r >= 0) heap.push_back(key(r, i));
-    }
-    std::make_heap(heap.begin(), heap.end(), std::greater<>{});
-    auto offer = [&](int32_t l) {  // recompute the pair l starts; queue it if it merges
-        int32_t r = rank_at(l);
+namespace {
+
+// The merge loop of both long paths, whatever queue keeps the candidates (the
+// queue's pop gives the lowest rank, then the leftmost position). offer()
+// (re)computes the pair a part starts and queues it if it merges. An entry is
+// stale when its part's current pair has another rank (the pair changed or the
+// part was merged away); stale entries are skipped when popped. A changed pair
+// with the same rank is the same merge (its token is the same concatenation),
+// so it may be taken from either entry; the other is then stale (the merged
+// part's next pair is longer, so its rank differs).
+template <class Queue, class PairRank>
+void merge_parts(Parts& p, Queue& q, const PairRank& pair_rank, std::vector<int32_t>& ids) {
+    auto offer = [&](int32_t l) {
+        int32_t r = p[l].next < 0 ? -1 : pair_rank(p[l].id, p[p[l].next].id);
         p[l].rank = r < 0 ? kNoRank : r;
-        if (r < 0) return;
-        heap.push_back(key(r, l));
-        std::push_heap(heap.begin(), heap.end(), std::greater<>{});
+        if (r >= 0) q.push(r, l);
     };
-    while (!heap.empty()) {
-        std::pop_heap(heap.begin(), heap.end(), std::greater<>{});
-        int32_t rank = static_cast<int32_t>(heap.back() >> 32), l = static_cast<int32_t>(heap.back());
-        heap.pop_back();
+    for (int32_t i = 0; i < static_cast<int32_t>(p.at.size()); ++i) offer(i);
+    q.start();
+    while (!q.empty()) {
+        auto [rank, l] = q.pop();
         if (p[l].rank != rank) continue;  // stale
         p.merge(l, rank);
         offer(l);
         if (p[l].prev >= 0) offer(p[l].prev);
     }
     p.ids(ids);
-    return true;
 }
 
-namespace {
+// bpe_long's queue: one min-heap of packed keys rank << 32 | position, so
+// integer order is "lowest rank, then leftmost"; the first pass's entries are
+// heapified at once (start), later ones pushed.
+struct HeapQueue {
+    std::vector<uint64_t> heap;
+    bool started = false;
+    void push(int32_t rank, int32_t at) {
+        heap.push_back(static_cast<uint64_t>(rank) << 32 | static_cast<uint32_t>(at));
+        if (started) std::push_heap(heap.begin(), heap.end(), std::greater<>{});
+    }
+    void start() {
+        std::make_heap(heap.begin(), heap.end(), std::greater<>{});
+        started = true;
+    }
+    bool empty() const { return heap.empty(); }
+    std::pair<int32_t, int32_t> pop() {
+        std::pop_heap(heap.begin(), heap.end(), std::greater<>{});
+        uint64_t k = heap.back();
+        heap.pop_back();
+        return {static_cast<int32_t>(k >> 32), static_cast<int32_t>(k)};
+    }
+};
 
 // The candidate positions of one rank in bpe_huge: `run` ascending (read from
 // `head` on), and `late`, a min-heap of positions that arrived out of order.
@@ -486,7 +484,47 @@ struct RankQueue {
     }
 };
 
+// bpe_huge's queue: a heap of the ranks that have candidates, and per rank its
+// positions (RankQueue).
+struct TwoLevelQueue {
+    std::vector<RankQueue> queue;  // by rank
+    std::vector<int32_t> ranks;    // the ranks whose queue is not empty, a min-heap
+    explicit TwoLevelQueue(size_t n_ranks) : queue(n_ranks) {}
+    void push(int32_t rank, int32_t at) {
+        RankQueue& q = queue[static_cast<size_t>(rank)];
+        if (q.empty()) {
+            ranks.push_back(rank);
+            std::push_heap(ranks.begin(), ranks.end(), std::greater<>{});
+        }
+        q.push(at);
+    }
+    void start() {}
+    bool empty() const { return ranks.empty(); }
+    std::pair<int32_t, int32_t> pop() {
+        int32_t rank = ranks.front();
+        RankQueue& q = queue[static_cast<size_t>(rank)];
+        int32_t at = q.pop();
+        if (q.empty()) {
+            std::pop_heap(ranks.begin(), ranks.end(), std::greater<>{});
+            ranks.pop_back();
+        }
+        return {rank, at};
+    }
+};
+
 }  // namespace
+
+// Long pre-tokens (a line without spaces): the same merges in O(n log n), the
+// candidates in one heap (HeapQueue).
+bool Tokenizer::bpe_long(std::string_view piece, std::vector<int32_t>& ids) const {
+    Parts p;
+    if (!p.init(piece, byte_id_)) return false;
+    HeapQueue q;
+    q.heap.reserve(piece.size());
+    merge_parts(
+        p, q, [this](int32_t a, int32_t b) { return pair_rank(a, b); }, ids);
+    return true;
+}
 
 // Huge pre-tokens (a megabyte of letters, or of one letter): one heap of
 // millions of entries misses the cache at every level of every pop. Two levels
@@ -497,34 +535,9 @@ struct RankQueue {
 bool Tokenizer::bpe_huge(std::string_view piece, std::vector<int32_t>& ids) const {
     Parts p;
     if (!p.init(piece, byte_id_)) return false;
-    std::vector<RankQueue> queue(id_to_bytes_.size());
-    std::vector<int32_t> ranks;  // the ranks whose queue is not empty, a min-heap
-    auto offer = [&](int32_t l) {
-        int32_t r = p[l].next < 0 ? -1 : pair_rank(p[l].id, p[p[l].next].id);
-        p[l].rank = r < 0 ? kNoRank : r;
-        if (r < 0) return;
-        RankQueue& q = queue[static_cast<size_t>(r)];
-        if (q.empty()) {
-            ranks.push_back(r);
-            std::push_heap(ranks.begin(), ranks.end(), std::greater<>{});
-        }
-        q.push(l);
-    };
-    for (int32_t i = 0; i < static_cast<int32_t>(piece.size()); ++i) offer(i);
-    while (!ranks.empty()) {
-        int32_t rank = ranks.front();
-        RankQueue& q = queue[static_cast<size_t>(rank)];
-        int32_t l = q.pop();
-        if (q.empty()) {
-            std::pop_heap(ranks.begin(), ranks.end(), std::greater<>{});
-            ranks.pop_back();
-        }
-        if (p[l].rank != rank) continue;  // stale, as in bpe_long
-        p.merge(l, rank);
-        offer(l);
-        if (p[l].prev >= 0) offer(p[l].prev);
-    }
-    p.ids(ids);
+    TwoLevelQueue q(id_to_bytes_.size());
+    merge_parts(
+        p, q, [this](int32_t a, int32_t b) { return pair_rank(a, b); }, ids);
     return true;
 }
 

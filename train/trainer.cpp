@@ -98,6 +98,8 @@ Trainer::Trainer(const TrainOptions& o)
                 "mpirun -np {}: use a multiple of {} (each rank then takes --batch-size / {} rows)",
                 o.batch_size, dist::world(), dist::world(), dist::world(), dist::world()));
         reducer_ = std::make_unique<GradReducer>(model_->parameters(), o.bucket_mb);
+        res_.world = dist::world();
+        res_.dp_buckets = reducer_->num_buckets();
     }
     total_steps_ = batches_per_epoch() * o.epochs;
     if (o.max_steps >= 0) total_steps_ = std::min(total_steps_, o.max_steps);
@@ -169,6 +171,8 @@ Trainer::StepStats Trainer::train_step(const Batch& b) {
             throw;
         }
         reducer_->finish();  // every rank now holds the global batch's mean gradient
+        res_.dp_steps++;
+        res_.dp_launched_in_backward += reducer_->last().launched_in_backward;
     } else {
         loss.backward();
     }

@@ -109,6 +109,11 @@ struct TrainResult {
     int64_t skipped_steps = 0;  // --on-nan skip
     std::string saved_path;     // the checkpoint on disk at the end, if any
     int64_t saved_step = -1;    // the last step it holds
+    // Under mpirun -np N > 1 (train/ddp.h): the ranks, the gradient buckets, and
+    // over this process's steps how many bucket reductions started while
+    // backward was still walking the tape (the overlap; summary.json).
+    int world = 1;
+    int64_t dp_buckets = 0, dp_steps = 0, dp_launched_in_backward = 0;
 };
 
 // Where a run stands; saved in checkpoints for a bit-identical resume.

@@ -56,13 +56,19 @@ DropoutRows dropout_rows() { return g_rows; }
 
 // The mask is drawn straight into the buffer that becomes the noise: no separate
 // mask tensor.
-Tensor dropout(const Tensor& a, float p, bool training, Generator& gen, Loc loc) {
+Tensor dropout(const Tensor& a, float p, bool training, DropoutSplit split, Generator& gen, Loc loc) {
     if (!training || p == 0.0f) return a;
     if (!(p > 0.0f && p < 1.0f)) fail("dropout", loc, fmt::format("p = {} is outside [0, 1)", p));
+    const DropoutRows& r = g_rows;
+    const bool row_split = r.total > 0 && split == DropoutSplit::rows;
+    if (row_split && (a.dim() == 0 || a.shape()[0] != r.rows))
+        fail("dropout", loc,
+             fmt::format("the input {} is declared row-split (DropoutSplit::rows), so its dim 0 must be this "
+                         "rank's {} rows [{}, {}) of the global batch of {}",
+                         shape_str(a.shape()), r.rows, r.begin, r.begin + r.rows, r.total));
     Tensor noise = Tensor::empty(a.shape());
     const double keep = 1.0 - static_cast<double>(p);
-    const DropoutRows& r = g_rows;
-    if (r.total > 0 && a.dim() > 0 && a.shape()[0] == r.rows) {  // this rank's rows of the global draw
+    if (row_split) {  // this rank's rows of the global draw
         const int64_t row = a.numel() / r.rows;
         gen.skip_bernoulli(r.begin * row);
         gen.fill_bernoulli(noise.data(), noise.numel(), keep);
@@ -71,6 +77,15 @@ Tensor dropout(const Tensor& a, float p, bool training, Generator& gen, Loc loc)
         gen.fill_bernoulli(noise.data(), noise.numel(), keep);
     }
     return apply_noise(a, noise, p, loc);
+}
+
+Tensor dropout(const Tensor& a, float p, bool training, Generator& gen, Loc loc) {
+    if (training && p != 0.0f && g_rows.total > 0)
+        fail("dropout", loc,
+             fmt::format("input {} under a data-parallel row split (rows [{}, {}) of {}): say whether it is "
+                         "split by batch rows, dropout(..., DropoutSplit::rows | none)",
+                         shape_str(a.shape()), g_rows.begin, g_rows.begin + g_rows.rows, g_rows.total));
+    return dropout(a, p, training, DropoutSplit::none, gen, loc);
 }
 
 }  // namespace tg

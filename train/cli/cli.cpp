@@ -56,11 +56,14 @@ int cli_main(int argc, char** argv) {
         for (auto& [sub, action] : actions)
             if (sub->parsed()) {
                 // The other commands would run N times over, writing the same files.
-                if (tg::dist::world() > 1 && sub->get_name() != "train" && sub->get_name() != "compare")
+                // sweep spreads whole runs over the ranks instead (train/sweep.h).
+                if (tg::dist::world() > 1 && sub->get_name() != "train" && sub->get_name() != "compare" &&
+                    sub->get_name() != "sweep")
                     throw std::runtime_error("tapegrad " + sub->get_name() +
                                              " runs as one process: under mpirun (" +
                                              std::to_string(tg::dist::world()) +
-                                             " ranks) only train and compare are data-parallel");
+                                             " ranks) only train and compare are data-parallel, and "
+                                             "sweep spreads its runs");
                 code = action();
                 break;
             }

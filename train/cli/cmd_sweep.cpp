@@ -4,11 +4,15 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <csignal>
 #include <filesystem>
+#include <iostream>
 #include <memory>
 
 #include "train/cli/commands.h"
 #include "train/cli/flags.h"
+#include "train/dist.h"
+#include "train/run_guard.h"
 #include "train/sweep.h"
 #include "train/sweep_report.h"
 
@@ -60,11 +64,21 @@ int run_sweep_cmd(CLI::App& sub, SweepFlags& f) {
     plan.out_dir = f.out;
     plan.max_runs = f.max_runs;
     if (f.report_only) {
-        fmt::print("{}\n", train::write_sweep_report(plan));
+        if (dist::is_root()) fmt::print("{}\n", train::write_sweep_report(plan));
     } else {
-        int64_t n = train::run_sweep(plan);
+        // A stop signal ends the sweep after the runs in flight (each stops
+        // after its current step); finished runs are kept, a rerun resumes.
+        train::install_stop_handlers();
+        int sig = 0;
+        int64_t n = train::run_sweep(plan, &sig);
         fmt::print("sweep: trained {} run(s) now, {} finished in all under {}\n", n,
                    train::finished_runs(plan.out_dir).size(), plan.out_dir);
+        if (sig != 0) {
+            std::cerr << fmt::format("tapegrad: sweep stopped by {}: the finished runs are kept, the stopped "
+                                     "ones are trained again by the same command\n",
+                                     sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            return 128 + sig;
+        }
         if (train::chosen_lrs(plan, train::finished_runs(plan.out_dir)).empty() ||
             !std::filesystem::exists(plan.out_dir + "/report.md"))
             return 0;

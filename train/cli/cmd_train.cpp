@@ -159,7 +159,7 @@ int run_fork(TrainFlags& f, std::string out, int64_t fork_at) {
     }
     o.out_dir = out + "/mha";
     train::preflight(o);
-    train::RunDirLock lock(out, "--out", f.opt.overwrite, false);
+    // train_fork locks (and so creates) the folders once the fork is known to fit the run.
     fmt::print("== mha trunk to step {} ({}) ==\n", fork_at, o.config.describe());
     train::ForkResult r = train::train_fork(o, out, fork_at);
     if (r.stopped == "trunk") return report_end(r.trunk, o);
