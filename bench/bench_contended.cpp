@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,7 @@ void run_contended(const Options& opt) {
         }
         stop_spinner(spinner);
         fmt::print("{:<28} {:>9.3f} {:>12.3f} {:>9.2f}x\n", p.name, alone, busy, busy / alone);
+        std::fflush(stdout);  // each row as it comes: the whole row takes minutes
     }
 }
 
