@@ -47,9 +47,22 @@ double sgemm_bound(const std::vector<GemmCall>& calls, double& flops) {
 
 struct StepResult {
     double fwd = 0, bwd = 0, opt = 0, step = 0, eval = 0, bound = 0, flops = 0, rss = 0, floor = 0;
+    double eval_bound = 0, eval_flops = 0, copy_gbs = 0, params = 0;
+    std::vector<double> categories;  // seconds per category_names() entry, one profiled step
 };
 
-StepResult measure(const models::GPTConfig& cfg, int reps) {
+// The numbers a child prints, in this order (the parent reads them back).
+std::vector<double> numbers(const StepResult& r) {
+    std::vector<double> v = {r.fwd, r.bwd,   r.opt,        r.step,       r.eval,     r.bound, r.flops,
+                             r.rss, r.floor, r.eval_bound, r.eval_flops, r.copy_gbs, r.params};
+    v.insert(v.end(), r.categories.begin(), r.categories.end());
+    return v;
+}
+size_t numbers_count() { return 13 + category_names().size(); }
+
+// step_only: the training step's times alone (the contended row), not the eval,
+// the bounds or the profile.
+StepResult measure(const models::GPTConfig& cfg, int reps, bool step_only) {
     manual_seed(123);
     models::GPTModel model(cfg);
     std::vector<optim::ParamRef> refs;
@@ -61,7 +74,8 @@ StepResult measure(const models::GPTConfig& cfg, int reps) {
         ids.data[i] = (i * 7919) % cfg.vocab_size;
         tgt.data[i] = (i * 104729 + 1) % cfg.vocab_size;
     }
-    StepResult best{1e300, 1e300, 1e300, 1e300, 1e300, 0, 0, 0, 0};
+    StepResult best;
+    best.fwd = best.bwd = best.opt = best.step = best.eval = 1e300;
     // The memory no implementation of this step can avoid: parameters, their
     // gradients and AdamW's two moments, float32.
     for (auto& r : refs) best.floor += 4.0 * 4.0 * static_cast<double>(r.param.numel()) / (1024.0 * 1024.0);
@@ -86,36 +100,59 @@ StepResult measure(const models::GPTConfig& cfg, int reps) {
         best.step = std::min(best.step, f + b + o);
     }
     best.rss = peak_rss_mb();  // the training step's peak, before the bound's scratch buffers
+    if (step_only) return best;
+    best.categories = profile_categories([&] {
+        opt.zero_grad();
+        cross_entropy(model.forward(ids), tgt).backward();
+        opt.step();
+    });
+    for (auto& r : refs) best.params += static_cast<double>(r.param.numel());
     model.eval();
-    best.eval = best_of(reps, [&] {
+    auto eval = [&] {
         NoGradGuard ng;
         cross_entropy(model.forward(ids), tgt);
-    });
+    };
+    best.eval = best_of(reps, eval);
+    std::vector<GemmCall> eval_log;  // the eval forward's own GEMMs, for its bound
+    set_gemm_log(&eval_log);
+    eval();
+    set_gemm_log(nullptr);
     best.bound = sgemm_bound(log, best.flops);
+    best.eval_bound = sgemm_bound(eval_log, best.eval_flops);
+    best.copy_gbs = copy_bandwidth_gbs(reps);
     return best;
 }
 
 // Each config runs in a fresh process (this executable with --child) so its peak
 // RSS is its own. Not fork(): after the parent has used the OpenMP pool, a forked
 // child has no pool threads and libgomp hangs at its first parallel region.
-std::vector<double> in_child(const Options& opt, const std::string& preset, const std::string& att) {
-    std::string cmd = fmt::format("{} --reps {} --child {} {}", opt.self, opt.reps, preset, att);
+}  // namespace
+
+// env: a prefix for the child's command line (environment variables of the
+// contended row, e.g. "env OMP_WAIT_POLICY=passive").
+std::vector<double> in_child(const Options& opt, const std::string& preset, const std::string& att,
+                             bool step_only, const std::string& env) {
+    std::string cmd = fmt::format("{} {} --reps {} --child {} {}{}", env, opt.self, opt.reps, preset, att,
+                                  step_only ? " --step-only" : "");
     FILE* p = popen(cmd.c_str(), "r");
     if (!p) throw Error("bench: cannot start " + cmd);
     std::vector<double> v;
     double x;
     while (std::fscanf(p, "%lf", &x) == 1) v.push_back(x);
-    if (pclose(p) != 0 || v.size() != 9) throw Error("bench: child failed: " + cmd);
+    if (pclose(p) != 0 || v.size() != (step_only ? 9 : numbers_count()))
+        throw Error("bench: child failed: " + cmd);
     return v;
 }
 
+namespace {
+
 // tools/torch_bench.py prints "step eval rss" for the same config.
-bool torch_numbers(const std::string& preset, const std::string& att, double& step, double& eval,
+bool torch_numbers(const std::string& preset, const std::string& att, int threads, double& step, double& eval,
                    double& rss) {
     if (access("/usr/bin/python3", X_OK) != 0) return false;
-    std::string cmd =
-        fmt::format("/usr/bin/python3 {}/tools/torch_bench.py --preset {} --attention {} 2>/dev/null",
-                    TAPEGRAD_SOURCE_DIR, preset, att);
+    std::string cmd = fmt::format(
+        "/usr/bin/python3 {}/tools/torch_bench.py --preset {} --attention {} --threads {} 2>/dev/null",
+        TAPEGRAD_SOURCE_DIR, preset, att, threads);
     FILE* p = popen(cmd.c_str(), "r");
     if (!p) return false;
     char buf[512] = {0};
@@ -125,28 +162,54 @@ bool torch_numbers(const std::string& preset, const std::string& att, double& st
 
 }  // namespace
 
+// Below a config's row: the eval forward against its own GEMM bound, AdamW's
+// bytes against the copy bandwidth, and the non-GEMM time of one profiled step
+// by kind (v: the child's numbers, see numbers()).
+void print_parts(const std::vector<double>& v) {
+    const double eval = v[4], eval_bound = v[9], copy_gbs = v[11], params = v[12], opt = v[2];
+    fmt::print("{:<16} eval forward {:.3f} s, its GEMMs' sgemm bound {:.3f} s ({:.1f} GF): {:.2f}x bound\n",
+               "", eval, eval_bound, v[10] * 1e-9, eval / eval_bound);
+    double bytes = 28.0 * params;  // read p, g, m, v; write p, m, v (float32)
+    fmt::print("{:<16} AdamW: {:.0f} MB moved in {:.3f} s = {:.1f} GB/s; copy bandwidth {:.1f} GB/s -> bound "
+               "{:.3f} s, {:.2f}x bound\n",
+               "", bytes * 1e-6, opt, bytes / opt * 1e-9, copy_gbs, bytes / (copy_gbs * 1e9),
+               opt / (bytes / (copy_gbs * 1e9)));
+    std::string parts;
+    double non_gemm = opt;
+    for (size_t k = 1; k < category_names().size(); ++k) non_gemm += v[13 + k];
+    parts += fmt::format("AdamW {:.0f}", opt * 1e3);
+    for (size_t k = 1; k < category_names().size(); ++k)
+        parts += fmt::format(", {} {:.0f}", category_names()[k], v[13 + k] * 1e3);
+    fmt::print("{:<16} non-GEMM ms of one profiled step: {} (sum {:.0f} ms, {:.0f}% of the step; GEMM ops "
+               "{:.0f} ms)\n",
+               "", parts, non_gemm * 1e3, 100 * non_gemm / v[3], v[13] * 1e3);
+}
+
 void run_step(const Options& opt) {
     struct Cfg {
         const char* preset;
         const char* att;
     };
     std::vector<Cfg> cfgs = {{"gpt2-124m", "mha"}, {"gpt2-124m", "alt1"}, {"tiny", "mha"}, {"tiny", "alt1"}};
-    fmt::print("\ntraining step, batch 2 x context, {} BLAS threads, best of {}\n", num_threads(), opt.reps);
+    fmt::print(
+        "\ntraining step, batch 2 x context, {} threads (BLAS and loops; PyTorch the same), best of {}\n",
+        num_threads(), opt.reps);
     fmt::print("{:<16} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>8} {:>9} {:>8} {:>9} {:>8}\n", "config",
                "fwd s", "bwd s", "optim s", "step s", "GF/s", "bound s", "x bound", "eval s", "RSS MB",
                "floor MB", "GF/step");
     for (auto& c : cfgs) {
         models::GPTConfig cfg = models::preset(c.preset);
         cfg.attention = c.att;
-        auto v = in_child(opt, c.preset, c.att);
+        auto v = in_child(opt, c.preset, c.att, false, "");
         std::string name = fmt::format("{} {}", c.preset, c.att);
         fmt::print("{:<16} {:>8.3f} {:>8.3f} {:>8.3f} {:>8.3f} {:>7.1f} {:>9.3f} {:>8.2f} {:>9.3f} {:>8.0f} "
                    "{:>9.0f} {:>8.1f}\n",
                    name, v[0], v[1], v[2], v[3], v[6] / v[3] * 1e-9, v[5], v[3] / v[5], v[4], v[7], v[8],
                    v[6] * 1e-9);
+        print_parts(v);
         if (opt.torch) {
             double ts, te, tr;
-            if (torch_numbers(c.preset, c.att, ts, te, tr))
+            if (torch_numbers(c.preset, c.att, num_threads(), ts, te, tr))
                 fmt::print(
                     "{:<16} PyTorch: step {:.3f} s, eval {:.3f} s, RSS {:.0f} MB -> tapegrad/PyTorch: step "
                     "{:.2f}x, eval {:.2f}x, RSS {:.2f}x\n",
@@ -164,9 +227,11 @@ int run_step_child(const Options& opt) {
                 att = opt.child.substr(opt.child.find(' ') + 1);
     models::GPTConfig cfg = models::preset(preset);
     cfg.attention = att;
-    StepResult r = measure(cfg, opt.reps);
-    fmt::print("{:.9g} {:.9g} {:.9g} {:.9g} {:.9g} {:.9g} {:.9g} {:.9g} {:.9g}\n", r.fwd, r.bwd, r.opt,
-               r.step, r.eval, r.bound, r.flops, r.rss, r.floor);
+    StepResult r = measure(cfg, opt.reps, opt.step_only);
+    std::vector<double> v = numbers(r);
+    if (opt.step_only) v.resize(9);
+    for (double x : v) fmt::print("{:.9g} ", x);
+    fmt::print("\n");
     return 0;
 }
 

@@ -20,13 +20,17 @@ int main(int argc, char** argv) {
             opt.what = argv[++i];
         else if (a == "--dp-child")
             opt.child = "dp";
+        else if (a == "--step-only")
+            opt.step_only = true;
         else if (a == "--torch")
             opt.torch = true;
         else if (a == "--child" && i + 2 < argc) {
             opt.child = std::string(argv[i + 1]) + " " + argv[i + 2];
             i += 2;
         } else {
-            fmt::print(stderr, "usage: tapegrad_bench [--reps N] [--only core|step|gen|data|dp] [--torch]\n");
+            fmt::print(
+                stderr,
+                "usage: tapegrad_bench [--reps N] [--only core|step|contended|gen|data|dp] [--torch]\n");
             return 2;
         }
     }
@@ -44,6 +48,7 @@ int main(int argc, char** argv) {
     if (!opt.child.empty()) return tg::bench::run_step_child(opt);
     if (opt.what == "all" || opt.what == "core") tg::bench::run_core(opt);
     if (opt.what == "all" || opt.what == "step") tg::bench::run_step(opt);
+    if (opt.what == "all" || opt.what == "contended") tg::bench::run_contended(opt);
     if (opt.what == "all" || opt.what == "gen") tg::bench::run_generate(opt);
     if (opt.what == "all" || opt.what == "data") tg::bench::run_data(opt);
     if (opt.what == "all" || opt.what == "dp") tg::bench::run_dp(opt);

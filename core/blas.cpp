@@ -3,6 +3,10 @@
 #include <cblas.h>
 
 #include <omp.h>
+#include <sched.h>
+
+#include <cstdlib>
+#include <cstring>
 
 #include <algorithm>
 #include <mutex>
@@ -49,5 +53,17 @@ void set_num_threads(int n) {
     omp_set_num_threads(n);
 }
 int num_threads() { return openblas_get_num_threads(); }
+
+int available_threads() {
+    if (const char* env = std::getenv("OMP_NUM_THREADS"); env && *env) {
+        char* end = nullptr;
+        long n = std::strtol(env, &end, 10);
+        if (n > 0 && n < 1 << 20 && (*end == '\0' || *end == ',')) return static_cast<int>(n);
+    }
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+    return std::max(1, CPU_COUNT(&set));
+}
 
 }  // namespace tg

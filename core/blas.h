@@ -27,4 +27,10 @@ void set_gemm_log(std::vector<GemmCall>* log);
 void set_num_threads(int n);
 int num_threads();
 
+// The default thread count of every subcommand and the bench: OMP_NUM_THREADS
+// when it is set to a positive count (its first value, as libgomp reads "4,2"),
+// else the cores this process may run on (its sched_getaffinity mask, which
+// taskset, cgroups' cpusets and mpirun's binding narrow); at least 1.
+int available_threads();
+
 }  // namespace tg

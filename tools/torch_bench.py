@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The benchmark's PyTorch side (Debian python3-torch, 2 threads): one training
+"""The benchmark's PyTorch side (Debian python3-torch, --threads, default 2): one training
 step of the book's GPT (zero_grad + forward + cross_entropy + backward + AdamW),
 best of 3 after a warm-up, and a no_grad forward; prints "step_s eval_s peak_rss_mb".
 usage: /usr/bin/python3 tools/torch_bench.py --preset gpt2-124m --attention mha
@@ -19,9 +19,10 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--preset", default="gpt2-124m")
 ap.add_argument("--attention", default="mha")
 ap.add_argument("--reps", type=int, default=3)
+ap.add_argument("--threads", type=int, default=2)  # the bench passes its own count
 args = ap.parse_args()
 
-torch.set_num_threads(2)
+torch.set_num_threads(args.threads)
 cfg = dict(GPT_CONFIG_124M, attention=args.attention)
 if args.preset == "tiny":
     cfg.update(context_length=64, emb_dim=64, n_heads=4, n_layers=2)

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/blas.h"
 #include "core/tensor.h"
 
 namespace tg::dist {
@@ -107,6 +108,9 @@ void finalize() {
 }
 
 int default_threads() {
+    // One process, or the user's OMP_NUM_THREADS (read as per rank, as libgomp does):
+    // the count every subcommand defaults to.
+    if (g_local <= 1 || std::getenv("OMP_NUM_THREADS")) return available_threads();
     cpu_set_t set;
     CPU_ZERO(&set);
     int usable = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;

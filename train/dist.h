@@ -30,9 +30,10 @@ bool is_root();
 // Ranks of this job on this node (MPI_Comm_split_type SHARED), 1 without MPI.
 int local_world();
 
-// Threads per rank when --threads is not given: the cores this process may run
-// on when the launcher bound it to a subset (mpirun binds ranks to cores for
-// -np <= 2), else the online cores / ranks on this node; at least 1.
+// Threads per rank when --threads is not given: OMP_NUM_THREADS when set, or one
+// process's available_threads() (core/blas.h); under mpirun the cores this
+// process may run on when the launcher bound it to a subset (mpirun binds ranks
+// to cores for -np <= 2), else the online cores / ranks on this node; at least 1.
 int default_threads();
 
 // In-place sums and maxima over all ranks (identity with world() == 1).

@@ -50,6 +50,8 @@ TrainResult train_trunk(Trainer& t, const std::string& out) {
     StandardObservers obs(t);
     TrainResult res = t.run();
     res.probe_seconds = obs.probe_seconds();
+    res.wall.probe = obs.probe_seconds();  // as train_model(): the probe is not the step's
+    res.wall.steps -= res.wall.probe;
     if (!res.stopped_by.empty()) return res;
     auto alt1 = models::convert_to_alt1(t.model());
     auto meta = t.checkpoint_metadata();

@@ -56,6 +56,7 @@ void Evaluation::end_step(const StepInfo& info) {
     this_step_.reset();
     const TrainOptions& o = t_.options();
     if (o.eval_freq <= 0 || info.step % o.eval_freq != 0) return;
+    PhaseTimer timer(t_.result().wall.eval);
     models::GPTModel& model = t_.model();
     model.eval();
     double tl, vl;
@@ -92,6 +93,7 @@ void Evaluation::end_step(const StepInfo& info) {
 }
 
 void Metrics::end_step(const StepInfo& info) {
+    PhaseTimer timer(t_.result().wall.metrics);
     StepRow row{info.epoch + 1, info.step, info.tokens_seen,
                 info.loss,      info.lr,   info.grad_norm,
                 t_.elapsed(),   {},        {}};
@@ -104,6 +106,7 @@ void Metrics::end_step(const StepInfo& info) {
 
 void Progress::end_step(const StepInfo& info) {
     if (t_.options().quiet || !isatty(STDERR_FILENO)) return;
+    PhaseTimer timer(t_.result().wall.metrics);
     double el = t_.elapsed();
     int64_t done = info.step + 1, ran = t_.result().steps;
     double eta = ran > 0 ? el / static_cast<double>(ran) * static_cast<double>(t_.total_steps() - done) : 0;
@@ -118,6 +121,7 @@ void Progress::end_run() {
 }
 
 void Samples::end_epoch(int64_t) {
+    PhaseTimer timer(t_.result().wall.samples);
     const TrainOptions& o = t_.options();
     std::vector<int64_t> ids = t_.tokenizer().encode(o.start_context, true);
     // The book decodes without a cache; the cached path gives the same greedy tokens

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/blas.h"
 #include "models/checkpoint.h"
 #include "models/safetensors.h"
 
@@ -19,6 +20,8 @@ void write_summary(const std::string& dir, const TrainOptions& o, const TrainRes
     j["tokens_per_second"] = r.train_seconds > 0 ? static_cast<double>(r.tokens_seen) / r.train_seconds : 0.0;
     j["probe_seconds"] = r.probe_seconds;
     j["probe_every"] = o.probe_every;
+    j["wall_time_s"] = r.wall.to_json();
+    j["threads"] = num_threads();  // the pool the run used (--threads or the default)
     j["samples"] = r.samples;
     j["sample_kv_cache"] = o.sample_kv_cache;
     if (o.sample_kv_cache == "check")

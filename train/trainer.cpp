@@ -39,6 +39,10 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const TrainOptions& o, const mo
 // Thrown by handle_nonfinite() to leave the loop of a diverged run.
 struct DivergedStop {};
 
+double since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
 std::string num(double v) { return std::isnan(v) ? std::string("nan") : fmt::format("{}", v); }  // not "-nan"
 
 }  // namespace
@@ -109,6 +113,7 @@ Trainer::Trainer(const TrainOptions& o)
             o.lr, o.min_lr.value_or(0.0), o.min_lr.value_or(0.0), o.warmup, total_steps_});
     if (!o.resume_path.empty()) resume(o.resume_path);
     res_.num_parameters = model_->num_parameters();
+    res_.wall.startup = since(t0_);
 }
 
 int64_t Trainer::batches_per_epoch() const {
@@ -235,6 +240,7 @@ TrainResult Trainer::run() {
         (res_.saved_path != o_.save_path || res_.saved_step != pos_.global_step))
         save(o_.save_path);
     res_.seconds = elapsed();
+    res_.wall.total = since(t0_);
     return res_;
 }
 
@@ -257,6 +263,7 @@ void Trainer::loop() {
                 res_.stopped_by = stop_signal() == SIGTERM ? "SIGTERM" : "SIGINT";
                 return;
             }
+            auto t_batch = std::chrono::steady_clock::now();  // the batch's assembly is the step's wall time
             Batch b = shards_ ? shards_->train->batch(pos_.epoch, pos_.next_batch)
                               : train_loader_->batch(pos_.order, pos_.next_batch);
             auto t_step = std::chrono::steady_clock::now();
@@ -268,8 +275,8 @@ void Trainer::loop() {
                 if (what.rfind("tapegrad: ", 0) == 0) what.erase(0, 10);
                 throw Error(fmt::format("tapegrad: step {}: {}", pos_.global_step + 1, what));
             }
-            res_.train_seconds +=
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - t_step).count();
+            res_.train_seconds += since(t_step);
+            res_.wall.steps += since(t_batch);
             pos_.tokens_seen += b.numel();
             pos_.global_step++;
             res_.steps++;
@@ -304,6 +311,7 @@ void Trainer::save(const std::string& path) {
     res_.saved_path = path;
     res_.saved_step = pos_.global_step;
     if (!dist::is_root()) return;
+    PhaseTimer timer(res_.wall.checkpoints);
     models::save_checkpoint(path, *model_, opt_.get(), checkpoint_metadata());
 }
 
@@ -347,6 +355,9 @@ TrainResult train_model(const TrainOptions& opt) {
     StandardObservers obs(trainer);
     TrainResult res = trainer.run();
     res.probe_seconds = obs.probe_seconds();
+    // The probe runs inside the steps' hooks: its time is its own part, not the step's.
+    res.wall.probe = obs.probe_seconds();
+    res.wall.steps -= res.wall.probe;
     return res;
 }
 

@@ -35,6 +35,7 @@
 #include "train/observer.h"
 #include "train/shard_loader.h"
 #include "train/tokenizer.h"
+#include "train/wall_time.h"
 
 namespace tg::train {
 
@@ -102,6 +103,10 @@ struct TrainResult {
     // --sample-kv-cache check: epochs whose cached sample equalled / differed from the uncached one.
     int64_t sample_cache_equal = 0, sample_cache_differ = 0;
     double probe_seconds = 0;
+    // This process's wall time by part (train/wall_time.h): the Trainer fills
+    // startup .. metrics and total (constructor to the end of run()); the command
+    // adds what lies around it (preflight, summary, report) and its own total.
+    WallTime wall;
     std::string book_lines;  // the printed "Ep .. (Step ..)" lines
     // How the run ended early, if it did: "SIGINT"/"SIGTERM" (stopped cleanly
     // between steps) or "nonfinite" (diverged; `diverged` says where).

@@ -37,7 +37,7 @@ struct GenerateFlags {
     models::GenerateOptions gen;
     int64_t top_k = 0;
     std::string seed = "123";  // parsed strictly: no silent wrap of -1 or 2^64
-    int threads = 2;
+    int threads = 0;           // 0: use_threads() picks
     bool no_kv_cache = false, stream = false, allow_nonfinite = false;
 };
 
@@ -81,7 +81,7 @@ private:
 };
 
 int run_generate(GenerateFlags& f) {
-    set_num_threads(f.threads);
+    use_threads(f.threads);
     if (!std::isfinite(f.gen.temperature) || f.gen.temperature < 0)
         throw Error(fmt::format("tapegrad: --temperature must be a finite number >= 0 (0: greedy), not {}",
                                 f.gen.temperature));
@@ -158,8 +158,8 @@ Command generate_command() {
                              "recompute the whole window for every token (the book's loop)");
                 sub.add_flag("--stream", f->stream,
                              "print tokens as they come even when stdout is not a terminal");
-                sub.add_option("--threads", f->threads, "BLAS threads")
-                    ->capture_default_str()
+                sub.add_option("--threads", f->threads, "BLAS threads" + std::string(kThreadsDefault))
+
                     ->check(CLI::PositiveNumber);
                 sub.add_option(
                     "--vocab-dir", f->vocab_dir,

@@ -8,6 +8,7 @@
 
 #include "core/blas.h"
 #include "train/cli/commands.h"
+#include "train/cli/flags.h"
 #include "train/paths.h"
 #include "train/prepare.h"
 
@@ -16,11 +17,11 @@ namespace {
 
 struct PrepareFlags {
     train::PrepareOptions opt;
-    int threads = 2;
+    int threads = 0;  // 0: use_threads() picks
 };
 
 int run_prepare(PrepareFlags& f) {
-    set_num_threads(f.threads);
+    use_threads(f.threads);
     if (f.opt.vocab_dir.empty()) f.opt.vocab_dir = train::data_dir();  // train/paths.h
     train::PrepareResult r = train::prepare(f.opt, std::cerr);
     fmt::print(
@@ -60,8 +61,8 @@ Command prepare_command() {
             sub.add_option(
                 "--vocab-dir", o.vocab_dir,
                 "folder with encoder.json and vocab.bpe (default: the data folder, train/paths.h)");
-            sub.add_option("--threads", f->threads, "tokenizer threads")
-                ->capture_default_str()
+            sub.add_option("--threads", f->threads, "tokenizer threads" + std::string(kThreadsDefault))
+
                 ->check(CLI::PositiveNumber);
             sub.add_flag(
                 "--quiet", [f](int64_t) { f->opt.progress = false; }, "no progress line");

@@ -12,6 +12,7 @@
 #include "core/tensor.h"
 #include "train/checks.h"
 #include "train/cli/commands.h"
+#include "train/cli/flags.h"
 #include "train/paths.h"
 #include "train/tokenizer.h"
 
@@ -20,7 +21,7 @@ namespace {
 
 struct TokenizeFlags {
     bool allow_special = false, decode = false;
-    int threads = 2;
+    int threads = 0;        // 0: use_threads() picks
     std::string vocab_dir;  // empty: the data folder (train/paths.h)
 };
 
@@ -45,7 +46,7 @@ int run_tokenize(const TokenizeFlags& f) {
         return 0;
     }
     train::Tokenizer::note_invalid_utf8("stdin", in);
-    set_num_threads(f.threads);
+    use_threads(f.threads);
     std::string out;
     for (int64_t id : tok.encode_parallel(in, f.allow_special)) {
         out += std::to_string(id);
@@ -66,8 +67,10 @@ Command tokenize_command() {
                 sub.add_option(
                     "--vocab-dir", f->vocab_dir,
                     "folder with encoder.json and vocab.bpe (default: the data folder, train/paths.h)");
-                sub.add_option("--threads", f->threads, "encode pieces of the text on this many threads")
-                    ->capture_default_str()
+                sub.add_option("--threads", f->threads,
+                               "encode pieces of the text on this many threads" +
+                                   std::string(kThreadsDefault))
+
                     ->check(CLI::PositiveNumber);
                 return [f] { return run_tokenize(*f); };
             }};

@@ -9,12 +9,17 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <iostream>
 #include <memory>
 #include <optional>
 
+#include <nlohmann/json.hpp>
+
+#include "core/blas.h"
+#include "models/safetensors.h"
 #include "train/checks.h"
 #include "train/cli/commands.h"
 #include "train/cli/flags.h"
@@ -24,6 +29,7 @@
 #include "train/run_dir.h"
 #include "train/run_guard.h"
 #include "train/summary.h"
+#include "train/wall_time.h"
 
 namespace tg::cli {
 namespace {
@@ -56,6 +62,22 @@ int report_end(const train::TrainResult& res, const train::TrainOptions& o) {
     return 128 + sig;
 }
 
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// train_model() under the command's clock: what the Trainer's own clock does not
+// see (preflight, observers' set-up, the command's work before the call since
+// `cmd_start`) is start-up, and the total becomes the command's.
+train::TrainResult timed_train(const train::TrainOptions& o, Clock::time_point cmd_start) {
+    double before = since(cmd_start);
+    auto t_call = Clock::now();
+    train::TrainResult res = train::train_model(o);
+    double call = since(t_call);
+    res.wall.startup += before + (call - res.wall.total);
+    res.wall.total = before + call;
+    return res;
+}
+
 // The run folder's lock: under mpirun rank 0 alone takes it (it alone writes
 // there) and tells the others, so a refused folder ends every rank alike.
 void lock_run_dir(std::optional<train::RunDirLock>& lock, const std::string& dir, bool overwrite,
@@ -72,17 +94,23 @@ void lock_run_dir(std::optional<train::RunDirLock>& lock, const std::string& dir
 }
 
 int run_train(TrainFlags& f) {
+    const auto cmd_start = Clock::now();
     train::install_stop_handlers();
     train::TrainOptions o = finish(f);
     train::preflight(o);  // before the lock: a refused value creates nothing
+    if (!o.quiet && dist::is_root())
+        fmt::print("train: {} ({} threads)\n", o.config.describe(), num_threads());
     std::optional<train::RunDirLock> lock;
     if (!o.out_dir.empty()) lock_run_dir(lock, o.out_dir, o.overwrite, !o.resume_path.empty());
-    auto res = train::train_model(o);
+    auto res = timed_train(o, cmd_start);
     if (!o.out_dir.empty() && res.steps > 0 && dist::is_root()) train::write_summary(o.out_dir, o, res);
     if (res.stopped_by.empty())
-        fmt::print("{} parameters, {} steps, {:.3f} s/step, {:.0f} tokens/s\n", res.num_parameters, res.steps,
+        fmt::print("{} parameters, {} steps, {:.3f} s/step, {:.0f} tokens/s, {} threads\n",
+                   res.num_parameters, res.steps,
                    res.steps ? res.train_seconds / static_cast<double>(res.steps) : 0.0,
-                   res.train_seconds > 0 ? static_cast<double>(res.tokens_seen) / res.train_seconds : 0.0);
+                   res.train_seconds > 0 ? static_cast<double>(res.tokens_seen) / res.train_seconds : 0.0,
+                   num_threads());
+    if (dist::is_root()) fmt::print("{}", res.wall.format("wall time"));
     return report_end(res, o);
 }
 
@@ -98,6 +126,7 @@ std::string fresh_compare_dir(const std::vector<std::string>& variants) {
 }
 
 int run_compare(TrainFlags& f, std::string out, const std::vector<std::string>& variants) {
+    auto cmd_start = Clock::now();
     train::install_stop_handlers();
     if (out.empty()) {
         out = fresh_compare_dir(variants);
@@ -115,6 +144,8 @@ int run_compare(TrainFlags& f, std::string out, const std::vector<std::string>& 
     std::optional<train::RunDirLock> lock;
     lock_run_dir(lock, out, f.opt.overwrite, false);
     std::vector<std::vector<int64_t>> orders;
+    train::WallTime whole;  // every variant's parts, the report, and the command's clock
+    nlohmann::json wall_json;
     for (size_t i = 0; i < variants.size(); ++i) {
         f.cfg.attention = variants[i];
         f.cfg.qk_dim = variants[i] == "mha" ? qk_dim : std::nullopt;
@@ -128,16 +159,30 @@ int run_compare(TrainFlags& f, std::string out, const std::vector<std::string>& 
             o.record_orders = &orders;
         else
             o.replay_orders = &orders;
-        fmt::print("== {} ({}) ==\n", variants[i], o.config.describe());
-        auto res = train::train_model(o);
+        fmt::print("== {} ({}; {} threads) ==\n", variants[i], o.config.describe(), num_threads());
+        auto res = timed_train(o, cmd_start);
+        cmd_start = Clock::now();  // the next variant's start-up begins here
         if (res.steps > 0 && dist::is_root()) train::write_summary(o.out_dir, o, res);
+        whole += res.wall;
+        wall_json[variants[i]] = res.wall.to_json();
+        if (dist::is_root()) fmt::print("{}", res.wall.format(variants[i] + " wall time"));
         if (int code = report_end(res, o); code != 0) return code;  // no later variant, no report
         fmt::print("{}: {} parameters, {:.3f} s/step, {:.0f} s in all\n", variants[i], res.num_parameters,
                    res.steps ? res.train_seconds / static_cast<double>(res.steps) : 0.0, res.seconds);
     }
     if (dist::is_root()) {
-        std::string html = train::write_report(out);
+        std::string html;
+        double report_s = 0;
+        {
+            train::PhaseTimer timer(report_s);
+            html = train::write_report(out);
+        }
+        whole.report += report_s;
+        whole.total += since(cmd_start);  // the report and what preceded it since the last variant
         fmt::print("wrote {}/report.md and plots\n{}\n", out, html);
+        fmt::print("{}", whole.format("compare wall time"));
+        wall_json["compare"] = whole.to_json();
+        models::write_file_atomic(out + "/wall_time.json", wall_json.dump(2) + "\n");
     }
     return 0;
 }

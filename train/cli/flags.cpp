@@ -93,9 +93,10 @@ void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
         ->capture_default_str();
     app->add_option("--eval-iter", o.eval_iter, "batches per loader in an evaluation")->capture_default_str();
     f.threads_opt = app->add_option("--threads", f.threads,
-                                    "BLAS threads (under mpirun the default is per rank: the cores this rank "
-                                    "may use, or the node's cores / ranks on the node when unbound)")
-                        ->capture_default_str()
+                                    "threads of the BLAS and tapegrad's loops (default: OMP_NUM_THREADS when "
+                                    "set, else the cores this process may use; under mpirun per rank: the "
+                                    "cores this rank may use, or the node's cores / ranks on the node when "
+                                    "unbound)")
                         ->check(at_least(1));
     app->add_option("--bucket-mb", o.bucket_mb,
                     "under mpirun: gradient allreduce bucket size in MB (buckets start during backward)")
@@ -152,6 +153,12 @@ models::GPTConfig resolve_config(const TrainFlags& f) {
     return *hf;
 }
 
+int use_threads(int given) {
+    int n = given > 0 ? given : dist::default_threads();
+    set_num_threads(n);
+    return n;
+}
+
 train::TrainOptions finish(TrainFlags& f) {
     train::TrainOptions o = f.opt;
     o.config = resolve_config(f);
@@ -162,7 +169,7 @@ train::TrainOptions finish(TrainFlags& f) {
     if (o.vocab_dir.empty()) o.vocab_dir = train::data_dir();
     // Ranks x threads must not exceed the cores: under mpirun the default is per rank.
     bool given = f.threads_opt && f.threads_opt->count() > 0;
-    set_num_threads(dist::world() > 1 && !given ? dist::default_threads() : f.threads);
+    use_threads(given ? f.threads : 0);
     return o;
 }
 

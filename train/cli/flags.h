@@ -30,7 +30,7 @@ struct ConfigFlags {
 struct TrainFlags {
     ConfigFlags cfg;
     train::TrainOptions opt;
-    int threads = 2;
+    int threads = 0;                     // 0: not given, dist::default_threads()
     CLI::Option* threads_opt = nullptr;  // given? (under mpirun the default is per rank)
     bool no_shuffle = false;
     double min_lr = -1;
@@ -40,6 +40,13 @@ struct TrainFlags {
 // An integer flag with a lower bound, said in plain words. (CLI11's
 // PositiveNumber states its range as a 309-digit double.)
 CLI::Validator at_least(int64_t lo);
+
+// Every subcommand's thread count: `given` (> 0) or, when --threads was not
+// given (0), dist::default_threads(): OMP_NUM_THREADS when set, else the cores the
+// process may use (per rank under mpirun). Sets the one pool and returns the count.
+int use_threads(int given);
+inline constexpr const char* kThreadsDefault =
+    " (default: OMP_NUM_THREADS when set, else the cores this process may use)";
 
 void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention);
 
