@@ -38,8 +38,9 @@ std::vector<double> profile_categories(const std::function<void()>& step);
 
 // bench_step.cpp: one step config measured in a fresh process (peak RSS its own),
 // `env` prefixing its command line; step_only: 9 numbers, else numbers_count().
+// att may end in ":off" (memory saving off); reps > 0 overrides opt.reps.
 std::vector<double> in_child(const Options& opt, const std::string& preset, const std::string& att,
-                             bool step_only, const std::string& env);
+                             bool step_only, const std::string& env, int reps = 0);
 
 void run_core(const Options& opt);
 void run_contended(const Options& opt);

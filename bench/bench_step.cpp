@@ -14,6 +14,7 @@
 
 #include "bench/bench.h"
 #include "core/blas.h"
+#include "core/memory.h"
 #include "models/gpt.h"
 #include "optim/adamw.h"
 
@@ -129,11 +130,12 @@ StepResult measure(const models::GPTConfig& cfg, int reps, bool step_only) {
 }  // namespace
 
 // env: a prefix for the child's command line (environment variables of the
-// contended row, e.g. "env OMP_WAIT_POLICY=passive").
+// contended row, e.g. "env OMP_WAIT_POLICY=passive"). att may carry ":off": that
+// child runs with memory saving off (core/memory.h). reps > 0 overrides --reps.
 std::vector<double> in_child(const Options& opt, const std::string& preset, const std::string& att,
-                             bool step_only, const std::string& env) {
-    std::string cmd = fmt::format("{} {} --reps {} --child {} {}{}", env, opt.self, opt.reps, preset, att,
-                                  step_only ? " --step-only" : "");
+                             bool step_only, const std::string& env, int reps) {
+    std::string cmd = fmt::format("{} {} --reps {} --child {} {}{}", env, opt.self, reps > 0 ? reps : opt.reps,
+                                  preset, att, step_only ? " --step-only" : "");
     FILE* p = popen(cmd.c_str(), "r");
     if (!p) throw Error("bench: cannot start " + cmd);
     std::vector<double> v;
@@ -207,13 +209,18 @@ void run_step(const Options& opt) {
                    name, v[0], v[1], v[2], v[3], v[6] / v[3] * 1e-9, v[5], v[3] / v[5], v[4], v[7], v[8],
                    v[6] * 1e-9);
         print_parts(v);
+        // Peak RSS with memory saving off too (one timed step: only its memory is read).
+        auto off = in_child(opt, c.preset, std::string(c.att) + ":off", true, "", 1);
+        fmt::print("{:<16} peak RSS: floor {:.0f} MB + {:.0f} above it (memory saving on); off: + {:.0f} -> "
+                   "above-floor on/off {:.2f}x\n",
+                   "", v[8], v[7] - v[8], off[7] - off[8], (v[7] - v[8]) / (off[7] - off[8]));
         if (opt.torch) {
             double ts, te, tr;
             if (torch_numbers(c.preset, c.att, num_threads(), ts, te, tr))
                 fmt::print(
-                    "{:<16} PyTorch: step {:.3f} s, eval {:.3f} s, RSS {:.0f} MB -> tapegrad/PyTorch: step "
-                    "{:.2f}x, eval {:.2f}x, RSS {:.2f}x\n",
-                    "", ts, te, tr, v[3] / ts, v[4] / te, v[7] / tr);
+                    "{:<16} PyTorch: step {:.3f} s, eval {:.3f} s, RSS {:.0f} MB ({:.0f} above the floor) -> "
+                    "tapegrad/PyTorch: step {:.2f}x, eval {:.2f}x, RSS {:.2f}x\n",
+                    "", ts, te, tr, tr - v[8], v[3] / ts, v[4] / te, v[7] / tr);
             else
                 fmt::print(
                     "{:<16} PyTorch: skipped (python3-torch not installed; apt-get install python3-torch)\n",
@@ -226,7 +233,8 @@ int run_step_child(const Options& opt) {
     std::string preset = opt.child.substr(0, opt.child.find(' ')),
                 att = opt.child.substr(opt.child.find(' ') + 1);
     models::GPTConfig cfg = models::preset(preset);
-    cfg.attention = att;
+    cfg.attention = att.substr(0, att.find(':'));
+    set_memory_saving(att.find(":off") == std::string::npos);
     StepResult r = measure(cfg, opt.reps, opt.step_only);
     std::vector<double> v = numbers(r);
     if (opt.step_only) v.resize(9);

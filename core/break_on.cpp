@@ -96,6 +96,8 @@ std::vector<std::string> closest_labels(const std::string& pattern, const std::v
     return out;
 }
 
+bool break_armed() { return !setting().pattern.empty(); }
+
 BreakWatch::BreakWatch() {
     BreakSetting& s = setting();
     on_ = !s.pattern.empty();

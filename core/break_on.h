@@ -50,6 +50,10 @@ bool label_matches(const std::string& pattern, const std::string& label);
 std::vector<std::string> closest_labels(const std::string& pattern, const std::vector<std::string>& labels,
                                         size_t n);
 
+// A break pattern is set: the tape then keeps every buffer for gdb to read
+// (memory saving's early release is off, core/memory.h).
+bool break_armed();
+
 // The step of the coming backward, readable from gdb (tg::detail::g_backward_step).
 extern int64_t g_backward_step;
 

@@ -1,5 +1,7 @@
 #include "core/storage.h"
 
+#include "core/memory.h"
+
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -62,7 +64,9 @@ std::shared_ptr<Storage> Storage::allocate(size_t n) {
         float nan = std::numeric_limits<float>::quiet_NaN();
         for (size_t i = 0; i < n; ++i) data[i] = nan;
     }
-    return std::shared_ptr<Storage>(new Storage(data, n, cap));
+    std::shared_ptr<Storage> s(new Storage(data, n, cap));
+    if (track_saved()) detail::note_allocation(s);  // --profile's saved-tensor holders
+    return s;
 }
 
 Storage::~Storage() {

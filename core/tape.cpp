@@ -1,6 +1,7 @@
 #include "core/tape.h"
 
 #include "core/break_on.h"
+#include "core/memory.h"
 
 #include <fmt/format.h>
 
@@ -74,6 +75,84 @@ void check_forward_anomaly(const char* op, const Loc& loc, const std::vector<Ten
                      nan >= 0 ? "" : " (made here: no input holds an Inf)"));
 }
 
+// Memory saving's early release (core/memory.h). refs[impl] counts the handles
+// this tape's entries hold on a recorded tensor (as an output or an input).
+// When impl.use_count() is refs + 1 (the pending list's own handle), nothing else
+// holds it: no caller, no backward closure, so no one reads its values again;
+// backward needs only its shape, label and gradient. The tape then drops the
+// tensor's storage reference, and the buffer returns to the pool once no view
+// or closure holds it either: during forward rather than at the end of backward.
+struct Releaser {
+    std::unordered_map<TensorImpl*, int64_t> refs;
+    std::vector<std::shared_ptr<TensorImpl>> pending;  // recorded outputs still holding storage
+
+    void clear() {
+        refs.clear();
+        pending.clear();
+    }
+    bool active() const { return !refs.empty(); }
+    void note(const TapeEntry& e) {
+        refs[e.output.impl()]++;
+        pending.push_back(e.output.impl_ptr());
+        for (const Tensor& in : e.inputs)
+            if (in.defined() && !in.is_leaf()) refs[in.impl()]++;
+    }
+    // An entry walked by backward drops its handles.
+    void forget(const TapeEntry& e) {
+        if (!active()) return;
+        auto drop = [&](const Tensor& t) {
+            if (!t.defined() || t.is_leaf()) return;
+            auto it = refs.find(t.impl());
+            if (it != refs.end()) it->second--;
+        };
+        drop(e.output);
+        for (const Tensor& in : e.inputs) drop(in);
+    }
+    int64_t tape_handles(const TensorImpl* impl) const {
+        auto it = refs.find(const_cast<TensorImpl*>(impl));
+        return it == refs.end() ? 0 : it->second;
+    }
+    void sweep() {
+        size_t kept = 0;
+        for (size_t i = 0; i < pending.size(); ++i) {
+            std::shared_ptr<TensorImpl>& p = pending[i];
+            if (p.use_count() == tape_handles(p.get()) + 1)
+                p->storage.reset();
+            else
+                pending[kept++] = std::move(p);
+        }
+        pending.resize(kept);
+    }
+};
+thread_local Releaser t_release;
+
+// Recipes of recorded outputs (recompute_in_backward), by tensor. An impl in
+// here is an entry's output, alive until backward walks that entry, so its
+// address is not reused while the table can be asked about it.
+struct Recipe {
+    std::weak_ptr<TensorImpl> src;     // the op's input, not kept alive by the recipe ...
+    std::shared_ptr<TensorImpl> held;  // ... until recompute_in_backward freed the output
+    std::function<void(const float*, float*)> fill;
+};
+thread_local std::unordered_map<TensorImpl*, Recipe> t_recipes;
+
+// Before an entry's backward: inputs whose buffer recompute_in_backward freed
+// get it back, refilled by their recipe.
+void rematerialize_inputs(const TapeEntry& e) {
+    if (t_recipes.empty()) return;
+    for (const Tensor& in : e.inputs) {
+        if (!in.defined() || in.storage()) continue;
+        auto it = t_recipes.find(in.impl());
+        if (it == t_recipes.end() || !it->second.held) continue;
+        auto s = Storage::allocate(static_cast<size_t>(in.numel()));
+        it->second.fill(Tensor(it->second.held).data(), s->data());
+        in.impl()->storage = std::move(s);
+    }
+}
+
+// With tracking on (--profile): the buffers allocated for entry i, see saved_holders().
+thread_local std::vector<std::vector<std::weak_ptr<Storage>>> t_saved;
+
 }  // namespace
 
 Tape& tape() { return t_tape; }
@@ -81,6 +160,43 @@ Tape& tape() { return t_tape; }
 void Tape::clear() {
     entries_.clear();
     generation_++;
+    if (this == &t_tape) {
+        t_release.clear();
+        t_saved.clear();
+        t_recipes.clear();
+    }
+}
+
+namespace detail {
+void set_recipe(const Tensor& out, const Tensor& src, std::function<void(const float*, float*)> fill) {
+    if (out.requires_grad() && !out.is_leaf())
+        t_recipes[out.impl()] = {src.impl_ptr(), nullptr, std::move(fill)};
+}
+}  // namespace detail
+
+bool recompute_in_backward(const Tensor& t) {
+    if (!memory_saving() || detail::break_armed() || !t.defined() || !t.storage()) return false;
+    auto it = t_recipes.find(t.impl());
+    if (it == t_recipes.end() || t.storage().use_count() != 1 || t.offset() != 0 || !t.is_contiguous())
+        return false;
+    std::shared_ptr<TensorImpl> src = it->second.src.lock();
+    if (!src || !src->storage || !Tensor(src).is_contiguous()) return false;
+    it->second.held = std::move(src);  // backward's refill reads it
+    t.impl()->storage.reset();
+    return true;
+}
+
+std::vector<SavedHolder> saved_holders() {
+    std::vector<SavedHolder> out;
+    auto& entries = t_tape.entries();
+    for (size_t i = 0; i < entries.size() && i < t_saved.size(); ++i) {
+        size_t bytes = 0;
+        for (auto& w : t_saved[i])
+            if (auto s = w.lock()) bytes += s->size() * sizeof(float);
+        if (bytes) out.push_back({entries[i].op, entries[i].output.label(), bytes});
+    }
+    std::stable_sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.bytes > b.bytes; });
+    return out;
 }
 
 bool grad_enabled() { return t_grad_enabled; }
@@ -156,6 +272,8 @@ void record(const char* op, const Loc& loc, std::vector<Tensor> inputs, Tensor& 
     if (out.label().empty()) out.set_label(scoped(op));
     if (g_profiling) profile_add(op, seconds_since_mark(), 0);
     if (g_anomaly) check_forward_anomaly(op, loc, inputs, out, documented_inf);
+    std::vector<std::weak_ptr<Storage>> allocs;
+    if (track_saved()) allocs = detail::take_allocations();
     if (!t_grad_enabled) return;
     bool any = false;
     for (const Tensor& t : inputs) {
@@ -172,6 +290,14 @@ void record(const char* op, const Loc& loc, std::vector<Tensor> inputs, Tensor& 
     out.impl()->entry = static_cast<int64_t>(t_tape.entries().size());
     out.impl()->generation = t_tape.generation();
     t_tape.entries().push_back(TapeEntry{op, loc, std::move(inputs), out, std::move(backward)});
+    if (track_saved()) {
+        t_saved.resize(t_tape.entries().size());
+        t_saved.back() = std::move(allocs);
+    }
+    if (memory_saving() && !detail::break_armed()) {
+        t_release.note(t_tape.entries().back());
+        t_release.sweep();
+    }
 }
 
 // Apply a tensor's hooks to its (complete) gradient; a hook may replace it.
@@ -191,7 +317,20 @@ static void apply_hooks(TensorImpl* impl, const TapeEntry* e) {
 }
 
 // Run one entry's backward closure, giving each input that needs a gradient a slot.
-static void backward_entry(TapeEntry& e, std::unordered_set<TensorImpl*>& leaves) {
+// May input j of e get its gradient written over its own buffer (TapeEntry::
+// grad_over_input)? Only when the values are never read again: no retained
+// graph, no other view of the buffer, and no handle on the tensor but the
+// tape's and, at most, one the closure captured.
+static bool grad_may_overwrite(const TapeEntry& e, size_t j, bool retain_graph) {
+    const Tensor& in = e.inputs[j];
+    if (static_cast<int64_t>(j) != e.grad_over_input || retain_graph || !memory_saving()) return false;
+    if (!t_release.active() || in.is_leaf() || !in.storage() || !in.is_contiguous()) return false;
+    if (in.offset() != 0 || static_cast<int64_t>(in.storage()->size()) != in.numel()) return false;
+    return in.storage().use_count() == 1 &&
+           in.impl_ptr().use_count() <= t_release.tape_handles(in.impl()) + 1;
+}
+
+static void backward_entry(TapeEntry& e, std::unordered_set<TensorImpl*>& leaves, bool retain_graph) {
     TensorImpl* out = e.output.impl();
     std::vector<GradSlot> slots(e.inputs.size());
     std::vector<Tensor> fresh(e.inputs.size());  // new buffers, installed after the call
@@ -206,12 +345,16 @@ static void backward_entry(TapeEntry& e, std::unordered_set<TensorImpl*>& leaves
             slots[j] = {dup_tmp[j].data(), false, &in.shape()};
         } else if (in.impl()->grad) {
             slots[j] = {Tensor(in.impl()->grad).data(), true, &in.shape()};
+        } else if (grad_may_overwrite(e, j, retain_graph)) {
+            fresh[j] = in.detach();  // the gradient takes over the input's buffer
+            slots[j] = {fresh[j].data(), false, &in.shape()};
         } else {
             fresh[j] = Tensor::empty(in.shape());
             slots[j] = {fresh[j].data(), false, &in.shape()};
         }
         if (in.is_leaf()) leaves.insert(in.impl());
     }
+    rematerialize_inputs(e);
     auto t0 = std::chrono::steady_clock::now();
     e.backward(Tensor(out->grad), slots);
     if (g_profiling)
@@ -261,7 +404,7 @@ void walk_entry(TapeEntry& e, detail::BreakWatch& brk, std::unordered_set<Tensor
     apply_hooks(out, &e);
     if (brk.hit(e)) tapegrad_backward_break(e, Tensor(out->grad));
     try {
-        backward_entry(e, leaves);
+        backward_entry(e, leaves, retain_graph);
     } catch (...) {
         if (!retain_graph) t_tape.clear();  // half-walked entries must not be walked again
         throw;
@@ -271,6 +414,7 @@ void walk_entry(TapeEntry& e, detail::BreakWatch& brk, std::unordered_set<Tensor
     // tensors now, so the activations' buffers go back to the pool while
     // backward still needs buffers of the same sizes (the peak is lower).
     if (!retain_graph) {
+        t_release.forget(e);
         e.backward = nullptr;
         e.inputs.clear();
         e.output = Tensor();
@@ -315,6 +459,10 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph, con
                          "backward(); pass retain_graph=true to the first call",
                          describe(root)));
     r->grad = g.impl_ptr();
+    if (t_release.active()) {  // the last releases of forward; no sweeps while walking
+        t_release.sweep();
+        t_release.pending.clear();
+    }
     std::unordered_set<TensorImpl*> leaves;
     detail::BreakWatch brk;
     auto& entries = t_tape.entries();

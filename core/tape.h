@@ -42,6 +42,11 @@ struct TapeEntry {
     Tensor output;
     BackwardFn backward;
     double seconds = 0;  // forward time, filled when profiling
+    // With memory saving on (core/memory.h): backward may give input j's
+    // gradient the input's own buffer, when the closure computes it element by
+    // element from that element alone (cross_entropy: the logits' gradient over
+    // the logits) and nothing but the tape and the closure holds the input.
+    int grad_over_input = -1;
 };
 
 class Tape {

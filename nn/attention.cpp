@@ -6,6 +6,8 @@
 #include <limits>
 #include <map>
 
+#include "core/memory.h"
+
 namespace tg::nn {
 
 Tensor causal_attention_weights(const Tensor& scores, const Tensor& mask, int64_t head_dim,
@@ -53,7 +55,9 @@ Tensor MultiHeadAttention::forward(const Tensor& x) {
     Tensor v = (*W_value)(x).view({B, T, NH, HS}).transpose(1, 2);
     Tensor scores = observed_scores(matmul(q, k.transpose(2, 3)), x, -1);  // [B, NH, T, T]
     Tensor w = causal_attention_weights(scores, mask, HS, *dropout);
-    Tensor ctx = matmul(w, v).transpose(1, 2).reshape({B, T, spec_.d_out}).named("context");
+    Tensor wv = matmul(w, v);
+    recompute_in_backward(w);  // dropout-applied weights: refilled from softmax output and mask bits
+    Tensor ctx = wv.transpose(1, 2).reshape({B, T, spec_.d_out}).named("context");
     return out_proj ? (*out_proj)(ctx) : ctx;
 }
 
@@ -78,7 +82,9 @@ Tensor CA_alt1::forward(const Tensor& x, const std::function<Tensor(Tensor)>& ob
     Tensor sx = (*S)(x);
     Tensor scores = observe(matmul(sx, x.transpose(1, 2)));
     Tensor w = causal_attention_weights(scores, mask, head_dim, *dropout);
-    return matmul(w, (*W_value)(x)).named("context");
+    Tensor ctx = matmul(w, (*W_value)(x)).named("context");
+    recompute_in_backward(w);  // as in MultiHeadAttention::forward
+    return ctx;
 }
 
 MHA_alt1::MHA_alt1(const AttentionSpec& s) : Attention(s) {

@@ -153,19 +153,28 @@ void Samples::end_epoch(int64_t) {
 void Profile::begin_step(int64_t step) {
     on_ = step == 1;
     if (!on_) return;
+    mem_.begin_step();
     set_profiling(true);
     t_step_ = now_s();
 }
 
+void Profile::before_backward() {
+    if (on_) mem_.after_forward();
+}
+
 void Profile::after_backward() {
-    if (on_) t_opt_ = now_s();
+    if (!on_) return;
+    mem_.after_backward();
+    t_opt_ = now_s();
 }
 
 void Profile::after_update(double) {
     if (!on_) return;
     profile_add(clip_ ? "norm+clip+optim" : "norm+optimizer", now_s() - t_opt_, 0);
     set_profiling(false);
+    mem_.after_update();
     print_profile(std::cout, now_s() - t_step_);
+    mem_.print(std::cout);
     on_ = false;
 }
 
@@ -187,7 +196,11 @@ StandardObservers::StandardObservers(Trainer& t) {
     }
     if (dump_) t.add_observer(dump_.get());
     if (probe_) t.add_observer(probe_.get());
-    if (o.profile) t.add_observer((profile_ = std::make_unique<Profile>(o.clip > 0)).get());
+    if (o.profile) {
+        size_t floor = 0;  // 16 bytes a parameter: the value, its gradient, AdamW's m and v
+        for (const Tensor& p : t.model().parameters()) floor += 16 * static_cast<size_t>(p.numel());
+        t.add_observer((profile_ = std::make_unique<Profile>(o.clip > 0, floor)).get());
+    }
     t.add_observer((eval_ = std::make_unique<Evaluation>(t)).get());
     if (!o.out_dir.empty() && root)
         t.add_observer(

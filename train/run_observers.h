@@ -5,7 +5,8 @@
 //   Metrics      one flushed row of <out>/metrics.csv per step
 //   Progress     the one-line progress display on a terminal
 //   Samples      after each epoch a greedy sample from the start context
-//   Profile      --profile: a per-op profile of the second step (warm buffers)
+//   Profile      --profile: a per-op and per-phase memory profile of the second
+//                step (warm buffers)
 // plus the dynamics probe (train/probe.h) when probe_every > 0 and the tape dump
 // (train/tape_dump.h) for --dump-tape. StandardObservers
 // builds the ones a TrainOptions asks for and attaches them in that order.
@@ -14,6 +15,7 @@
 #include <memory>
 #include <optional>
 
+#include "train/memory_profile.h"
 #include "train/metrics.h"
 #include "train/probe.h"
 #include "train/tape_dump.h"
@@ -66,14 +68,18 @@ private:
 
 class Profile : public StepObserver {
 public:
-    explicit Profile(bool clip) : clip_(clip) {}
+    // floor_bytes: parameters + gradients + AdamW m, v (train/memory_profile.h).
+    Profile(bool clip, size_t floor_bytes) : clip_(clip), mem_(floor_bytes) {}
     void begin_step(int64_t step) override;
+    void before_backward() override;
     void after_backward() override;
     void after_update(double lr) override;
+    const MemoryProfile& memory() const { return mem_; }
 
 private:
     bool clip_, on_ = false;
     double t_step_ = 0, t_opt_ = 0;
+    MemoryProfile mem_;
 };
 
 class StandardObservers {

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "core/memory.h"
 #include "models/checkpoint.h"
 #include "models/gpt2_hf.h"
 #include "optim/adamw.h"
@@ -50,6 +51,7 @@ std::string num(double v) { return std::isnan(v) ? std::string("nan") : fmt::for
 Trainer::Trainer(const TrainOptions& o)
     : o_(o), t0_(std::chrono::steady_clock::now()),
       tok_(o.vocab_dir + "/encoder.json", o.vocab_dir + "/vocab.bpe") {
+    set_memory_saving(o.memory_saving);
     const auto& cfg = o.config;
     int64_t T = o.max_length > 0 ? o.max_length : cfg.context_length;
     if (T > cfg.context_length)

@@ -67,6 +67,9 @@ struct TrainOptions {
     bool quiet = false;    // no progress line, no book lines on stdout
     bool profile = false;  // print a per-op profile of one training step
     bool detect_anomaly = false;
+    // --memory-saving: let go of what backward does not read, dropout masks as
+    // bits, gelu's tanh recomputed (core/memory.h); the numbers are the same either way.
+    bool memory_saving = true;
     int64_t probe_every = 0;  // gradient dynamics probe interval (0: off)
     // --dump-tape: the tape of one step (default the run's first), before backward.
     std::string dump_tape;

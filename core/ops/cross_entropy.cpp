@@ -3,7 +3,9 @@
 //   dx[r, v] = (softmax(x_r)[v] - [v == t_r]) * g / n    (0 on ignored rows)
 // logits [N, V] or [B, T, V]; targets N ids; rows whose target is ignore_index are
 // left out and n counts the rest. Fused: the [N, V] log-probabilities are never
-// stored, only lse per row.
+// stored, only lse per row. dx[r, v] reads x[r, v] alone, so with memory saving
+// on the tape may hand backward the logits' own buffer for their gradient
+// (TapeEntry::grad_over_input, core/memory.h): one [N, V] buffer, not two.
 #include <fmt/format.h>
 
 #include <cmath>
@@ -73,6 +75,7 @@ Tensor cross_entropy(const Tensor& logits, const Ids& targets, int64_t ignore_in
                    }
                });
            });
+    if (out.requires_grad()) tape().entries().back().grad_over_input = 0;
     return out;
 }
 

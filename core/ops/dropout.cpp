@@ -1,9 +1,15 @@
 // dropout (inverted), as PyTorch computes it:
 //   noise = bernoulli(1 - p) / (1 - p),  y = a * noise,  da = g * noise
 // In eval mode, or with p == 0, the input itself is returned (no tape entry).
-// The noise tensor (the only per-call buffer besides the output) is kept for backward.
+// What backward keeps: with memory saving on (core/memory.h) the drawn mask as
+// bits, one per element, and noise = bit ? 1/keep : 0 is re-derived in backward
+// (the same float the forward used, so the same products); otherwise the noise
+// tensor, a float per element.
 #include <fmt/format.h>
 
+#include <memory>
+
+#include "core/memory.h"
 #include "core/ops.h"
 #include "core/ops/broadcast.h"
 #include "core/parallel.h"
@@ -40,6 +46,56 @@ Tensor apply_noise(const Tensor& a, Tensor noise, float p, const Loc& loc) {
     return out;
 }
 
+// The same product from a 0/1 mask kept as bits: bit i of word i / 64 is
+// mask[i] != 0, and noise_i = bit ? 1/keep : 0 as apply_noise computes it.
+//   y_i = a_i * noise_i,   da_i = g_i * noise_i
+// Words are split over threads whole, so no two threads write one word. The
+// output's recipe (core/memory.h) recomputes y from a and the bits.
+inline float masked(float a, bool on, float inv) { return a * (on ? inv : 0.0f); }
+
+Tensor apply_mask_bits(const Tensor& a, const float* mask, float p, const Loc& loc) {
+    Tensor ac = a.is_contiguous() ? a : a.clone();
+    Tensor out = Tensor::empty(a.shape());
+    const int64_t n = a.numel(), words = (n + 63) / 64;
+    const float keep = static_cast<float>(1.0 - static_cast<double>(p));
+    const float inv = 1.0f / keep;
+    bool rec = needs_record({&a});
+    auto bits = rec ? std::make_shared<std::vector<uint64_t>>(static_cast<size_t>(words)) : nullptr;
+    const float* pa = ac.data();
+    float* po = out.data();
+    uint64_t* pb = bits ? bits->data() : nullptr;
+    parallel_for(words, kElementGrain / 64, [&](int64_t w0, int64_t w1) {
+        for (int64_t w = w0; w < w1; ++w) {
+            uint64_t word = 0;
+            for (int64_t i = w * 64, e = std::min(n, i + 64); i < e; ++i) {
+                bool on = mask[i] != 0.0f;
+                word |= static_cast<uint64_t>(on) << (i - w * 64);
+                po[i] = masked(pa[i], on, inv);
+            }
+            if (pb) pb[w] = word;
+        }
+    });
+    if (!rec) return out;
+    record("dropout", loc, {a}, out, [bits, n, inv](const Tensor& g, std::span<GradSlot> gi) {
+        const float* pg = g.data();
+        const uint64_t* pb = bits->data();
+        parallel_for((n + 63) / 64, kElementGrain / 64, [&](int64_t w0, int64_t w1) {
+            for (int64_t w = w0; w < w1; ++w)
+                for (int64_t i = w * 64, e = std::min(n, i + 64); i < e; ++i)
+                    gi[0].store(i, pg[i] * (((pb[w] >> (i - w * 64)) & 1) ? inv : 0.0f));
+        });
+    });
+    detail::set_recipe(out, ac, [bits, n, inv](const float* pa, float* dst) {
+        const uint64_t* pb = bits->data();
+        parallel_for((n + 63) / 64, kElementGrain / 64, [&](int64_t w0, int64_t w1) {
+            for (int64_t w = w0; w < w1; ++w)
+                for (int64_t i = w * 64, e = std::min(n, i + 64); i < e; ++i)
+                    dst[i] = masked(pa[i], (pb[w] >> (i - w * 64)) & 1, inv);
+        });
+    });
+    return out;
+}
+
 }  // namespace
 
 Tensor dropout_with_mask(const Tensor& a, const Tensor& mask, float p, Loc loc) {
@@ -54,8 +110,8 @@ Tensor dropout_with_mask(const Tensor& a, const Tensor& mask, float p, Loc loc) 
 void set_dropout_rows(DropoutRows r) { g_rows = r; }
 DropoutRows dropout_rows() { return g_rows; }
 
-// The mask is drawn straight into the buffer that becomes the noise: no separate
-// mask tensor.
+// The mask is drawn into the buffer that becomes the noise (saving off), or into
+// a scratch buffer packed into bits (saving on; the scratch returns to the pool).
 Tensor dropout(const Tensor& a, float p, bool training, DropoutSplit split, Generator& gen, Loc loc) {
     if (!training || p == 0.0f) return a;
     if (!(p > 0.0f && p < 1.0f)) fail("dropout", loc, fmt::format("p = {} is outside [0, 1)", p));
@@ -76,6 +132,7 @@ Tensor dropout(const Tensor& a, float p, bool training, DropoutSplit split, Gene
     } else {
         gen.fill_bernoulli(noise.data(), noise.numel(), keep);
     }
+    if (memory_saving()) return apply_mask_bits(a, noise.data(), p, loc);  // fill_bernoulli draws 0 or 1
     return apply_noise(a, noise, p, loc);
 }
 

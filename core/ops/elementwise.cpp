@@ -57,9 +57,9 @@ void binary_grad(const Tensor& g, const Tensor& self, const Tensor& other, const
     if (!same) reduce_to_shape(full.data(), os, slot);
 }
 
-// out = f(a); backward: g * df(a, out).
-template <class F, class DF>
-Tensor unary(const Tensor& a, const char* op, const Loc& loc, F f, DF df) {
+// out = f(a), contiguous.
+template <class F>
+Tensor unary_forward(const Tensor& a, const char* op, const Loc& loc, F f) {
     if (!a.defined()) fail(op, loc, "undefined operand");
     Tensor out = Tensor::empty(a.shape());
     Shape cs = contiguous_strides(a.shape());
@@ -68,6 +68,28 @@ Tensor unary(const Tensor& a, const char* op, const Loc& loc, F f, DF df) {
     parallel_strided_apply<2>(a.shape(), {cs.data(), a.strides().data()}, [&](auto off, int64_t n, auto in) {
         for (int64_t i = 0; i < n; ++i) po[off[0] + i] = f(pa[off[1] + i * in[1]]);
     });
+    return out;
+}
+
+// out = f(a); backward: g * c, for a constant derivative c (add/sub/mul/div by a
+// scalar, neg). Nothing of a or out is saved: the scaled attention scores need
+// not outlive the softmax that reads them (core/memory.h).
+template <class F>
+Tensor unary_const_grad(const Tensor& a, const char* op, const Loc& loc, F f, float c) {
+    Tensor out = unary_forward(a, op, loc, f);
+    record(op, loc, {a}, out, [c](const Tensor& g, std::span<GradSlot> gi) {
+        const float* pg = g.data();
+        parallel_for(g.numel(), kElementGrain, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) gi[0].store(i, pg[i] * c);
+        });
+    });
+    return out;
+}
+
+// out = f(a); backward: g * df(a, out).
+template <class F, class DF>
+Tensor unary(const Tensor& a, const char* op, const Loc& loc, F f, DF df) {
+    Tensor out = unary_forward(a, op, loc, f);
     record(op, loc, {a}, out, [a, out, df](const Tensor& g, std::span<GradSlot> gi) {
         Shape cs = contiguous_strides(a.shape());
         const float *pa = a.data(), *po = out.data(), *pg = g.data();
@@ -87,7 +109,7 @@ Tensor unary(const Tensor& a, const char* op, const Loc& loc, F f, DF df) {
 // add: out = a + b.  da = reduce(g), db = reduce(g).
 Tensor add(const Tensor& a, const Tensor& b, Loc loc) {
     Tensor out = binary_forward(a, b, "add", loc, [](float x, float y) { return x + y; });
-    record("add", loc, {a, b}, out, [a, b](const Tensor& g, std::span<GradSlot> gi) {
+    record("add", loc, {a, b}, out, [](const Tensor& g, std::span<GradSlot> gi) {  // no values: shapes in gi
         if (gi[0]) reduce_to_shape(g.data(), g.shape(), gi[0]);
         if (gi[1]) reduce_to_shape(g.data(), g.shape(), gi[1]);
     });
@@ -107,8 +129,8 @@ Tensor mul(const Tensor& a, const Tensor& b, Loc loc) {
 
 // neg: out = -a.  da = -g.
 Tensor neg(const Tensor& a, Loc loc) {
-    return unary(
-        a, "neg", loc, [](float x) { return -x; }, [](float, float) { return -1.0f; });
+    return unary_const_grad(
+        a, "neg", loc, [](float x) { return -x; }, -1.0f);
 }
 
 // exp: out = e^a.  da = g * out.
@@ -138,21 +160,21 @@ Tensor pow(const Tensor& a, float p, Loc loc) {
 
 // add_scalar: out = a + s.  da = g.
 Tensor add(const Tensor& a, float s, Loc loc) {
-    return unary(
-        a, "add_scalar", loc, [s](float x) { return x + s; }, [](float, float) { return 1.0f; });
+    return unary_const_grad(
+        a, "add_scalar", loc, [s](float x) { return x + s; }, 1.0f);
 }
 
 // mul_scalar: out = a * s.  da = g * s.
 Tensor mul(const Tensor& a, float s, Loc loc) {
-    return unary(
-        a, "mul_scalar", loc, [s](float x) { return x * s; }, [s](float, float) { return s; });
+    return unary_const_grad(
+        a, "mul_scalar", loc, [s](float x) { return x * s; }, s);
 }
 
 // div_scalar: out = a / s.  da = g / s.  A primitive rather than a * (1/s): the
 // attention scale 1/sqrt(HS) is inexact for most HS, and PyTorch divides.
 Tensor div(const Tensor& a, float s, Loc loc) {
-    return unary(
-        a, "div_scalar", loc, [s](float x) { return x / s; }, [s](float, float) { return 1.0f / s; });
+    return unary_const_grad(
+        a, "div_scalar", loc, [s](float x) { return x / s; }, 1.0f / s);
 }
 
 // The common composites are ops of their own, so tape dumps, profiles and
@@ -181,8 +203,8 @@ Tensor div(const Tensor& a, const Tensor& b, Loc loc) {
 
 // sub_scalar: out = a - s.  da = g.
 Tensor sub(const Tensor& a, float s, Loc loc) {
-    return unary(
-        a, "sub_scalar", loc, [s](float x) { return x - s; }, [](float, float) { return 1.0f; });
+    return unary_const_grad(
+        a, "sub_scalar", loc, [s](float x) { return x - s; }, 1.0f);
 }
 
 // sqrt: out = a^(1/2).  da = g / (2 out).

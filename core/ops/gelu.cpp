@@ -5,12 +5,15 @@
 // tanh u = (e - 1) / (e + 1) with e = exp(2u) for |u| >= 1/16 (glibc's expf costs
 // a quarter of tanhf; e - 1 >= 0.13 keeps cancellation to a few ulp), and the odd
 // series u - u^3/3 + 2u^5/15 - 17u^7/315 below (truncation ~1e-12 relative);
-// |u| is clamped at 10, where tanh is 1 in float. The forward keeps tanh u for
-// the backward instead of recomputing it.
+// |u| is clamped at 10, where tanh is 1 in float. With memory saving on
+// (core/memory.h) backward recomputes tanh u from the saved input, by the same
+// function on the same float, so the same bits; with it off the forward keeps
+// tanh u, an [N, F] tensor.
 #include <algorithm>
 #include <cmath>
 #include <numbers>
 
+#include "core/memory.h"
 #include "core/ops.h"
 #include "core/ops/broadcast.h"
 #include "core/parallel.h"
@@ -29,10 +32,13 @@ static inline float fast_tanh(float u) {
     return (e - 1.0f) / (e + 1.0f);
 }
 
+// tanh u of the input v; forward and the recomputing backward share this one expression.
+static inline float gelu_tanh(float v) { return fast_tanh(kGeluC * (v + 0.044715f * v * v * v)); }
+
 Tensor gelu(const Tensor& x, Loc loc) {
     Tensor xc = x.is_contiguous() ? x : x.clone();
     Tensor out = Tensor::empty(x.shape());
-    bool keep = needs_record({&x});
+    const bool rec = needs_record({&x}), keep = rec && !memory_saving();
     Tensor th = keep ? Tensor::empty(x.shape()) : Tensor();
     const float* px = xc.data();
     float* po = out.data();
@@ -40,21 +46,21 @@ Tensor gelu(const Tensor& x, Loc loc) {
     parallel_for(x.numel(), kElementGrain / 8, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
             float v = px[i];
-            float t = fast_tanh(kGeluC * (v + 0.044715f * v * v * v));
+            float t = gelu_tanh(v);
             if (pt) pt[i] = t;
             po[i] = 0.5f * v * (1.0f + t);
         }
     });
-    if (!keep) {
+    if (!rec) {
         record("gelu", loc, {x}, out, nullptr);
         return out;
     }
     record("gelu", loc, {x}, out, [xc, th](const Tensor& g, std::span<GradSlot> gi) {
-        const float *px = xc.data(), *pg = g.data(), *pt = th.data();
-        parallel_for(xc.numel(), kElementGrain, [&](int64_t b, int64_t e) {
+        const float *px = xc.data(), *pg = g.data(), *pt = th.defined() ? th.data() : nullptr;
+        parallel_for(xc.numel(), pt ? kElementGrain : kElementGrain / 8, [&](int64_t b, int64_t e) {
             for (int64_t i = b; i < e; ++i) {
                 float v = px[i];
-                float t = pt[i];
+                float t = pt ? pt[i] : gelu_tanh(v);
                 float d = 0.5f * (1.0f + t) +
                           0.5f * v * (1.0f - t * t) * kGeluC * (1.0f + 3.0f * 0.044715f * v * v);
                 gi[0].store(i, pg[i] * d);

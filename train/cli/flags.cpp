@@ -119,7 +119,12 @@ void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
         ->capture_default_str()
         ->check(CLI::IsMember({"off", "on", "check"}));
     app->add_flag("--detect-anomaly", o.detect_anomaly, "check every op output and gradient for NaN/Inf");
-    app->add_flag("--profile", o.profile, "print a per-op profile of one training step");
+    app->add_flag("--profile", o.profile, "print a per-op and per-phase memory profile of one training step");
+    app->add_option_function<std::string>(
+           "--memory-saving", [&o](const std::string& v) { o.memory_saving = v == "on"; },
+           "on: free what backward does not read as soon as forward is done with it, dropout masks as "
+           "bits, GELU's tanh recomputed (same numbers, lower peak memory); off: keep it all (default on)")
+        ->check(CLI::IsMember({"on", "off"}));
     app->add_flag("--quiet", o.quiet, "no progress line and no loss lines on the terminal");
     app->add_option(
            "--on-nan", o.on_nan,
