@@ -53,6 +53,20 @@ Out single(const std::string& args) { return sh(bin() + " " + args); }
 Out ranks(int n, const std::string& args) {
     return sh(kMpirun + "-np " + std::to_string(n) + " " + bin() + " " + args);
 }
+// `args` as one process into d1, then as 2 ranks into d2 (each with --save into
+// its folder when `save`); both must succeed. Returns the ranks' output.
+Out one_then_two(const std::string& args, const std::string& d1, const std::string& d2, bool save = false) {
+    auto into = [&](const std::string& d) {
+        return " --out " + d + (save ? " --save " + d + "/model.safetensors" : "");
+    };
+    Out a = single(args + into(d1));
+    INFO(a.text);
+    REQUIRE(a.code == 0);
+    Out b = ranks(2, args + into(d2));
+    INFO(b.text);
+    REQUIRE(b.code == 0);
+    return b;
+}
 
 // A small GPT, several steps with evaluations, the probe and a checkpoint.
 const std::string kRun =
@@ -107,12 +121,7 @@ void check_equivalent(const std::string& flags) {
         fs::create_directories(d);
     }
     const std::string run = kRun + kBatch4 + "--max-steps 6 --probe-every 3 " + flags;
-    Out a = single(run + " --out " + d1 + " --save " + d1 + "/model.safetensors");
-    INFO(a.text);
-    REQUIRE(a.code == 0);
-    Out b = ranks(2, run + " --out " + d2 + " --save " + d2 + "/model.safetensors");
-    INFO(b.text);
-    REQUIRE(b.code == 0);
+    Out b = one_then_two(run, d1, d2, true);
     // 6 steps; evaluations at 0, 2, 4; the global gradient norm of every step.
     same_metrics(d1 + "/metrics.csv", d2 + "/metrics.csv",
                  {"step", "tokens_seen", "batch_loss", "grad_norm", "train_loss", "val_loss"}, 1e-5, 6);
@@ -344,12 +353,7 @@ TEST_CASE("mpi: a sweep under -np 2 spreads its runs and aggregates as the singl
         "sweep --preset tiny --context-length 16 --emb-dim 16 --n-heads 2 --n-layers 1 --threads 1 "
         "--max-steps 3 --eval-freq 1 --eval-iter 1 --probe-every 2 --variants mha,alt1 --lrs 4e-4,1e-3 "
         "--seeds 1 --eval-seeds 2 ";
-    Out a = single(sweep + "--out " + d1);
-    INFO(a.text);
-    REQUIRE(a.code == 0);
-    Out b = ranks(2, sweep + "--out " + d2);
-    INFO(b.text);
-    REQUIRE(b.code == 0);
+    Out b = one_then_two(sweep, d1, d2);
     // Rank 0 alone printed; the rounds named the rank of each run.
     CHECK(count(b.text, "trained 6 run(s) now, 6 finished") == 1);
     CHECK(count(b.text, "(rank 1) ==") == 2);
@@ -390,12 +394,7 @@ TEST_CASE("mpi: small buckets start during backward, several of them, same losse
         fs::create_directories(d);
     }
     const std::string run = kRun + kBatch4 + "--max-steps 4 --drop-rate 0 --bucket-mb 0.05 ";
-    Out a = single(run + "--out " + d1);
-    INFO(a.text);
-    REQUIRE(a.code == 0);
-    Out b = ranks(2, run + "--out " + d2);
-    INFO(b.text);
-    REQUIRE(b.code == 0);
+    Out b = one_then_two(run, d1, d2);
     same_metrics(d1 + "/metrics.csv", d2 + "/metrics.csv", {"step", "batch_loss", "grad_norm", "val_loss"},
                  1e-5, 4);
     nlohmann::json s = nlohmann::json::parse(std::ifstream(d2 + "/summary.json"));
@@ -419,12 +418,7 @@ TEST_CASE("mpi: compare under -np 2 gives both variants the single process's los
     std::string d1 = tmp("cmp_one"), d2 = tmp("cmp_two");
     const std::string run = "compare --preset tiny --context-length 32 --eval-freq 2 --eval-iter 2 --quiet "
                             "--threads 1 --batch-size 4 --max-steps 4 --probe-every 2 --drop-rate 0 ";
-    Out a = single(run + "--out " + d1);
-    INFO(a.text);
-    REQUIRE(a.code == 0);
-    Out b = ranks(2, run + "--out " + d2);
-    INFO(b.text);
-    REQUIRE(b.code == 0);
+    Out b = one_then_two(run, d1, d2);
     for (const char* v : {"mha", "alt1"}) {
         INFO(v);
         // Exactly 4 rows each: a second writer would have doubled or torn them.
