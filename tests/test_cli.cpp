@@ -306,17 +306,19 @@ TEST_CASE("tokenize on several threads prints the one-thread ids", "[cli]") {
     CHECK(two.text == one.text);
 }
 
-TEST_CASE("train --sample-kv-cache: on, check (counts recorded in summary.json), a bad value refused",
+TEST_CASE("train --sample-kv-cache: on by default, off, check (counts recorded in summary.json), a bad value "
+          "refused",
           "[cli]") {
-    for (std::string mode : {"on", "check"}) {
-        std::string out = tmp("sample_cache_" + mode);
-        Out t =
-            run("train --epochs 1 --eval-freq 0 --sample-kv-cache " + mode + " --out " + out + " " + kSmall);
+    for (std::string mode : {"", "off", "on", "check"}) {
+        std::string out = tmp("sample_cache_" + (mode.empty() ? "default" : mode));
+        std::string flag = mode.empty() ? "" : " --sample-kv-cache " + mode;
+        Out t = run("train --epochs 1 --eval-freq 0" + flag + " --out " + out + " " + kSmall);
         INFO(t.text);
         REQUIRE(t.code == 0);
         std::ifstream in(out + "/summary.json");
         std::string summary((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        CHECK_THAT(summary, Catch::Contains("\"sample_kv_cache\": \"" + mode + "\""));
+        std::string want = mode.empty() ? "on" : mode;
+        CHECK_THAT(summary, Catch::Contains("\"sample_kv_cache\": \"" + want + "\""));
         if (mode == "check")
             CHECK_THAT(summary, Catch::Contains("\"differ\": 0") && Catch::Contains("\"equal\": 1"));
     }

@@ -254,11 +254,12 @@ TEST_CASE("the tiny preset overfits a short text, and its epoch samples are the 
     o.epochs = 40;
     o.eval_freq = 0;
     o.sample_tokens = 40;  // 4 + 40 tokens: past the 32-token window, so the cache restarts
+    o.sample_kv_cache = "check";
     auto res = train_model(o);
     INFO("first loss " << res.step_losses.front() << ", last " << res.step_losses.back());
     CHECK(res.step_losses.front() > 10.0);
     CHECK(res.step_losses.back() < 0.5);  // memorised: from ln(50257) = 10.8 to below 0.5
-    // --sample-kv-cache check (the default): every epoch's cached sample equals the book's.
+    // --sample-kv-cache check: every epoch's cached sample equals the book's.
     CHECK(res.samples.size() == 40);
     CHECK(res.sample_cache_equal == 40);
     CHECK(res.sample_cache_differ == 0);
