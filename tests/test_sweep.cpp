@@ -2,6 +2,7 @@
 // counted as finished), every variant of a seed trains on the same batches, the
 // lr is chosen on the selection seeds, and summary.csv / report.md come out.
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -9,6 +10,7 @@
 
 #include "test_util.h"
 #include "train/csv.h"
+#include "train/stats.h"
 #include "train/sweep.h"
 #include "train/sweep_report.h"
 #include "train_test_util.h"
@@ -116,9 +118,69 @@ TEST_CASE("a killed sweep continues: finished runs are skipped, a partial run is
     CHECK(orders.size() >= 4);  // the epoch's order and one per evaluation (eval_freq 1, 3 steps)
     std::string report;
     std::getline(std::ifstream(out / "report.md"), report, '\0');
-    CHECK(report.find("Paired differences against mha") != std::string::npos);
-    CHECK(report.find("| alt1 |") != std::string::npos);
+    CHECK(report.find("Paired differences on the same seeds") != std::string::npos);
+    // The alt1 - mha row holds the difference of the two eval runs' own losses (one seed).
+    auto chosen = chosen_lrs(p, runs);
+    auto at = [&](const std::string& v, double lr) {
+        for (const SweepRun& r : runs)
+            if (r.variant == v && r.lr == lr && r.seed == 2) return r;
+        FAIL("no eval run of " << v);
+        return runs.front();
+    };
+    SweepRun rm = at("mha", chosen[0].second), ra = at("alt1", chosen[1].second);
+    std::string row = fmt::format("| alt1 | mha | {} | {} | {} |",
+                                  stats::paired_difference({ra.final_val_loss}, {rm.final_val_loss}).str(3),
+                                  stats::paired_difference({ra.best_val_loss}, {rm.best_val_loss}).str(3),
+                                  stats::paired_difference({ra.final_train_loss}, {rm.final_train_loss}).str(3));
+    INFO(report);
+    CHECK(report.find(row) != std::string::npos);
+    CHECK(report.find("| mha | alt1 |") == std::string::npos);  // later minus earlier only
     CHECK(report.find("Gradient dynamics across seeds") != std::string::npos);
     CHECK(fs::exists(out / "plots" / "sweep_val_loss.png"));
+    fs::remove_all(out);
+}
+
+TEST_CASE("the report's paired differences cover every pair of variants, by hand", "[sweep]") {
+    // Three variants x seeds 1..3 at one lr, written as finished runs: the pair
+    // (alt1, mha:out-proj=off) does not involve the first variant.
+    fs::path out = fs::temp_directory_path() / ("tapegrad_sweep_pairs_" + std::to_string(::getpid()));
+    fs::remove_all(out);
+    SweepPlan p = tiny_plan(out.string());
+    p.variants = {parse_variant("mha"), parse_variant("mha:out-proj=off"), parse_variant("alt1")};
+    p.lrs = {1e-3};
+    p.selection_seeds = {1, 2, 3};
+    p.eval_seeds = {};
+    std::map<std::string, std::vector<double>> val = {
+        {"mha", {5.25, 5.05, 5.15}}, {"mha:out-proj=off", {5.3, 5.4, 5.5}}, {"alt1", {5.0, 5.2, 5.1}}};
+    for (const SweepVariant& v : p.variants)
+        for (uint64_t s = 1; s <= 3; ++s) {
+            std::string dir = run_dir(p.out_dir, v, 1e-3, s);
+            fs::create_directories(dir);
+            double f = val[v.spec][s - 1];
+            std::ofstream(dir + "/metrics.csv") << "step,val_loss\n0,10\n3," << f << "\n";
+            nlohmann::json j = {{"variant", v.spec},    {"lr", 1e-3},           {"seed", s},
+                                {"num_parameters", 1},  {"steps", 3},           {"tokens_per_second", 1.0},
+                                {"seconds", 1.0},       {"final_val_loss", f},  {"best_val_loss", f - 0.1},
+                                {"final_train_loss", f - 1}};
+            std::ofstream(dir + "/done.json") << j.dump();
+            std::ofstream(dir + "/summary.json") << j.dump();  // report.html embeds it
+        }
+    write_sweep_report(p);
+    std::string report;
+    std::getline(std::ifstream(out / "report.md"), report, '\0');
+    INFO(report);
+    // alt1 - mha:out-proj=off = {-0.3, -0.2, -0.4}: mean -0.3, sd 0.1,
+    // t(0.975, 2) = 4.303, half-width 4.303 * 0.1 / sqrt(3) = 0.248.
+    std::string far = "-0.300 +- 0.100 (95% CI -0.548 .. -0.052, n=3)";
+    CHECK(report.find("| alt1 | mha:out-proj=off | " + far + " | " + far + " | " + far + " |") !=
+          std::string::npos);
+    // alt1 - mha = {-0.25, 0.15, -0.05}: mean -0.05, sd 0.2, half-width 0.497.
+    std::string near = "-0.050 +- 0.200 (95% CI -0.547 .. 0.447, n=3)";
+    CHECK(report.find("| alt1 | mha | " + near) != std::string::npos);
+    CHECK(report.find("| mha:out-proj=off | mha | ") != std::string::npos);
+    CHECK(report.find("**alt1** vs **mha:out-proj=off**: final validation loss -0.300 (larger than seed noise") !=
+          std::string::npos);
+    CHECK(report.find("**alt1** vs **mha**: final validation loss -0.050 (within seed noise") !=
+          std::string::npos);
     fs::remove_all(out);
 }

@@ -125,6 +125,46 @@ Series dynamics_by_step(const std::string& csv_path) {
     return out;
 }
 
+namespace {
+
+// Paired differences of every later variant against every earlier one, on the
+// seeds both ran (the first variant's batch order, so seed noise shared by the
+// pair cancels): d_s = later_s - earlier_s, mean +- sd and a 95% t-interval
+// over seeds. Every pair, not only against the first variant, so a design's
+// single contrasts (merging at equal rank, rank, the projection) are read off
+// directly. Appends one plain-words line per pair to `words`.
+std::string paired_section(const SweepPlan& p, const std::vector<std::vector<const SweepRun*>>& per_variant,
+                           std::string& words) {
+    std::string md =
+        "\n## Paired differences on the same seeds (later variant minus earlier variant)\n\n"
+        "| variant | minus | final val loss | best val loss | final train loss |\n|---|---|---|---|---|\n";
+    auto verdict = [](const stats::Summary& s) {
+        return s.excludes_zero() ? std::string("larger than seed noise (the 95% interval excludes 0)")
+                                 : std::string("within seed noise (the 95% interval contains 0)");
+    };
+    for (size_t a = 0; a < p.variants.size(); ++a)
+        for (size_t i = a + 1; i < p.variants.size(); ++i) {
+            if (per_variant[i].size() != per_variant[a].size() || per_variant[i].empty()) continue;
+            auto diff = [&](double SweepRun::*f) {
+                return stats::paired_difference(field(per_variant[i], f), field(per_variant[a], f));
+            };
+            auto d_final = diff(&SweepRun::final_val_loss);
+            auto d_best = diff(&SweepRun::best_val_loss);
+            auto d_train = diff(&SweepRun::final_train_loss);
+            const std::string &ref = p.variants[a].spec, &var = p.variants[i].spec;
+            md += fmt::format("| {} | {} | {} | {} | {} |\n", var, ref, cell(d_final), cell(d_best),
+                              cell(d_train));
+            words += fmt::format(
+                "- **{}** vs **{}**: final validation loss {:+.3f} ({}); best validation loss {:+.3f} "
+                "({}); final training loss {:+.3f} ({}).\n",
+                var, ref, d_final.mean, verdict(d_final), d_best.mean, verdict(d_best), d_train.mean,
+                verdict(d_train));
+        }
+    return md;
+}
+
+}  // namespace
+
 std::string write_sweep_report(const SweepPlan& p) {
     std::vector<SweepRun> runs = finished_runs(p.out_dir);
     auto chosen = chosen_lrs(p, runs);
@@ -182,30 +222,7 @@ std::string write_sweep_report(const SweepPlan& p) {
     }
 
     std::string words = "\n## In plain words\n\n";
-    const std::string& ref = p.variants.front().spec;
-    md += fmt::format("\n## Paired differences against {} on the same seeds (variant minus {})\n\n"
-                      "| variant | final val loss | best val loss | final train loss |\n|---|---|---|---|\n",
-                      ref, ref);
-    for (size_t i = 1; i < p.variants.size(); ++i) {
-        if (per_variant[i].size() != per_variant[0].size() || per_variant[i].empty()) continue;
-        auto d_final = stats::paired_difference(field(per_variant[i], &SweepRun::final_val_loss),
-                                                field(per_variant[0], &SweepRun::final_val_loss));
-        auto d_best = stats::paired_difference(field(per_variant[i], &SweepRun::best_val_loss),
-                                               field(per_variant[0], &SweepRun::best_val_loss));
-        auto d_train = stats::paired_difference(field(per_variant[i], &SweepRun::final_train_loss),
-                                                field(per_variant[0], &SweepRun::final_train_loss));
-        md += fmt::format("| {} | {} | {} | {} |\n", p.variants[i].spec, cell(d_final), cell(d_best),
-                          cell(d_train));
-        auto verdict = [](const stats::Summary& s) {
-            return s.excludes_zero() ? std::string("larger than seed noise (the 95% interval excludes 0)")
-                                     : std::string("within seed noise (the 95% interval contains 0)");
-        };
-        words += fmt::format(
-            "- **{}** vs **{}**: final validation loss {:+.3f} ({}); best validation loss {:+.3f} "
-            "({}); final training loss {:+.3f} ({}).\n",
-            p.variants[i].spec, ref, d_final.mean, verdict(d_final), d_best.mean, verdict(d_best),
-            d_train.mean, verdict(d_train));
-    }
+    md += paired_section(p, per_variant, words);
 
     // Loss curves and dynamics over the evaluation runs.
     std::vector<std::pair<std::string, std::string>> loss_blocks, ratio_blocks;
