@@ -128,10 +128,11 @@ TEST_CASE("a killed sweep continues: finished runs are skipped, a partial run is
         return runs.front();
     };
     SweepRun rm = at("mha", chosen[0].second), ra = at("alt1", chosen[1].second);
-    std::string row = fmt::format("| alt1 | mha | {} | {} | {} |",
-                                  stats::paired_difference({ra.final_val_loss}, {rm.final_val_loss}).str(3),
-                                  stats::paired_difference({ra.best_val_loss}, {rm.best_val_loss}).str(3),
-                                  stats::paired_difference({ra.final_train_loss}, {rm.final_train_loss}).str(3));
+    std::string row =
+        fmt::format("| alt1 | mha | {} | {} | {} |",
+                    stats::paired_difference({ra.final_val_loss}, {rm.final_val_loss}).str(3),
+                    stats::paired_difference({ra.best_val_loss}, {rm.best_val_loss}).str(3),
+                    stats::paired_difference({ra.final_train_loss}, {rm.final_train_loss}).str(3));
     INFO(report);
     CHECK(report.find(row) != std::string::npos);
     CHECK(report.find("| mha | alt1 |") == std::string::npos);  // later minus earlier only
@@ -158,9 +159,9 @@ TEST_CASE("the report's paired differences cover every pair of variants, by hand
             fs::create_directories(dir);
             double f = val[v.spec][s - 1];
             std::ofstream(dir + "/metrics.csv") << "step,val_loss\n0,10\n3," << f << "\n";
-            nlohmann::json j = {{"variant", v.spec},    {"lr", 1e-3},           {"seed", s},
-                                {"num_parameters", 1},  {"steps", 3},           {"tokens_per_second", 1.0},
-                                {"seconds", 1.0},       {"final_val_loss", f},  {"best_val_loss", f - 0.1},
+            nlohmann::json j = {{"variant", v.spec},        {"lr", 1e-3},          {"seed", s},
+                                {"num_parameters", 1},      {"steps", 3},          {"tokens_per_second", 1.0},
+                                {"seconds", 1.0},           {"final_val_loss", f}, {"best_val_loss", f - 0.1},
                                 {"final_train_loss", f - 1}};
             std::ofstream(dir + "/done.json") << j.dump();
             std::ofstream(dir + "/summary.json") << j.dump();  // report.html embeds it
@@ -178,7 +179,8 @@ TEST_CASE("the report's paired differences cover every pair of variants, by hand
     std::string near = "-0.050 +- 0.200 (95% CI -0.547 .. 0.447, n=3)";
     CHECK(report.find("| alt1 | mha | " + near) != std::string::npos);
     CHECK(report.find("| mha:out-proj=off | mha | ") != std::string::npos);
-    CHECK(report.find("**alt1** vs **mha:out-proj=off**: final validation loss -0.300 (larger than seed noise") !=
+    CHECK(report.find(
+              "**alt1** vs **mha:out-proj=off**: final validation loss -0.300 (larger than seed noise") !=
           std::string::npos);
     CHECK(report.find("**alt1** vs **mha**: final validation loss -0.050 (within seed noise") !=
           std::string::npos);
