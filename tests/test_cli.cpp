@@ -395,6 +395,13 @@ TEST_CASE("the controls through the executable (tiny preset): --qk-dim, convert 
         CHECK(da.at(i, "m_norm") == dm.at(i, "m_norm"));
     }
     CHECK(pre == dm.rows.size() / 2);  // steps 0, 1 of 0..3
+    // The report describes alt1 as merged, from the fork on (not by the trunk's first row).
+    std::string report;
+    std::getline(std::ifstream(fork + "/report.md"), report, '\0');
+    INFO(report);
+    CHECK_THAT(report, Catch::Contains("- **alt1**: dM = dS^T is the only term") &&
+                           Catch::Contains("(**alt1** from step 2, where it forked from the trunk") &&
+                           Catch::Contains("| alt1 | 2 |") && !Catch::Contains("(**mha** from step"));
     fs::remove_all(fs::path(ck).parent_path());
 }
 

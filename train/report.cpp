@@ -76,12 +76,22 @@ std::string dynamics_section(const std::string& run_dir, const std::vector<std::
             first = std::min(first, s);
             last = std::max(last, s);
         }
-        n_steps = static_cast<int64_t>(steps.size());
-        bool merged = !c.rows.empty() && !std::isnan(c.at(0, "term_s_norm"));
-        double q = mean_col(c, "term_q_norm", 0, 1e300), k = mean_col(c, "term_k_norm", 0, 1e300),
-               x = mean_col(c, "term_x_norm", 0, 1e300);
+        // The variant's parametrisation is its last row's (a merged row has ds_norm).
+        // A branch of `compare --fork-at` begins with the trunk's rows, in the other
+        // parametrisation: its figures start at its own first row, the fork.
+        auto is_merged = [&](size_t r) { return !std::isnan(c.at(r, "ds_norm")); };
+        bool merged = !c.rows.empty() && is_merged(c.rows.size() - 1);
+        double own = first;
+        for (size_t r = 0; r < c.rows.size(); ++r)
+            if (is_merged(r) != merged) own = std::max(own, c.at(r, "step") + 1);
+        n_steps = static_cast<int64_t>(
+            std::count_if(steps.begin(), steps.end(), [&](double s) { return s >= own; }));
+        for (double st : steps)  // the variant's own first probed step
+            if (st >= own && (first < own || st < first)) first = st;
+        double q = mean_col(c, "term_q_norm", first, 1e300), k = mean_col(c, "term_k_norm", first, 1e300),
+               x = mean_col(c, "term_x_norm", first, 1e300);
         double tot = q + k + x;
-        double cosm = mean_col(c, "dm_cos", 0, 1e300);
+        double cosm = mean_col(c, "dm_cos", first, 1e300);
         double sr0 = mean_col(c, "stable_rank", first, first), sr1 = mean_col(c, "stable_rank", last, last);
         double er0 = mean_col(c, "effective_rank", first, first),
                er1 = mean_col(c, "effective_rank", last, last);
@@ -113,6 +123,11 @@ std::string dynamics_section(const std::string& run_dir, const std::vector<std::
                 "C x C matrix).\n",
                 v, cosm, sr0, sr1, er0, er1);
         }
+        if (own > steps.front() && first >= own)
+            words += fmt::format("  (**{}** from step {:.0f}, where it forked from the trunk: the rows "
+                                 "before are the trunk's, "
+                                 "in the other parametrisation, and are left out of its figures.)\n",
+                                 v, first);
     }
     md += "\n" + words + "\n";
     md += "![update terms](dynamics_terms.png)\n\n![cosines with -G](dynamics_cosines.png)\n\n"
