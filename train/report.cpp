@@ -100,8 +100,8 @@ std::string dynamics_section(const std::string& run_dir, const std::vector<std::
         };
         md += fmt::format(
             "| {} | {} | {:.3g} | {:.3g} | {:.3f} | {} | {} | {} | {:.2f} -> {:.2f} | {:.1f} -> {:.1f} |\n",
-            v, n_steps, mean_col(c, "g_norm", 0, 1e300), mean_col(c, "dm_rel", 0, 1e300), cosm, pct(q),
-            pct(k), pct(x), sr0, sr1, er0, er1);
+            v, n_steps, mean_col(c, "g_norm", first, 1e300), mean_col(c, "dm_rel", first, 1e300), cosm,
+            pct(q), pct(k), pct(x), sr0, sr1, er0, er1);
         if (!merged) {
             std::string dom = q >= k && q >= x ? "query" : (k >= x ? "key" : "cross");
             words += fmt::format(
