@@ -81,13 +81,13 @@ std::string dynamics_section(const std::string& run_dir, const std::vector<std::
         // parametrisation: its figures start at its own first row, the fork.
         auto is_merged = [&](size_t r) { return !std::isnan(c.at(r, "ds_norm")); };
         bool merged = !c.rows.empty() && is_merged(c.rows.size() - 1);
-        double own = first;
+        size_t own_row = 0;  // rows are in step order: the first after the trunk's
         for (size_t r = 0; r < c.rows.size(); ++r)
-            if (is_merged(r) != merged) own = std::max(own, c.at(r, "step") + 1);
+            if (is_merged(r) != merged) own_row = r + 1;
+        bool forked = own_row > 0;
+        if (!c.rows.empty()) first = c.at(own_row, "step");
         n_steps = static_cast<int64_t>(
-            std::count_if(steps.begin(), steps.end(), [&](double s) { return s >= own; }));
-        for (double st : steps)  // the variant's own first probed step
-            if (st >= own && (first < own || st < first)) first = st;
+            std::count_if(steps.begin(), steps.end(), [&](double s) { return s >= first; }));
         double q = mean_col(c, "term_q_norm", first, 1e300), k = mean_col(c, "term_k_norm", first, 1e300),
                x = mean_col(c, "term_x_norm", first, 1e300);
         double tot = q + k + x;
@@ -123,7 +123,7 @@ std::string dynamics_section(const std::string& run_dir, const std::vector<std::
                 "C x C matrix).\n",
                 v, cosm, sr0, sr1, er0, er1);
         }
-        if (own > steps.front() && first >= own)
+        if (forked)
             words += fmt::format("  (**{}** from step {:.0f}, where it forked from the trunk: the rows "
                                  "before are the trunk's, "
                                  "in the other parametrisation, and are left out of its figures.)\n",
