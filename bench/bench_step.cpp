@@ -1,8 +1,9 @@
 // A full training step of the book's GPT (zero_grad + forward + cross-entropy +
 // backward + AdamW), split into forward, backward and optimizer; the eval forward
 // (no tape); achieved GFLOP/s; the sgemm bound, i.e. the same step's GEMMs
-// (logged from tg::gemm) replayed through raw cblas_sgemm; peak RSS. Each config
-// runs in its own child process so peak RSS is its own.
+// (logged from tg::gemm) replayed alone, as tiles and as raw cblas_sgemm calls;
+// peak RSS. Each config runs in its own child process so peak RSS is its own.
+#include <cblas.h>
 #include <fmt/format.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -30,8 +31,10 @@ double peak_rss_mb() {
     return static_cast<double>(ru.ru_maxrss) / 1024.0;
 }
 
-// Time the logged GEMMs with raw cblas_sgemm on scratch buffers (inputs warm).
-double sgemm_bound(const std::vector<GemmCall>& calls, double& flops) {
+// Time the logged GEMMs on scratch buffers (inputs warm): through tg::gemm (its
+// thread-count-independent tiles, as the step runs them) or, raw, through one
+// cblas_sgemm each, threaded by OpenBLAS itself (what the tiles cost).
+double sgemm_bound(const std::vector<GemmCall>& calls, double& flops, bool raw = false) {
     size_t need = 0;
     for (auto& c : calls)
         need = std::max<size_t>(need, static_cast<size_t>(std::max({c.M * c.K, c.K * c.N, c.M * c.N})));
@@ -39,27 +42,36 @@ double sgemm_bound(const std::vector<GemmCall>& calls, double& flops) {
     flops = 0;
     for (auto& c : calls) flops += 2.0 * static_cast<double>(c.M) * c.N * c.K;
     auto run = [&] {
-        for (auto& c : calls)
-            gemm(c.ta, c.tb, c.M, c.N, c.K, 1.0f, a.data(), c.ta ? c.M : c.K, b.data(), c.tb ? c.K : c.N,
-                 c.beta, out.data(), c.N);
+        for (auto& c : calls) {
+            int lda = static_cast<int>(c.ta ? c.M : c.K), ldb = static_cast<int>(c.tb ? c.K : c.N);
+            if (raw)
+                cblas_sgemm(CblasRowMajor, c.ta ? CblasTrans : CblasNoTrans, c.tb ? CblasTrans : CblasNoTrans,
+                            static_cast<int>(c.M), static_cast<int>(c.N), static_cast<int>(c.K), 1.0f,
+                            a.data(), lda, b.data(), ldb, c.beta, out.data(), static_cast<int>(c.N));
+            else
+                gemm(c.ta, c.tb, c.M, c.N, c.K, 1.0f, a.data(), lda, b.data(), ldb, c.beta, out.data(), c.N);
+        }
     };
     return best_of(2, run);
 }
 
 struct StepResult {
     double fwd = 0, bwd = 0, opt = 0, step = 0, eval = 0, bound = 0, flops = 0, rss = 0, floor = 0;
-    double eval_bound = 0, eval_flops = 0, copy_gbs = 0, params = 0;
+    double eval_bound = 0, eval_flops = 0, copy_gbs = 0, params = 0, raw_bound = 0;
     std::vector<double> categories;  // seconds per category_names() entry, one profiled step
 };
 
+// Index of the first category time in a child's numbers.
+constexpr size_t kCategories = 14;
+
 // The numbers a child prints, in this order (the parent reads them back).
 std::vector<double> numbers(const StepResult& r) {
-    std::vector<double> v = {r.fwd, r.bwd,   r.opt,        r.step,       r.eval,     r.bound, r.flops,
-                             r.rss, r.floor, r.eval_bound, r.eval_flops, r.copy_gbs, r.params};
+    std::vector<double> v = {r.fwd, r.bwd,   r.opt,        r.step,       r.eval,     r.bound,  r.flops,
+                             r.rss, r.floor, r.eval_bound, r.eval_flops, r.copy_gbs, r.params, r.raw_bound};
     v.insert(v.end(), r.categories.begin(), r.categories.end());
     return v;
 }
-size_t numbers_count() { return 13 + category_names().size(); }
+size_t numbers_count() { return kCategories + category_names().size(); }
 
 // step_only: the training step's times alone (the contended row), not the eval,
 // the bounds or the profile.
@@ -119,6 +131,8 @@ StepResult measure(const models::GPTConfig& cfg, int reps, bool step_only) {
     eval();
     set_gemm_log(nullptr);
     best.bound = sgemm_bound(log, best.flops);
+    double raw_flops = 0;
+    best.raw_bound = sgemm_bound(log, raw_flops, true);
     best.eval_bound = sgemm_bound(eval_log, best.eval_flops);
     best.copy_gbs = copy_bandwidth_gbs(reps);
     return best;
@@ -134,8 +148,8 @@ StepResult measure(const models::GPTConfig& cfg, int reps, bool step_only) {
 // child runs with memory saving off (core/memory.h). reps > 0 overrides --reps.
 std::vector<double> in_child(const Options& opt, const std::string& preset, const std::string& att,
                              bool step_only, const std::string& env, int reps) {
-    std::string cmd = fmt::format("{} {} --reps {} --child {} {}{}", env, opt.self, reps > 0 ? reps : opt.reps,
-                                  preset, att, step_only ? " --step-only" : "");
+    std::string cmd = fmt::format("{} {} --reps {} --child {} {}{}", env, opt.self,
+                                  reps > 0 ? reps : opt.reps, preset, att, step_only ? " --step-only" : "");
     FILE* p = popen(cmd.c_str(), "r");
     if (!p) throw Error("bench: cannot start " + cmd);
     std::vector<double> v;
@@ -171,6 +185,9 @@ void print_parts(const std::vector<double>& v) {
     const double eval = v[4], eval_bound = v[9], copy_gbs = v[11], params = v[12], opt = v[2];
     fmt::print("{:<16} eval forward {:.3f} s, its GEMMs' sgemm bound {:.3f} s ({:.1f} GF): {:.2f}x bound\n",
                "", eval, eval_bound, v[10] * 1e-9, eval / eval_bound);
+    fmt::print("{:<16} the step's GEMMs in tiles (thread-count independent) {:.3f} s, as raw OpenBLAS calls "
+               "(its own threading) {:.3f} s: tiles {:+.1f}%\n",
+               "", v[5], v[13], 100 * (v[5] / v[13] - 1));
     double bytes = 28.0 * params;  // read p, g, m, v; write p, m, v (float32)
     fmt::print("{:<16} AdamW: {:.0f} MB moved in {:.3f} s = {:.1f} GB/s; copy bandwidth {:.1f} GB/s -> bound "
                "{:.3f} s, {:.2f}x bound\n",
@@ -178,13 +195,13 @@ void print_parts(const std::vector<double>& v) {
                opt / (bytes / (copy_gbs * 1e9)));
     std::string parts;
     double non_gemm = opt;
-    for (size_t k = 1; k < category_names().size(); ++k) non_gemm += v[13 + k];
+    for (size_t k = 1; k < category_names().size(); ++k) non_gemm += v[kCategories + k];
     parts += fmt::format("AdamW {:.0f}", opt * 1e3);
     for (size_t k = 1; k < category_names().size(); ++k)
-        parts += fmt::format(", {} {:.0f}", category_names()[k], v[13 + k] * 1e3);
+        parts += fmt::format(", {} {:.0f}", category_names()[k], v[kCategories + k] * 1e3);
     fmt::print("{:<16} non-GEMM ms of one profiled step: {} (sum {:.0f} ms, {:.0f}% of the step; GEMM ops "
                "{:.0f} ms)\n",
-               "", parts, non_gemm * 1e3, 100 * non_gemm / v[3], v[13] * 1e3);
+               "", parts, non_gemm * 1e3, 100 * non_gemm / v[3], v[kCategories] * 1e3);
 }
 
 void run_step(const Options& opt) {

@@ -1,6 +1,18 @@
 // The BLAS boundary: every matrix product in tapegrad is one call to gemm() here,
 // which forwards to OpenBLAS's cblas_sgemm (row-major, transpose flags); a single
 // untransposed row (M == 1, batch-1 decoding) goes to cblas_sgemv instead.
+//
+// Results do not depend on the thread count. OpenBLAS splits a product among its
+// threads by their number, and its kernels round differently at different split
+// points (Debian's 0.3.21: a 512 x 768 x 768 product differs in ~7% of elements
+// between 1 and 2 threads). So OpenBLAS never splits a call: gemm() cuts C into a
+// grid of tiles chosen from the shape (M, N, K) alone and computes every tile with
+// one single-threaded cblas_sgemm (inside a parallel region, where Debian's OpenMP
+// OpenBLAS does not split), the tiles spread over the pool (core/parallel.h). The
+// same tiles and the same calls on 1, 2 or 16 threads give the same bits. Tiles of at least
+// 256 x 256 run as fast as OpenBLAS's own split on this machine's step shapes
+// (`tapegrad_bench --only step` prints both); the price is that a small product
+// uses at most a few cores on a large machine.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +25,22 @@ namespace tg {
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+// The tile grid of an M x N x K product: rows x cols tiles of C, a power of two
+// up to kMaxTiles in all, each of at least tile_work multiply-adds (one tile below
+// that) and kMinTileSide rows and columns (unless not cut that way), arranged to
+// pack the fewest values (each tile packs its rows of A and its columns of B).
+// Cut points are multiples of 16. A function of the shape only.
+struct GemmTiles {
+    int rows = 1, cols = 1;
+};
+inline constexpr int64_t kTileWork = int64_t{1} << 24;
+inline constexpr int kMaxTiles = 64;
+inline constexpr int64_t kMinTileSide = 256;
+// A matrix-vector product (M == 1) reads each of B's values once: memory-bound,
+// it gains from a second thread at a smaller size, so its tiles are smaller.
+inline constexpr int64_t kVecTileWork = int64_t{1} << 18;
+GemmTiles gemm_tiles(int64_t M, int64_t N, int64_t K, int64_t tile_work = kTileWork);
+
 // GEMM log, for the benchmark's sgemm bound: while on, every gemm() call's shape
 // and flags are appended.
 struct GemmCall {
@@ -22,8 +50,8 @@ struct GemmCall {
 };
 void set_gemm_log(std::vector<GemmCall>* log);
 
-// Threads of the process's one pool: OpenBLAS's GEMMs and tapegrad's own
-// parallel loops (core/parallel.h) both run on libgomp's threads.
+// Threads of the process's one pool: gemm()'s tiles and tapegrad's own parallel
+// loops (core/parallel.h) both run on libgomp's threads.
 void set_num_threads(int n);
 int num_threads();
 

@@ -1,6 +1,6 @@
 // Parallel loops on the one thread pool of the process.
 //
-// OpenBLAS (Debian's OpenMP build, see CMakeLists.txt) runs every GEMM on
+// gemm() (core/blas.h) spreads its tiles, single-threaded OpenBLAS calls, over
 // libgomp's threads; parallel_for runs tapegrad's own loops (elementwise ops,
 // row-wise softmax / cross-entropy / layer_norm, AdamW) on the same threads. So at
 // any moment either a GEMM or one of our loops owns the cores, never both, and the
@@ -18,7 +18,7 @@
 
 namespace tg {
 
-// Threads the loops use (== OpenBLAS's), set with tg::set_num_threads (core/blas.h).
+// Threads the loops and gemm's tiles use, set with tg::set_num_threads (core/blas.h).
 inline int max_threads() { return omp_in_parallel() ? 1 : omp_get_max_threads(); }
 
 // Call f(begin, end) over [0, n) split into at most max_threads() contiguous

@@ -118,8 +118,8 @@ Tensor matmul(const Tensor& a, const Tensor& b, Loc loc) {
              out.data(), N);
     } else {
         // Small per-head products (attention: [T, HS] @ [HS, T]) use the cores
-        // better as one single-threaded gemm per thread than as 2-thread gemms
-        // one after another (OpenBLAS runs serially inside a parallel region).
+        // better spread over the threads, one whole product each, than one after
+        // another (gemm runs its tiles serially inside a parallel region).
         parallel_for(static_cast<int64_t>(p.a.size()), 1, [&](int64_t i0, int64_t i1) {
             for (int64_t i = i0; i < i1; ++i)
                 gemm(va.trans, vb.trans, M, N, K, 1.0f, va.t.data() + p.a[i], va.ld, vb.t.data() + p.b[i],
