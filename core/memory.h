@@ -13,7 +13,11 @@
 //    buffer, not two), when nothing but the tape holds them;
 //  - attention's dropout-applied weights are freed once their matmul has read
 //    them and recomputed in backward from the softmax output and the mask bits
-//    (recompute_in_backward).
+//    (recompute_in_backward); so are the layer norms' outputs (from the norms'
+//    saved xhat) and GELU's output (from its saved input);
+//  - the pool reuses a parked buffer only for a request of exactly its size
+//    (core/storage.cpp), so one step's activations do not take the gradients'
+//    buffers and leave them to fresh pages.
 // Each saving runs the same code on the same inputs as the saved version, so
 // every loss and weight is bit-identical with saving off (tests/test_train.cpp).
 #pragma once

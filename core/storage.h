@@ -3,7 +3,7 @@
 // Why a pool: on these machines a first-touch page fault costs ~11 us per 4 KiB
 // page, so a 50257x512 logits buffer costs ~70 ms to touch fresh every step.
 // Buffers of a freed Storage go back to the pool and the next request of that
-// size (or somewhat smaller: best fit, see storage.cpp) reuses them, so a steady
+// size reuses them (exact fit, see storage.cpp), so a steady
 // training loop allocates nothing.
 #pragma once
 
@@ -26,10 +26,9 @@ public:
     size_t size() const { return n_; }
 
 private:
-    Storage(float* p, size_t n, size_t cap) : data_(p), n_(n), cap_(cap) {}
+    Storage(float* p, size_t n) : data_(p), n_(n) {}
     float* data_;
-    size_t n_;    // floats in use
-    size_t cap_;  // floats in the buffer (>= n_ when a larger parked buffer was reused)
+    size_t n_;  // floats
 };
 
 // Fill every new buffer with NaN so that an element an op forgets to write

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "core/memory.h"
+
 namespace tg::models {
 
 std::string GPTConfig::describe() const {
@@ -79,9 +81,17 @@ TransformerBlock::TransformerBlock(const GPTConfig& cfg) {
 }
 
 // x + drop(att(norm1(x))), then x + drop(ff(norm2(x))).
+// The layer norms' outputs are freed once attention and the feed-forward have
+// read them, and refilled in backward from the norms' saved xhat (core/memory.h).
 Tensor TransformerBlock::forward(const Tensor& x) {
-    Tensor h = add(x, (*drop_shortcut)((*att)((*norm1)(x)))).named("residual1");
-    return add(h, (*drop_shortcut)((*ff)((*norm2)(h)))).named("residual2");
+    Tensor n1 = (*norm1)(x);
+    Tensor a = (*att)(n1);
+    recompute_in_backward(n1);
+    Tensor h = add(x, (*drop_shortcut)(a)).named("residual1");
+    Tensor n2 = (*norm2)(h);
+    Tensor f = (*ff)(n2);
+    recompute_in_backward(n2);
+    return add(h, (*drop_shortcut)(f)).named("residual2");
 }
 
 Tensor TransformerBlock::forward_cached(const Tensor& x, nn::AttentionCache& cache) {

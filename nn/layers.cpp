@@ -1,5 +1,7 @@
 #include "nn/layers.h"
 
+#include "core/memory.h"
+
 namespace tg::nn {
 
 Linear::Linear(int64_t in, int64_t out, bool with_bias) {
@@ -44,7 +46,14 @@ FeedForward::FeedForward(int64_t emb_dim) {
     down = register_module("layers.2", std::make_shared<Linear>(4 * emb_dim, emb_dim));
 }
 
-Tensor FeedForward::forward(const Tensor& x) const { return (*down)((*act)((*up)(x))); }
+// GELU's output is freed once the down projection has read it, and refilled in
+// backward from GELU's saved input (core/memory.h).
+Tensor FeedForward::forward(const Tensor& x) const {
+    Tensor a = (*act)((*up)(x));
+    Tensor y = (*down)(a);
+    recompute_in_backward(a);
+    return y;
+}
 
 Tensor causal_mask(int64_t T) {
     Tensor m = Tensor::zeros({T, T});

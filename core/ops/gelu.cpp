@@ -8,7 +8,9 @@
 // |u| is clamped at 10, where tanh is 1 in float. With memory saving on
 // (core/memory.h) backward recomputes tanh u from the saved input, by the same
 // function on the same float, so the same bits; with it off the forward keeps
-// tanh u, an [N, F] tensor.
+// tanh u, an [N, F] tensor. The output y leaves a recipe (core/memory.h): a
+// caller that frees it (recompute_in_backward) gets it back in backward from the
+// saved input by the same expression.
 #include <algorithm>
 #include <cmath>
 #include <numbers>
@@ -35,6 +37,9 @@ static inline float fast_tanh(float u) {
 // tanh u of the input v; forward and the recomputing backward share this one expression.
 static inline float gelu_tanh(float v) { return fast_tanh(kGeluC * (v + 0.044715f * v * v * v)); }
 
+// y from the input v and its tanh u; forward and the recipe share this expression.
+static inline float gelu_out(float v, float t) { return 0.5f * v * (1.0f + t); }
+
 Tensor gelu(const Tensor& x, Loc loc) {
     Tensor xc = x.is_contiguous() ? x : x.clone();
     Tensor out = Tensor::empty(x.shape());
@@ -48,7 +53,7 @@ Tensor gelu(const Tensor& x, Loc loc) {
             float v = px[i];
             float t = gelu_tanh(v);
             if (pt) pt[i] = t;
-            po[i] = 0.5f * v * (1.0f + t);
+            po[i] = gelu_out(v, t);
         }
     });
     if (!rec) {
@@ -65,6 +70,11 @@ Tensor gelu(const Tensor& x, Loc loc) {
                           0.5f * v * (1.0f - t * t) * kGeluC * (1.0f + 3.0f * 0.044715f * v * v);
                 gi[0].store(i, pg[i] * d);
             }
+        });
+    });
+    detail::set_recipe(out, xc, [n = xc.numel()](const float* px, float* dst) {
+        parallel_for(n, kElementGrain / 8, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) dst[i] = gelu_out(px[i], gelu_tanh(px[i]));
         });
     });
     return out;

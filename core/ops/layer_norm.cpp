@@ -5,16 +5,22 @@
 //   dx = r (gs - mean(gs) - xhat mean(gs xhat))
 //   dscale = sum over rows of g xhat,  dshift = sum over rows of g
 // Fused: the composed version (mean, sub, var, add, pow, mul, add) would keep
-// seven [N, C] tensors per call on the tape.
+// seven [N, C] tensors per call on the tape. The output y leaves a recipe
+// (core/memory.h): a caller that frees it (recompute_in_backward) gets it back
+// in backward from the saved xhat by the same expression, the same bits.
 #include <fmt/format.h>
 
 #include <cmath>
 
+#include "core/memory.h"
 #include "core/ops.h"
 #include "core/ops/broadcast.h"
 #include "core/parallel.h"
 
 namespace tg {
+
+// y = xhat * scale + shift; forward and the recipe share this one expression.
+static inline float ln_out(float h, float s, float b) { return h * s + b; }
 
 Tensor layer_norm(const Tensor& x, const Tensor& scale, const Tensor& shift, float eps, Loc loc) {
     if (x.dim() < 1) fail("layer_norm", loc, "needs at least one dim");
@@ -44,7 +50,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& scale, const Tensor& shift, flo
             for (int64_t i = 0; i < C; ++i) {
                 float h = (xr[i] - mf) * rs;
                 xhat.data()[r * C + i] = h;
-                out.data()[r * C + i] = h * ps[i] + pb[i];
+                out.data()[r * C + i] = ln_out(h, ps[i], pb[i]);
             }
         }
     });
@@ -84,6 +90,13 @@ Tensor layer_norm(const Tensor& x, const Tensor& scale, const Tensor& shift, flo
                    }
                });
            });
+    detail::set_recipe(out, xhat, [scale, shift, N, C, grain](const float* ph, float* dst) {
+        const float *ps = scale.data(), *pb = shift.data();
+        parallel_for(N, grain, [&](int64_t r0, int64_t r1) {
+            for (int64_t r = r0; r < r1; ++r)
+                for (int64_t i = 0; i < C; ++i) dst[r * C + i] = ln_out(ph[r * C + i], ps[i], pb[i]);
+        });
+    });
     return out;
 }
 
