@@ -11,6 +11,9 @@
 #include "train/dist.h"
 
 int main(int argc, char** argv) {
+    // tapegrad's default wait policy (core/blas.h), so the bench times what
+    // `tapegrad train` runs; the contended row sets each policy explicitly.
+    tg::exec_with_default_wait_policy(argv);
     tg::bench::Options opt;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];

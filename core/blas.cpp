@@ -4,6 +4,7 @@
 
 #include <omp.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -148,6 +149,24 @@ int available_threads() {
     CPU_ZERO(&set);
     if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
     return std::max(1, CPU_COUNT(&set));
+}
+
+void exec_with_default_wait_policy(char** argv) {
+    if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+    execv("/proc/self/exe", argv);
+    unsetenv("OMP_WAIT_POLICY");  // no exec: libgomp runs with its default, and wait_policy() says so
+}
+
+std::string wait_policy() {
+    std::string out;
+    for (const char* name : {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"}) {
+        const char* v = std::getenv(name);
+        if (!v) continue;
+        if (!out.empty()) out += ' ';
+        out.append(name).append("=").append(v);
+    }
+    return out.empty() ? std::string("libgomp default") : out;
 }
 
 }  // namespace tg

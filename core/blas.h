@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace tg {
@@ -60,5 +61,19 @@ int num_threads();
 // else the cores this process may run on (its sched_getaffinity mask, which
 // taskset, cgroups' cpusets and mpirun's binding narrow); at least 1.
 int available_threads();
+
+// The OpenMP wait policy of tapegrad's executables: passive (a thread that has
+// finished its share sleeps at once), unless OMP_WAIT_POLICY or GOMP_SPINCOUNT
+// is set, which then wins. Why passive: `tapegrad_bench --only contended`
+// (README, Threads). libgomp reads the variables once, when it loads, before
+// main, and a variable set from the executable's .preinit_array is lost (libc's
+// own initialiser resets the environment after it). So an executable calls this
+// first thing in main: with neither variable set it sets OMP_WAIT_POLICY=passive
+// and execs itself again (/proc/self/exe, same pid and arguments), once; if the
+// exec fails it goes on under libgomp's default.
+void exec_with_default_wait_policy(char** argv);
+// What libgomp read: "OMP_WAIT_POLICY=passive", "GOMP_SPINCOUNT=10000", ..., or
+// "libgomp default" (spin 300000 times, then sleep).
+std::string wait_policy();
 
 }  // namespace tg

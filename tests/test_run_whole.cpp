@@ -156,6 +156,36 @@ TEST_CASE("the default thread count: OMP_NUM_THREADS when set, else the affinity
     fs::remove_all(fs::path(tmp("x")).parent_path());
 }
 
+// libgomp reads its wait policy once, before main; tapegrad sets passive and
+// execs itself once when the user set no policy (core/blas.h). What libgomp
+// itself read shows in OMP_DISPLAY_ENV=verbose, printed as it loads (by both
+// images when tapegrad re-executes): passive waiting means a spin count of 0.
+TEST_CASE("the OpenMP wait policy: passive by default, the user's setting wins, as libgomp reads it",
+          "[cli][threads]") {
+    std::string out = tmp("wait_policy");
+    auto policy_of = [&](const std::string& env) {
+        auto r = run_shell(
+            "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OMP_DISPLAY_ENV=verbose " + env + " " + TAPEGRAD_BIN +
+            " train --preset tiny --max-steps 1 --eval-freq 0 --quiet --overwrite --out " + out);
+        INFO(r.text);
+        REQUIRE(r.code == 0);
+        return std::make_pair(read_json(out + "/summary.json").at("omp_wait_policy").get<std::string>(),
+                              r.text);
+    };
+    auto [def, def_text] = policy_of("");
+    CHECK(def == "OMP_WAIT_POLICY=passive");
+    CHECK_THAT(def_text, Catch::Contains("GOMP_SPINCOUNT = '0'"));
+    auto [act, act_text] = policy_of("OMP_WAIT_POLICY=active");
+    CHECK(act == "OMP_WAIT_POLICY=active");
+    CHECK_THAT(act_text, Catch::Contains("OMP_WAIT_POLICY = 'ACTIVE'"));
+    CHECK_THAT(act_text, !Catch::Contains("GOMP_SPINCOUNT = '0'"));
+    auto [spin, spin_text] = policy_of("GOMP_SPINCOUNT=10000");
+    CHECK(spin == "GOMP_SPINCOUNT=10000");
+    CHECK_THAT(spin_text, Catch::Contains("GOMP_SPINCOUNT = '10000'"));
+    CHECK_THAT(spin_text, !Catch::Contains("GOMP_SPINCOUNT = '0'"));
+    fs::remove_all(fs::path(tmp("x")).parent_path());
+}
+
 TEST_CASE("train prints and records the wall-time breakdown: every part, >= 0, summing to the total",
           "[cli][wall]") {
     std::string out = tmp("wall_train");

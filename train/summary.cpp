@@ -22,6 +22,7 @@ void write_summary(const std::string& dir, const TrainOptions& o, const TrainRes
     j["probe_every"] = o.probe_every;
     j["wall_time_s"] = r.wall.to_json();
     j["threads"] = num_threads();  // the pool the run used (--threads or the default)
+    j["omp_wait_policy"] = wait_policy();
     j["samples"] = r.samples;
     j["sample_kv_cache"] = o.sample_kv_cache;
     if (o.sample_kv_cache == "check")
