@@ -16,19 +16,25 @@
 // Time is linear in the input, and adversarial inputs (random bytes, a long
 // line without spaces, a long run of one letter) avoid slow paths per byte:
 //  - the text is made valid UTF-8 once, so PCRE2 matches without re-validating
-//    the rest of the subject at every pre-token (which made encoding quadratic);
-//  - token and pair lookups use flat open-addressing tables (usually one cache
-//    line a lookup; merging is lookup-bound whenever the word cache misses);
+//    the rest of the subject at every pre-token (which made encoding quadratic),
+//    through pcre2_jit_match with a JIT stack of our own (no per-call set-up);
+//  - token and pair lookups use flat open-addressing tables on huge pages;
+//    what misses the L2 cache is asked of small tables first: one or two bytes
+//    need no hash (byte_pair_, 128 KB, holds every two-byte merge), a clear bit
+//    of token_bloom_ (128 KB) proves a pre-token is no token, the word cache's
+//    16-bit tags (64 KB) tell a miss, and a per-thread memo of recent pair
+//    lookups serves most merges (random bytes merge U+FFFD's bytes over and over);
 //  - a pre-token is cut where no token can span the cut (see is_cut), so a
-//    megabyte of letters merges as short, cache-local stretches;
-//  - a short stretch merges by tiktoken's scan over an array of pair ranks
-//    (O(n) lookups, O(n^2) integer compares, n <= kShortPiece); a longer one
+//    megabyte of letters merges as stretches of ~25 bytes on average, each
+//    through the word cache;
+//  - a stretch of up to kShortPiece bytes merges by tiktoken's scan over an
+//    array of pair ranks (O(n) lookups, O(n^2) integer compares); a longer one
 //    with a linked list and a heap of packed (rank, position) keys with lazy
 //    invalidation, O(n log n); a huge one (a run of one letter has no cuts)
 //    with per-rank queues of positions that are mostly read in order;
 //  - the word cache is a fixed array of 64-byte slots, so a miss (nearly every
 //    pre-token of random bytes) allocates nothing and evicts nothing else.
-// Random bytes still cost ~4x English per megabyte: they make ~4x the tokens.
+// Random bytes make ~3x the tokens and ~2x the pre-tokens of English a megabyte.
 //
 // Threads: the tokenizer is immutable after construction. The word cache
 // (pre-token -> ids) is per thread and bounded (kCacheEntries slots, a new
@@ -46,13 +52,33 @@
 
 namespace tg::train {
 
+// An allocator for the tokenizer's large lookup tables: blocks of 2 MB and more
+// are 2 MB aligned and madvise(MADV_HUGEPAGE)d. Lookups land at random in
+// tables of 2-4 MB, and with 4 KB pages nearly every one also missed the TLB.
+void* huge_page_alloc(size_t bytes);
+void huge_page_free(void* p, size_t bytes);  // bytes as allocated
+template <class T>
+struct HugePages {
+    using value_type = T;
+    HugePages() = default;
+    template <class U>
+    HugePages(const HugePages<U>&) {}
+    T* allocate(size_t n) { return static_cast<T*>(huge_page_alloc(n * sizeof(T))); }
+    void deallocate(T* p, size_t n) { huge_page_free(p, n * sizeof(T)); }
+    template <class U>
+    bool operator==(const HugePages<U>&) const {
+        return true;
+    }
+};
+
 class Tokenizer {
 public:
     static constexpr int64_t kEndOfText = 50256;
     static constexpr size_t kCacheEntries = 1 << 15;   // slots per thread (64 bytes each)
     static constexpr size_t kCacheMaxPiece = 22;       // longer pre-tokens are not cached
     static constexpr size_t kCacheMaxIds = 8;          // nor are those of more tokens
-    static constexpr size_t kShortPiece = 64;          // longer pre-tokens merge with a heap
+    static constexpr size_t kPairMemo = 1 << 14;       // recent pair lookups per thread (128 KB, in L2)
+    static constexpr size_t kShortPiece = 128;         // longer stretches merge with a heap
     static constexpr size_t kHugePiece = 1 << 13;      // longer stretches merge with per-rank heaps
     static constexpr size_t kParallelChunk = 1 << 16;  // bytes per piece in encode_parallel
 
@@ -104,27 +130,43 @@ private:
     // so the caller throws.
     std::string encode_ordinary(std::string_view text, std::vector<int64_t>& out) const;
     bool bpe(std::string_view piece, std::vector<int64_t>& out, std::vector<int32_t>& scratch) const;
-    bool merge(std::string_view piece, std::vector<int32_t>& ids) const;  // appends
+    // The calling thread's cache for this tokenizer: stretch bytes -> ids, and
+    // the pair memo (kPairMemo recent pair lookups, key << 32 | rank,
+    // direct-mapped; random bytes' merges repeat a few hundred pairs, U+FFFD's).
+    struct WordCache;
+    static WordCache& thread_cache(uint64_t owner);  // owner: serial_ (0 only looks)
+    bool merge(std::string_view piece, uint64_t hash, std::vector<int32_t>& ids, WordCache& cache) const;
+    bool merge_cached(std::string_view part, uint64_t hash, std::vector<int32_t>& ids,
+                      WordCache& cache) const;
     bool is_cut(const unsigned char* s, size_t p) const;
-    bool bpe_short(std::string_view piece, std::vector<int32_t>& ids) const;
-    bool bpe_long(std::string_view piece, std::vector<int32_t>& ids) const;
-    bool bpe_huge(std::string_view piece, std::vector<int32_t>& ids) const;
-    int32_t pair_rank(int32_t a, int32_t b) const;  // id of the token a+b, or -1
+    bool bpe_short(std::string_view piece, std::vector<int32_t>& ids, uint64_t* memo) const;
+    bool bpe_long(std::string_view piece, std::vector<int32_t>& ids, uint64_t* memo) const;
+    bool bpe_huge(std::string_view piece, std::vector<int32_t>& ids, uint64_t* memo) const;
+    auto first_rank(std::string_view piece) const;                  // bytes i, i+1 -> rank (-1: none)
+    int32_t pair_rank(int32_t a, int32_t b) const;                  // id of the token a+b, or -1
+    int32_t pair_rank(int32_t a, int32_t b, uint64_t* memo) const;  // the same through the memo
     void build_pairs();
     std::vector<int64_t> encode_valid(const std::string& text, bool allow_special, bool parallel) const;
 
     std::vector<std::string> id_to_bytes_;
     StrMap bytes_to_id_;
-    int32_t byte_id_[256];         // -1: the byte is not a token
-    std::vector<PairSlot> pairs_;  // open addressing, linear probing, at most half full
-    int pair_shift_ = 64;          // slot of a key: (key * golden) >> pair_shift_
+    int32_t byte_id_[256];  // -1: the byte is not a token
+    // The rank of merging two bytes, indexed by (first << 8 | second): the first
+    // round of every merge, from a 128 KB table that stays in L2 (kNoPair16: none).
+    std::vector<uint16_t> byte_pair_;
+    std::vector<PairSlot, HugePages<PairSlot>> pairs_;  // open addressing, linear probing, at most half full
+    int pair_shift_ = 64;                               // slot of a key: (key * golden) >> pair_shift_
     // Token bytes -> id for the hot path, flat like pairs_: (hash of the bytes, id; -1 empty).
     struct TokenSlot {
         uint64_t hash;
         int32_t id;
     };
-    std::vector<TokenSlot> tokens_;
+    std::vector<TokenSlot, HugePages<TokenSlot>> tokens_;
     std::vector<uint64_t> token2_, inner3_;  // bitmaps for is_cut
+    // One bit per 2^20 hash values: set for every token's hash. A clear bit
+    // proves a pre-token is no token without touching the 2 MB table (random
+    // bytes: nearly every pre-token); a set bit is a token ~95% of the time.
+    std::vector<uint64_t> token_bloom_;
     int token_shift_ = 64;
     int32_t token_id(std::string_view bytes, uint64_t hash) const;  // -1: not a token
     struct Regex;
