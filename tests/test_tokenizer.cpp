@@ -219,4 +219,14 @@ TEST_CASE("the word cache stays bounded", "[tokenizer]") {
     CHECK(ids.size() > 120000);
     CHECK(Tokenizer::cached_words() > 0);
     CHECK(Tokenizer::cached_words() <= Tokenizer::kCacheEntries);
+
+    // Two tokenizers taking turns on one thread: each turn starts the thread's
+    // cache, pair memo and match state afresh, and the ids stay the same.
+    const std::string text = verdict().substr(0, 4000) + adversarial_input("random_bytes").substr(0, 4000);
+    const std::vector<int64_t> want = gpt2().encode(text);
+    for (int turn = 0; turn < 3; ++turn) {
+        INFO("turn " << turn);
+        CHECK(tok.encode(text) == want);
+        CHECK(gpt2().encode(text) == want);
+    }
 }

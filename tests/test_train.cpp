@@ -96,6 +96,14 @@ TEST_CASE("malformed vocab and merges files are rejected naming file and line", 
     std::string enc_ok = write("enc.json", R"({"a": 0, "b": 1, "ab": 2, "<|endoftext|>": 3})");
     std::string bpe_ok = write("ok.bpe", "#version: 0.2\na b\n");
     CHECK(Tokenizer(enc_ok, bpe_ok).encode("ab") == std::vector<int64_t>{2});
+    // A vocabulary without the byte 'b': "ab" is still a token of its own, but a
+    // 'b' that no token covers is an error naming the cause.
+    std::string enc_no_b = write("no_b.json", R"({"a": 0, "ab": 1, "<|endoftext|>": 2})");
+    Tokenizer no_b(enc_no_b, bpe_ok);
+    CHECK(no_b.encode("ab") == std::vector<int64_t>{1});
+    CHECK(no_b.encode("a") == std::vector<int64_t>{0});
+    REQUIRE_THROWS_WITH(no_b.encode("b"), Catch::Contains("no token"));
+    REQUIRE_THROWS_WITH(no_b.encode("ba"), Catch::Contains("no token"));
     std::string enc_bad = write("bad.json", "{\"a\": 0,\n\"b\": 1,\n\"c\" 2}");
     REQUIRE_THROWS_WITH(Tokenizer(enc_bad, bpe_ok),
                         Catch::Contains("bad.json:3") && Catch::Contains("not valid JSON"));

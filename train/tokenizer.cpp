@@ -76,7 +76,7 @@ namespace {
 constexpr size_t kHugePage = size_t{2} << 20;
 }
 
-void* huge_page_alloc(size_t bytes) {
+void* detail::huge_page_alloc(size_t bytes) {
     if (bytes < kHugePage) return ::operator new(bytes);
     void* p = std::aligned_alloc(kHugePage, (bytes + kHugePage - 1) / kHugePage * kHugePage);
     if (!p) throw std::bad_alloc();
@@ -84,7 +84,7 @@ void* huge_page_alloc(size_t bytes) {
     return p;
 }
 
-void huge_page_free(void* p, size_t bytes) {
+void detail::huge_page_free(void* p, size_t bytes) {
     if (bytes < kHugePage)
         ::operator delete(p);
     else
@@ -397,9 +397,31 @@ static_assert(sizeof(CacheSlot) == 64, "one cache line a slot");
 struct Tokenizer::WordCache {
     uint64_t owner = 0;
     size_t used = 0;
-    std::vector<CacheSlot, HugePages<CacheSlot>> slots;
+    std::vector<CacheSlot, detail::HugePages<CacheSlot>> slots;
     std::vector<uint16_t> tags;
     std::vector<uint64_t> memo;  // Tokenizer::kPairMemo pair lookups; key ~0 (kNoPair): empty
+    // PCRE2's match state, made once per thread and tokenizer: match data, and
+    // with JIT a JIT stack of our own in a match context (without one, every
+    // pcre2_jit_match call set up a 32 KB stack: 7% of random bytes' time).
+    pcre2_match_data* md = nullptr;
+    pcre2_match_context* mc = nullptr;
+    pcre2_jit_stack* stack = nullptr;
+    bool start_matching(const pcre2_code* code, bool jit) {  // false: out of memory
+        md = pcre2_match_data_create_from_pattern(code, nullptr);
+        stack = jit ? pcre2_jit_stack_create(32 << 10, 512 << 10, nullptr) : nullptr;
+        mc = stack ? pcre2_match_context_create(nullptr) : nullptr;
+        if (mc) pcre2_jit_stack_assign(mc, nullptr, stack);
+        if (md && (!jit || mc)) return true;
+        stop_matching();
+        return false;
+    }
+    void stop_matching() {
+        pcre2_match_data_free(md);
+        pcre2_match_context_free(mc);
+        pcre2_jit_stack_free(stack);
+        md = nullptr, mc = nullptr, stack = nullptr;
+    }
+    ~WordCache() { stop_matching(); }
 };
 
 namespace {
@@ -413,6 +435,7 @@ Tokenizer::WordCache& Tokenizer::thread_cache(uint64_t owner) {
         cache.slots.assign(Tokenizer::kCacheEntries, CacheSlot{});
         cache.tags.assign(Tokenizer::kCacheEntries, 0);
         cache.memo.assign(Tokenizer::kPairMemo, ~uint64_t{0});
+        cache.stop_matching();  // the match data was sized for the previous tokenizer's pattern
         cache.used = 0;
         cache.owner = owner;
     }
@@ -664,8 +687,6 @@ struct TwoLevelQueue {
 
 }  // namespace
 
-// Long pre-tokens (a line without spaces): the same merges in O(n log n), the
-// candidates in one heap (HeapQueue).
 // The rank of merging bytes i and i+1 of `piece`, from byte_pair_ (-1: none).
 auto Tokenizer::first_rank(std::string_view piece) const {
     return [this, s = reinterpret_cast<const unsigned char*>(piece.data())](int32_t i) {
@@ -674,6 +695,8 @@ auto Tokenizer::first_rank(std::string_view piece) const {
     };
 }
 
+// Long pre-tokens (a line without spaces): the same merges in O(n log n), the
+// candidates in one heap (HeapQueue).
 bool Tokenizer::bpe_long(std::string_view piece, std::vector<int32_t>& ids, uint64_t* memo) const {
     Parts p;
     if (!p.init(piece, byte_id_)) return false;
@@ -702,16 +725,16 @@ bool Tokenizer::bpe_huge(std::string_view piece, std::vector<int32_t>& ids, uint
 size_t Tokenizer::cached_words() { return thread_cache(0).used; }
 
 bool Tokenizer::bpe(std::string_view piece, std::vector<int64_t>& out, std::vector<int32_t>& ids) const {
-    // One and two bytes (over half the pre-tokens of random bytes) need no hash:
-    // a byte is its token, and two bytes are one token exactly when their pair
-    // merges (every byte is a token, so the pair table holds every 2-byte token).
+    // One and two bytes (over half the pre-tokens of random bytes) need no hash
+    // when their bytes are tokens (GPT-2's are all): a byte is its token, and two
+    // bytes are one token exactly when their pair merges, which byte_pair_ holds.
+    // Otherwise (a vocabulary without some byte) the general path below decides.
     auto s = reinterpret_cast<const unsigned char*>(piece.data());
-    if (piece.size() <= 2) {
-        int32_t a = byte_id_[s[0]], b = piece.size() == 2 ? byte_id_[s[1]] : -1;
-        if (a < 0 || (piece.size() == 2 && b < 0)) return false;
-        uint16_t ab = b < 0 ? kNoPair16 : byte_pair_[size_t{s[0]} << 8 | s[1]];
+    const int32_t a = byte_id_[s[0]], b = piece.size() == 2 ? byte_id_[s[1]] : 0;
+    if (piece.size() <= 2 && a >= 0 && b >= 0) {
+        uint16_t ab = piece.size() == 1 ? kNoPair16 : byte_pair_[size_t{s[0]} << 8 | s[1]];
         out.push_back(ab != kNoPair16 ? ab : a);
-        if (b >= 0 && ab == kNoPair16) out.push_back(b);
+        if (piece.size() == 2 && ab == kNoPair16) out.push_back(b);
         return true;
     }
     const uint64_t hash = std::hash<std::string_view>{}(piece);
@@ -726,12 +749,11 @@ bool Tokenizer::bpe(std::string_view piece, std::vector<int64_t>& out, std::vect
 }
 
 std::string Tokenizer::encode_ordinary(std::string_view text, std::vector<int64_t>& out) const {
-    pcre2_match_data* md = pcre2_match_data_create_from_pattern(re_->code, nullptr);
-    // A JIT stack of our own: without one, every call runs through a shim that
-    // puts a 32 KB stack on the machine stack (7% of random bytes' time).
-    pcre2_jit_stack* stack = re_->jit ? pcre2_jit_stack_create(32 << 10, 512 << 10, nullptr) : nullptr;
-    pcre2_match_context* mc = stack ? pcre2_match_context_create(nullptr) : nullptr;
-    if (mc) pcre2_jit_stack_assign(mc, nullptr, stack);
+    WordCache& cache = thread_cache(serial_);
+    if (!cache.md && !cache.start_matching(re_->code, re_->jit))
+        return "PCRE2 could not allocate its match data or JIT stack";
+    pcre2_match_data* md = cache.md;
+    pcre2_match_context* mc = cache.mc;  // null without JIT
     auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
     size_t pos = 0;
     std::string error;
@@ -761,9 +783,6 @@ std::string Tokenizer::encode_ordinary(std::string_view text, std::vector<int64_
                 "the text has a byte that is no token of encoder.json (a byte-level vocabulary has all 256)";
         pos = ov[1];
     }
-    pcre2_match_data_free(md);
-    pcre2_match_context_free(mc);
-    pcre2_jit_stack_free(stack);
     return error;
 }
 
@@ -817,12 +836,12 @@ std::vector<int64_t> Tokenizer::encode_valid(const std::string& text, bool allow
         pieces.push_back(seg.substr(start));
         eot_after.push_back(s + 1 < segments.size());
     }
-    // Serially the ids go straight to `out`: no copy, and no page touched twice.
-    // Reserving is free (pages are touched only when written), so reserve for
-    // random bytes' ~0.45 ids a byte rather than English's ~0.25.
+    // Serially the ids go straight to `out`, without a copy. Reserved for
+    // English's ~0.25 ids a byte; denser text (random bytes: ~0.45 a sanitised
+    // byte, a run of spaces ~1) grows it.
     if (!parallel) {
         std::vector<int64_t> out;
-        out.reserve(text.size() / 2 + pieces.size());
+        out.reserve(text.size() / 4 + pieces.size());
         for (size_t i = 0; i < pieces.size(); ++i) {
             if (std::string error = encode_ordinary(pieces[i], out); !error.empty())
                 throw Error("tapegrad: tokenizer: " + error);
@@ -834,7 +853,7 @@ std::vector<int64_t> Tokenizer::encode_valid(const std::string& text, bool allow
     std::vector<std::string> errors(pieces.size());
     parallel_for(static_cast<int64_t>(pieces.size()), 1, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
-            ids[i].reserve(pieces[i].size() / 2);
+            ids[i].reserve(pieces[i].size() / 4);
             errors[i] = encode_ordinary(pieces[i], ids[i]);
         }
     });

@@ -25,8 +25,8 @@
 //    16-bit tags (64 KB) tell a miss, and a per-thread memo of recent pair
 //    lookups serves most merges (random bytes merge U+FFFD's bytes over and over);
 //  - a pre-token is cut where no token can span the cut (see is_cut), so a
-//    megabyte of letters merges as stretches of ~25 bytes on average, each
-//    through the word cache;
+//    megabyte of letters merges as stretches of ~25 bytes on average; those of
+//    up to kCacheMaxPiece bytes go through the word cache;
 //  - a stretch of up to kShortPiece bytes merges by tiktoken's scan over an
 //    array of pair ranks (O(n) lookups, O(n^2) integer compares); a longer one
 //    with a linked list and a heap of packed (rank, position) keys with lazy
@@ -34,10 +34,12 @@
 //    with per-rank queues of positions that are mostly read in order;
 //  - the word cache is a fixed array of 64-byte slots, so a miss (nearly every
 //    pre-token of random bytes) allocates nothing and evicts nothing else.
-// Random bytes make ~3x the tokens and ~2x the pre-tokens of English a megabyte.
+// A megabyte of random bytes makes ~3.8x the ids and ~2x the pre-tokens of a
+// megabyte of English (its invalid bytes become 3-byte U+FFFD: 1.9 MB to encode).
 //
 // Threads: the tokenizer is immutable after construction. The word cache
-// (pre-token -> ids) is per thread and bounded (kCacheEntries slots, a new
+// (stretch bytes -> ids, with the pair memo and PCRE2's match state) is per
+// thread and bounded (kCacheEntries slots, a new
 // entry overwrites its slot), so any number of threads may encode with one
 // Tokenizer. encode_parallel splits the text at boundaries no pre-token
 // crosses and encodes the pieces on the thread pool; its ids equal encode()'s.
@@ -52,6 +54,7 @@
 
 namespace tg::train {
 
+namespace detail {
 // An allocator for the tokenizer's large lookup tables: blocks of 2 MB and more
 // are 2 MB aligned and madvise(MADV_HUGEPAGE)d. Lookups land at random in
 // tables of 2-4 MB, and with 4 KB pages nearly every one also missed the TLB.
@@ -70,12 +73,13 @@ struct HugePages {
         return true;
     }
 };
+}  // namespace detail
 
 class Tokenizer {
 public:
     static constexpr int64_t kEndOfText = 50256;
     static constexpr size_t kCacheEntries = 1 << 15;   // slots per thread (64 bytes each)
-    static constexpr size_t kCacheMaxPiece = 22;       // longer pre-tokens are not cached
+    static constexpr size_t kCacheMaxPiece = 22;       // longer stretches are not cached
     static constexpr size_t kCacheMaxIds = 8;          // nor are those of more tokens
     static constexpr size_t kPairMemo = 1 << 14;       // recent pair lookups per thread (128 KB, in L2)
     static constexpr size_t kShortPiece = 128;         // longer stretches merge with a heap
@@ -154,18 +158,20 @@ private:
     // The rank of merging two bytes, indexed by (first << 8 | second): the first
     // round of every merge, from a 128 KB table that stays in L2 (kNoPair16: none).
     std::vector<uint16_t> byte_pair_;
-    std::vector<PairSlot, HugePages<PairSlot>> pairs_;  // open addressing, linear probing, at most half full
-    int pair_shift_ = 64;                               // slot of a key: (key * golden) >> pair_shift_
+    std::vector<PairSlot, detail::HugePages<PairSlot>>
+        pairs_;            // open addressing, linear probing, at most half full
+    int pair_shift_ = 64;  // slot of a key: (key * golden) >> pair_shift_
     // Token bytes -> id for the hot path, flat like pairs_: (hash of the bytes, id; -1 empty).
     struct TokenSlot {
         uint64_t hash;
         int32_t id;
     };
-    std::vector<TokenSlot, HugePages<TokenSlot>> tokens_;
+    std::vector<TokenSlot, detail::HugePages<TokenSlot>> tokens_;
     std::vector<uint64_t> token2_, inner3_;  // bitmaps for is_cut
-    // One bit per 2^20 hash values: set for every token's hash. A clear bit
-    // proves a pre-token is no token without touching the 2 MB table (random
-    // bytes: nearly every pre-token); a set bit is a token ~95% of the time.
+    // 2^20 bits, bit (hash mod 2^20) set for every token's hash. A clear bit
+    // proves a pre-token is no token without touching the 2 MB table; ~5% of
+    // the strings that are no token find their bit set (50K tokens in 1M bits)
+    // and go on to the table.
     std::vector<uint64_t> token_bloom_;
     int token_shift_ = 64;
     int32_t token_id(std::string_view bytes, uint64_t hash) const;  // -1: not a token
