@@ -296,14 +296,9 @@ void Tokenizer::build_pairs() {
             int32_t r = byte_id_[a] < 0 || byte_id_[b] < 0 ? -1 : pair_rank(byte_id_[a], byte_id_[b]);
             if (r >= 0) byte_pair_[static_cast<size_t>(a << 8 | b)] = static_cast<uint16_t>(r);
         }
-    token2_.assign(size_t{1} << 10, 0);  // 2^16 bits: the two bytes are a token
     inner3_.assign(size_t{1} << 18, 0);  // 2^24 bits: three bytes occur inside a token
     for (const auto& [bytes, id] : bytes_to_id_) {
         auto b = reinterpret_cast<const unsigned char*>(bytes.data());
-        if (bytes.size() == 2) {
-            uint32_t i = uint32_t{b[0]} << 8 | b[1];
-            token2_[i >> 6] |= uint64_t{1} << (i & 63);
-        }
         for (size_t k = 0; k + 3 <= bytes.size(); ++k) {
             uint32_t i = uint32_t{b[k]} << 16 | uint32_t{b[k + 1]} << 8 | b[k + 2];
             inner3_[i >> 6] |= uint64_t{1} << (i & 63);
@@ -362,14 +357,16 @@ int32_t Tokenizer::pair_rank(int32_t a, int32_t b, uint64_t* memo) const {
 // of its own side too), so the two sides may be merged apart. A token over
 // bytes p-1 and p is either those two bytes, or has three bytes covering
 // p-2..p or p-1..p+1; so p is a cut when the two bytes are no token and
-// neither three-byte window occurs inside any token. In English without
+// neither three-byte window occurs inside any token (byte_pair_ answers the
+// first: where both bytes are tokens, it holds every two-byte token; where one
+// is not, the merge fails whatever is cut). In English without
 // spaces one byte in ~25 is such a cut, which turns a megabyte-long pre-token
 // into short, cache-local ones (a run of one letter has none: bpe_huge).
 bool Tokenizer::is_cut(const unsigned char* s, size_t p) const {  // 2 <= p <= n-2
-    auto bit = [](const std::vector<uint64_t>& bits, uint32_t i) { return bits[i >> 6] >> (i & 63) & 1; };
+    auto inner = [this](uint32_t i) { return inner3_[i >> 6] >> (i & 63) & 1; };
     uint32_t two = uint32_t{s[p - 1]} << 8 | s[p];
-    return !bit(token2_, two) && !bit(inner3_, uint32_t{s[p - 2]} << 16 | two) &&
-           !bit(inner3_, two << 8 | s[p + 1]);
+    return byte_pair_[two] == kNoPair16 && !inner(uint32_t{s[p - 2]} << 16 | two) &&
+           !inner(two << 8 | s[p + 1]);
 }
 
 namespace {
@@ -695,16 +692,23 @@ auto Tokenizer::first_rank(std::string_view piece) const {
     };
 }
 
-// Long pre-tokens (a line without spaces): the same merges in O(n log n), the
-// candidates in one heap (HeapQueue).
-bool Tokenizer::bpe_long(std::string_view piece, std::vector<int32_t>& ids, uint64_t* memo) const {
+// Both long paths: the parts as a linked list, merged in the queue's order.
+template <class Queue>
+bool Tokenizer::merge_queued(std::string_view piece, Queue& q, std::vector<int32_t>& ids,
+                             uint64_t* memo) const {
     Parts p;
     if (!p.init(piece, byte_id_)) return false;
-    HeapQueue q;
-    q.heap.reserve(piece.size());
     merge_parts(
         p, q, first_rank(piece), [&](int32_t a, int32_t b) { return pair_rank(a, b, memo); }, ids);
     return true;
+}
+
+// Long pre-tokens (a line without spaces): the same merges in O(n log n), the
+// candidates in one heap (HeapQueue).
+bool Tokenizer::bpe_long(std::string_view piece, std::vector<int32_t>& ids, uint64_t* memo) const {
+    HeapQueue q;
+    q.heap.reserve(piece.size());
+    return merge_queued(piece, q, ids, memo);
 }
 
 // Huge pre-tokens (a megabyte of letters, or of one letter): one heap of
@@ -714,12 +718,8 @@ bool Tokenizer::bpe_long(std::string_view piece, std::vector<int32_t>& ids, uint
 // pass, and the merges of one rank's left-to-right sweep, find them in that
 // order), so most pops read the next entry of an array.
 bool Tokenizer::bpe_huge(std::string_view piece, std::vector<int32_t>& ids, uint64_t* memo) const {
-    Parts p;
-    if (!p.init(piece, byte_id_)) return false;
     TwoLevelQueue q(id_to_bytes_.size());
-    merge_parts(
-        p, q, first_rank(piece), [&](int32_t a, int32_t b) { return pair_rank(a, b, memo); }, ids);
-    return true;
+    return merge_queued(piece, q, ids, memo);
 }
 
 size_t Tokenizer::cached_words() { return thread_cache(0).used; }

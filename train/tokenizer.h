@@ -146,6 +146,8 @@ private:
     bool bpe_short(std::string_view piece, std::vector<int32_t>& ids, uint64_t* memo) const;
     bool bpe_long(std::string_view piece, std::vector<int32_t>& ids, uint64_t* memo) const;
     bool bpe_huge(std::string_view piece, std::vector<int32_t>& ids, uint64_t* memo) const;
+    template <class Queue>  // bpe_long's and bpe_huge's common part
+    bool merge_queued(std::string_view piece, Queue& q, std::vector<int32_t>& ids, uint64_t* memo) const;
     auto first_rank(std::string_view piece) const;                  // bytes i, i+1 -> rank (-1: none)
     int32_t pair_rank(int32_t a, int32_t b) const;                  // id of the token a+b, or -1
     int32_t pair_rank(int32_t a, int32_t b, uint64_t* memo) const;  // the same through the memo
@@ -167,7 +169,7 @@ private:
         int32_t id;
     };
     std::vector<TokenSlot, detail::HugePages<TokenSlot>> tokens_;
-    std::vector<uint64_t> token2_, inner3_;  // bitmaps for is_cut
+    std::vector<uint64_t> inner3_;  // is_cut: 2^24 bits, three bytes occur inside a token
     // 2^20 bits, bit (hash mod 2^20) set for every token's hash. A clear bit
     // proves a pre-token is no token without touching the 2 MB table; ~5% of
     // the strings that are no token find their bit set (50K tokens in 1M bits)
