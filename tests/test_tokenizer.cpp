@@ -140,7 +140,8 @@ TEST_CASE("adversarial inputs complete with tiktoken's ids", "[tokenizer][advers
 
 // Single pre-tokens (letters only, or one repeated letter) of every length
 // around the merge paths' thresholds: the short scan, the cut into stretches
-// no merge crosses, the heap; each against the reference. (The per-rank heaps
+// no merge crosses (past kWholePiece), the heap (stretches past kShortPiece);
+// each against the reference. (The per-rank heaps
 // of pieces over kHugePiece are checked against tiktoken above: 16K of 'a'.)
 TEST_CASE("long pre-tokens merge as the reference BPE does", "[tokenizer][adversarial]") {
     static const ReferenceBpe ref;
@@ -148,9 +149,12 @@ TEST_CASE("long pre-tokens merge as the reference BPE does", "[tokenizer][advers
     for (char c : verdict())
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) letters.push_back(c);
     std::vector<std::string> pieces;
-    const size_t k = Tokenizer::kShortPiece;
-    for (size_t n : {size_t{1}, size_t{2}, size_t{7}, size_t{31}, size_t{63}, size_t{64}, k - 1, k, k + 1,
-                     k + 2, 2 * k + 1, size_t{300}, size_t{700}}) {
+    const size_t w = Tokenizer::kWholePiece, k = Tokenizer::kShortPiece;
+    // 8, 9, 16, 17: around the scan's vector width (eight ranks a step, scalar up to eight).
+    for (size_t n : {size_t{1},  size_t{2},  size_t{7},  size_t{8}, size_t{9},   size_t{16}, size_t{17},
+                     size_t{31}, size_t{63}, size_t{64}, w - 1,     w,           w + 1,      size_t{300},
+                     k - 1,      k,          k + 1,      k + 2,     size_t{700}, 2 * k + 1}) {
+        REQUIRE(letters.size() >= n * 14);
         pieces.push_back(letters.substr(n * 13, n));
         pieces.push_back(std::string(n, 'a'));
         pieces.push_back(std::string(n, 'x'));
