@@ -1,8 +1,6 @@
 #include "train/tokenizer.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
 #include <fmt/format.h>
-#include <pcre2.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -21,8 +19,6 @@
 
 namespace tg::train {
 namespace {
-
-const char* kPattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 // GPT-2's byte <-> printable-unicode table: bytes that are printable Latin-1
 // (! .. ~, ¡ .. ¬, ® .. ÿ) map to themselves; the other 68 map to U+0100 onwards.
@@ -90,14 +86,6 @@ void detail::huge_page_free(void* p, size_t bytes) {
     else
         std::free(p);
 }
-
-struct Tokenizer::Regex {
-    pcre2_code* code = nullptr;
-    bool jit = false;
-    ~Regex() {
-        if (code) pcre2_code_free(code);
-    }
-};
 
 std::string Tokenizer::sanitize_utf8(const std::string& s, Utf8Report* report) {
     auto replaced = [&](size_t at) {
@@ -178,8 +166,7 @@ void Tokenizer::note_invalid_utf8(const std::string& what, const std::string& ra
         what, r.replaced, r.replaced == 1 ? "" : "s", r.first_offset);
 }
 
-Tokenizer::Tokenizer(const std::string& enc_path, const std::string& bpe_path)
-    : re_(std::make_unique<Regex>()) {
+Tokenizer::Tokenizer(const std::string& enc_path, const std::string& bpe_path) {
     std::vector<uint32_t> b2c = byte_to_codepoint();
     std::unordered_map<uint32_t, uint8_t> c2b;
     for (int b = 0; b < 256; ++b) c2b[b2c[b]] = static_cast<uint8_t>(b);
@@ -245,15 +232,6 @@ Tokenizer::Tokenizer(const std::string& enc_path, const std::string& bpe_path)
     }
     if (rank == 0) throw Error("tapegrad: tokenizer: " + bpe_path + ": no merges found");
     build_pairs();
-
-    int err = 0;
-    PCRE2_SIZE off = 0;
-    re_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kPattern), PCRE2_ZERO_TERMINATED,
-                              PCRE2_UTF | PCRE2_UCP, &err, &off, nullptr);
-    if (!re_->code) throw Error("tapegrad: tokenizer: PCRE2 rejected the GPT-2 pattern");
-    // JIT makes matching ~5x faster; without it (an unsupported CPU) the
-    // interpreter gives the same matches.
-    re_->jit = pcre2_jit_compile(re_->code, PCRE2_JIT_COMPLETE) == 0;
 }
 
 Tokenizer::~Tokenizer() = default;
@@ -405,28 +383,6 @@ struct Tokenizer::WordCache {
     std::vector<CacheSlot, detail::HugePages<CacheSlot>> slots;
     std::vector<uint16_t> tags;
     std::vector<uint64_t> memo;  // Tokenizer::kPairMemo pair lookups; key ~0 (kNoPair): empty
-    // PCRE2's match state, made once per thread and tokenizer: match data, and
-    // with JIT a JIT stack of our own in a match context (without one, every
-    // pcre2_jit_match call set up a 32 KB stack: 7% of random bytes' time).
-    pcre2_match_data* md = nullptr;
-    pcre2_match_context* mc = nullptr;
-    pcre2_jit_stack* stack = nullptr;
-    bool start_matching(const pcre2_code* code, bool jit) {  // false: out of memory
-        md = pcre2_match_data_create_from_pattern(code, nullptr);
-        stack = jit ? pcre2_jit_stack_create(32 << 10, 512 << 10, nullptr) : nullptr;
-        mc = stack ? pcre2_match_context_create(nullptr) : nullptr;
-        if (mc) pcre2_jit_stack_assign(mc, nullptr, stack);
-        if (md && (!jit || mc)) return true;
-        stop_matching();
-        return false;
-    }
-    void stop_matching() {
-        pcre2_match_data_free(md);
-        pcre2_match_context_free(mc);
-        pcre2_jit_stack_free(stack);
-        md = nullptr, mc = nullptr, stack = nullptr;
-    }
-    ~WordCache() { stop_matching(); }
 };
 
 namespace {
@@ -440,7 +396,6 @@ Tokenizer::WordCache& Tokenizer::thread_cache(uint64_t owner) {
         cache.slots.assign(Tokenizer::kCacheEntries, CacheSlot{});
         cache.tags.assign(Tokenizer::kCacheEntries, 0);
         cache.memo.assign(Tokenizer::kPairMemo, ~uint64_t{0});
-        cache.stop_matching();  // the match data was sized for the previous tokenizer's pattern
         cache.used = 0;
         cache.owner = owner;
     }
@@ -804,41 +759,15 @@ bool Tokenizer::bpe(std::string_view piece, std::vector<int64_t>& out, std::vect
 }
 
 std::string Tokenizer::encode_ordinary(std::string_view text, std::vector<int64_t>& out) const {
-    WordCache& cache = thread_cache(serial_);
-    if (!cache.md && !cache.start_matching(re_->code, re_->jit))
-        return "PCRE2 could not allocate its match data or JIT stack";
-    pcre2_match_data* md = cache.md;
-    pcre2_match_context* mc = cache.mc;  // null without JIT
-    auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
-    size_t pos = 0;
-    std::string error;
     std::vector<int32_t> scratch;  // one pre-token's ids, reused
-    while (pos < text.size() && error.empty()) {
-        // The text is valid UTF-8 (sanitised once): without NO_UTF_CHECK, PCRE2
-        // re-validates from pos to the end at every call, O(n^2) in all.
-        // pcre2_jit_match skips pcre2_match's per-call checks (random bytes make
-        // ~0.45 pre-tokens a byte, so the per-call cost counts).
-        int rc = mc ? pcre2_jit_match(re_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md, mc)
-                    : pcre2_match(re_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
-        PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
-        // Every byte matches one alternative of the pattern, so a failed or empty
-        // match is an error (a JIT stack or match limit), never the end: ending
-        // here would drop the rest of the text without a word.
-        if (rc < 0 || ov[1] == ov[0]) {
-            PCRE2_UCHAR msg[256] = {0};
-            if (rc < 0) pcre2_get_error_message(rc, msg, sizeof msg);
-            error = fmt::format("the pre-token pattern {} at byte {} of a piece of {} bytes",
-                                rc < 0 ? "failed (" + std::string(reinterpret_cast<char*>(msg)) + ")"
-                                       : std::string("matched nothing"),
-                                pos, text.size());
-            break;
-        }
-        if (!bpe(text.substr(ov[0], ov[1] - ov[0]), out, scratch))
-            error =
-                "the text has a byte that is no token of encoder.json (a byte-level vocabulary has all 256)";
-        pos = ov[1];
+    for (size_t pos = 0; pos < text.size();) {
+        const size_t end = pre_.end_of(text, pos);
+        if (!bpe(text.substr(pos, end - pos), out, scratch))
+            return "the text has a byte that is no token of encoder.json (a byte-level vocabulary has all "
+                   "256)";
+        pos = end;
     }
-    return error;
+    return {};
 }
 
 std::vector<size_t> Tokenizer::split_points(std::string_view text, size_t target) {

@@ -3,9 +3,10 @@
 //   text -> (invalid UTF-8 -> U+FFFD) -> pre-tokens by GPT-2's pattern
 //        -> each pre-token's bytes merged pairwise by rank -> ids
 //
-// The pre-tokenisation pattern needs Unicode letter and number classes, so it
-// runs on PCRE2 (Debian's libpcre2, JIT-compiled) in UTF + UCP mode:
+// The pre-tokenisation pattern needs Unicode letter and number classes:
 //   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+// PreTokenizer (train/pretokenizer.h) splits as PCRE2 (UTF + UCP) matches it,
+// by hand, with the classes from PCRE2's Unicode tables.
 // encoder.json maps byte-to-unicode-escaped strings to ids; vocab.bpe lists the
 // merges by rank after a "#version" line (checked against encoder.json). As in
 // tiktoken, the rank of an adjacent pair (a, b) is the id of the token a+b, and
@@ -15,9 +16,9 @@
 //
 // Time is linear in the input, and adversarial inputs (random bytes, a long
 // line without spaces, a long run of one letter) avoid slow paths per byte:
-//  - the text is made valid UTF-8 once, so PCRE2 matches without re-validating
-//    the rest of the subject at every pre-token (which made encoding quadratic),
-//    through pcre2_jit_match with a JIT stack of our own (no per-call set-up);
+//  - the text is made valid UTF-8 once, and pre-tokenised in one pass by
+//    PreTokenizer (PCRE2 re-validated the rest of the subject at every match,
+//    which made encoding quadratic, and then cost a call per pre-token);
 //  - token and pair lookups use flat open-addressing tables on huge pages;
 //    what misses the L2 cache is asked of small tables first: one or two bytes
 //    need no hash (byte_pair_, 128 KB, holds every two-byte merge), a clear bit
@@ -40,10 +41,9 @@
 // megabyte of English (its invalid bytes become 3-byte U+FFFD: 1.9 MB to encode).
 //
 // Threads: the tokenizer is immutable after construction. The word cache
-// (stretch bytes -> ids, with the pair memo and PCRE2's match state) is per
-// thread and bounded (kCacheEntries slots, a new
-// entry overwrites its slot), so any number of threads may encode with one
-// Tokenizer. encode_parallel splits the text at boundaries no pre-token
+// (stretch bytes -> ids, with the pair memo) is per thread and bounded
+// (kCacheEntries slots, a new entry overwrites its slot), so any number of
+// threads may encode with one Tokenizer. encode_parallel splits the text at boundaries no pre-token
 // crosses and encodes the pieces on the thread pool; its ids equal encode()'s.
 #pragma once
 
@@ -53,6 +53,8 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include "train/pretokenizer.h"
 
 namespace tg::train {
 
@@ -133,8 +135,7 @@ private:
     using StrMap = std::unordered_map<std::string, int32_t, StrHash, std::equal_to<>>;
 
     // Pre-tokenise valid UTF-8 and append the ids. Returns what went wrong (a byte
-    // without a token, a PCRE2 failure), empty if nothing: it runs on worker threads,
-    // so the caller throws.
+    // without a token), empty if nothing: it runs on worker threads, so the caller throws.
     std::string encode_ordinary(std::string_view text, std::vector<int64_t>& out) const;
     bool bpe(std::string_view piece, std::vector<int64_t>& out, std::vector<int32_t>& scratch) const;
     // The calling thread's cache for this tokenizer: stretch bytes -> ids, and
@@ -184,8 +185,7 @@ private:
     std::vector<uint64_t> token_bloom_;
     int token_shift_ = 64;
     int32_t token_id(std::string_view bytes, uint64_t hash) const;  // -1: not a token
-    struct Regex;
-    std::unique_ptr<Regex> re_;
+    PreTokenizer pre_;
     uint64_t serial_;  // tells the per-thread caches which tokenizer filled them
 };
 
