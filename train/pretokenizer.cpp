@@ -48,6 +48,23 @@ size_t utf8(uint32_t cp, char* out) {
 
 }  // namespace
 
+namespace {
+// PCRE2 match data for one pattern, freed on every path (std::bad_alloc if none).
+class MatchData {
+public:
+    explicit MatchData(const pcre2_code* code) : md_(pcre2_match_data_create_from_pattern(code, nullptr)) {
+        if (!md_) throw std::bad_alloc();
+    }
+    ~MatchData() { pcre2_match_data_free(md_); }
+    MatchData(const MatchData&) = delete;
+    MatchData& operator=(const MatchData&) = delete;
+    pcre2_match_data* get() const { return md_; }
+
+private:
+    pcre2_match_data* md_;
+};
+}  // namespace
+
 struct PreTokenizer::Patterns {
     pcre2_code* gpt2 = nullptr;
     pcre2_code* one_class = nullptr;
@@ -61,21 +78,19 @@ PreTokenizer::PreTokenizer()
     : blocks_(std::make_unique<std::atomic<uint8_t*>[]>(kBlocks)), re_(std::make_unique<Patterns>()) {
     re_->gpt2 = compile(kPattern, 0);
     re_->one_class = compile(kClassPattern, PCRE2_ANCHORED);
-    for (uint32_t c = 0; c < 128; ++c) ascii_[c] = classify(c);
+    MatchData md(re_->one_class);
+    for (uint32_t c = 0; c < 128; ++c) ascii_[c] = classify(c, md.get());
 }
 
 PreTokenizer::~PreTokenizer() {
     for (uint32_t b = 0; b < kBlocks; ++b) delete[] blocks_[b].load();
 }
 
-PreTokenizer::Class PreTokenizer::classify(uint32_t cp) const {
+PreTokenizer::Class PreTokenizer::classify(uint32_t cp, pcre2_match_data* md) const {
     if (cp >= 0xD800 && cp <= 0xDFFF) return kOther;  // surrogates: never in valid UTF-8
     char bytes[4];
     const size_t n = utf8(cp, bytes);
-    pcre2_match_data* md = pcre2_match_data_create_from_pattern(re_->one_class, nullptr);
-    if (!md) throw std::bad_alloc();
     int rc = pcre2_match(re_->one_class, reinterpret_cast<PCRE2_SPTR>(bytes), n, 0, 0, md, nullptr);
-    pcre2_match_data_free(md);
     // rc: 1 + the highest group set; no match: other.
     return rc == 2 ? kLetter : rc == 3 ? kNumber : rc == 4 ? kSpace : kOther;
 }
@@ -84,7 +99,8 @@ const uint8_t* PreTokenizer::block(uint32_t index) const {
     std::atomic<uint8_t*>& slot = blocks_[index];
     if (uint8_t* b = slot.load(std::memory_order_acquire)) return b;
     auto fresh = std::make_unique<uint8_t[]>(256);
-    for (uint32_t i = 0; i < 256; ++i) fresh[i] = classify(index << 8 | i);
+    MatchData md(re_->one_class);
+    for (uint32_t i = 0; i < 256; ++i) fresh[i] = classify(index << 8 | i, md.get());
     uint8_t* expected = nullptr;
     if (slot.compare_exchange_strong(expected, fresh.get(), std::memory_order_acq_rel))
         return fresh.release();
@@ -161,23 +177,20 @@ size_t PreTokenizer::end_of(std::string_view t, size_t p) const {
 }
 
 std::vector<size_t> PreTokenizer::reference_ends(std::string_view text) const {
-    pcre2_match_data* md = pcre2_match_data_create_from_pattern(re_->gpt2, nullptr);
-    if (!md) throw std::bad_alloc();
+    MatchData data(re_->gpt2);
+    pcre2_match_data* md = data.get();
     std::vector<size_t> ends;
     auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
     for (size_t pos = 0; pos < text.size();) {
         // The first call checks the whole subject's UTF-8; later ones need not.
         int rc = pcre2_match(re_->gpt2, subject, text.size(), pos, pos ? PCRE2_NO_UTF_CHECK : 0, md, nullptr);
         PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
-        if (rc < 0 || ov[1] == ov[0] || ov[0] != pos) {
-            pcre2_match_data_free(md);
+        if (rc < 0 || ov[1] == ov[0] || ov[0] != pos)
             throw Error(fmt::format("tapegrad: tokenizer: GPT-2's pattern failed at byte {} (PCRE2 code {})",
                                     pos, rc));
-        }
         ends.push_back(ov[1]);
         pos = ov[1];
     }
-    pcre2_match_data_free(md);
     return ends;
 }
 

@@ -13,7 +13,7 @@
 // holds one of them (ASCII at construction), so the split follows the Unicode
 // tables of the PCRE2 the build links, as the pattern did. reference_ends runs
 // the pattern itself; the tests check end_of against it over every code point
-// of the Basic Multilingual Plane in several contexts, and on random text.
+// of all 17 planes in several contexts, and on random text.
 //
 // Threads: end_of may run on any number of threads. A block's classes are
 // computed by whichever thread needs them first and published with one atomic
@@ -25,6 +25,9 @@
 #include <memory>
 #include <string_view>
 #include <vector>
+
+struct pcre2_real_match_data_8;  // PCRE2's match data (pcre2.h), kept out of this header
+typedef struct pcre2_real_match_data_8 pcre2_match_data_8;
 
 namespace tg::train {
 
@@ -52,7 +55,7 @@ private:
     Class at(std::string_view text, size_t i, size_t& len) const;
     size_t run_end(std::string_view text, size_t i, Class k) const;  // first byte from i not of class k
     const uint8_t* block(uint32_t index) const;                      // computed on first use
-    Class classify(uint32_t cp) const;                               // by PCRE2
+    Class classify(uint32_t cp, pcre2_match_data_8* md) const;       // by PCRE2
 
     static constexpr uint32_t kBlocks = 0x110000 >> 8;
     uint8_t ascii_[128];

@@ -326,9 +326,9 @@ int32_t Tokenizer::pair_rank(int32_t a, int32_t b) const {
 // Through the memo, then the Bloom filter (a clear bit: no pair), then the table.
 int32_t Tokenizer::pair_rank(int32_t a, int32_t b, uint64_t* memo) const {
     const uint32_t key = pair_key(a, b);
-    uint64_t& m = memo[(uint64_t{key} * kGolden) >> (64 - std::countr_zero(kPairMemo))];
-    if (m >> 32 == key) return static_cast<int32_t>(m);
     const uint64_t h = uint64_t{key} * kGolden;
+    uint64_t& m = memo[h >> (64 - std::countr_zero(kPairMemo))];
+    if (m >> 32 == key) return static_cast<int32_t>(m);
     const uint64_t bits = uint64_t{1} << (h >> 32 & 63) | uint64_t{1} << (h >> 38 & 63);
     int32_t r = (pair_bloom_[h >> 50] & bits) == bits ? pair_rank(a, b) : -1;
     m = uint64_t{key} << 32 | static_cast<uint32_t>(r);
@@ -837,8 +837,12 @@ std::vector<int64_t> Tokenizer::encode_valid(const std::string& text, bool allow
     std::vector<std::string> errors(pieces.size());
     parallel_for(static_cast<int64_t>(pieces.size()), 1, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
-            ids[i].reserve(pieces[i].size() / 4);
-            errors[i] = encode_ordinary(pieces[i], ids[i]);
+            try {  // nothing may leave an OpenMP worker: errors go back as text
+                ids[i].reserve(pieces[i].size() / 4);
+                errors[i] = encode_ordinary(pieces[i], ids[i]);
+            } catch (const std::exception& e) {
+                errors[i] = e.what();
+            }
         }
     });
     std::vector<int64_t> out;
