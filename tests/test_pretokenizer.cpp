@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdio>
+#include <latch>
 #include <string>
 #include <thread>
 #include <vector>
@@ -81,23 +82,54 @@ bool surrogate(uint32_t cp) { return cp >= 0xD800 && cp <= 0xDFFF; }
 }  // namespace
 
 TEST_CASE("every code point splits as GPT-2's pattern under PCRE2", "[tokenizer][pretokenizer]") {
-    // Each code point X in contexts that reach every alternative: after and
-    // before letters, numbers, ' ', other spaces, an apostrophe; doubled; at a
-    // text's end. One text per plane keeps PCRE2's calls few.
+    // Each code point X after and before letters, numbers, ' ', other spaces and
+    // an apostrophe, doubled, and after the contractions. One text per plane
+    // keeps PCRE2's calls few; a text's end is the next test's.
     for (uint32_t plane = 0; plane <= 0x10; ++plane) {
         std::string text;
         for (uint32_t cp = plane << 16; cp < (plane + 1) << 16; ++cp) {
             if (surrogate(cp) || cp == 0) continue;
             const std::string x = utf8(cp);
             if (plane == 0)
-                text +=
-                    "a" + x + "b " + x + "1\n" + x + x + "  " + x + "'" + x + "'s" + x + "\t \n" + x + ". ";
+                text += "a" + x + "b " + x + "1\n" + x + x + "  " + x + "'" + x + "'s" + x + "'re" + x +
+                        "'ve" + x + "'ll" + x + "\t \n" + x + ". ";
             else
                 text += x + x + " " + x + "a" + x + "1  ";
         }
         INFO("plane " << plane);
         check_same_ends(text);
     }
+}
+
+TEST_CASE("a space character at a text's end splits as under PCRE2", "[tokenizer][pretokenizer]") {
+    // \s+(?!\S) keeps a run of spaces whole at the end of the subject: every
+    // space character, alone, after ' ', after a word and doubled, as the last
+    // bytes of a text.
+    int spaces = 0;
+    for (uint32_t cp = 1; cp <= 0x10FFFF; ++cp) {
+        if (surrogate(cp) || pre().class_of(cp) != PreTokenizer::kSpace) continue;
+        ++spaces;
+        const std::string x = utf8(cp);
+        INFO("U+" << std::hex << cp);
+        for (const std::string& text : {"a" + x, "a" + x + x, " " + x, "a " + x, x + " ", x})
+            check_same_ends(text);
+    }
+    CHECK(spaces >= 20);  // \t..\r, ' ', U+0085, U+00A0, U+1680, U+2000..U+200A, ...
+}
+
+TEST_CASE("invalid UTF-8 splits without reading past the text or the class tables",
+          "[tokenizer][pretokenizer]") {
+    // The tokenizer replaces invalid UTF-8 first; end_of still must stay inside
+    // the text and the tables: code points past U+10FFFF, a lead byte cut off
+    // by the end, lone continuation bytes.
+    for (const std::string text :
+         {"\xF7\xBF\xBF\xBF", "\xF4\x90\x80\x80 a", "\xFF\xFF", "ab\xE6\x97", "\x80\x80 x", " \xF0"}) {
+        std::vector<size_t> e = ends(text);
+        REQUIRE(!e.empty());
+        CHECK(e.back() == text.size());
+    }
+    CHECK(pre().class_of(0x1FFFFF) == PreTokenizer::kOther);
+    CHECK(pre().class_of(0x110000) == PreTokenizer::kOther);
 }
 
 TEST_CASE("texts from the characters where alternatives meet split as under PCRE2",
@@ -166,17 +198,19 @@ TEST_CASE("random bytes made valid split as under PCRE2", "[tokenizer][pretokeni
     check_same_ends(Tokenizer::sanitize_utf8(raw));
 }
 
-TEST_CASE("the classes of a block are computed once whichever threads ask",
+TEST_CASE("threads racing to classify the same blocks get the same ends",
           "[tokenizer][pretokenizer][threads]") {
-    // Fresh blocks (a new PreTokenizer) asked for by four threads at once: the
-    // atomic publication under the sanitizers, and the same answers.
+    // Fresh blocks (a new PreTokenizer) asked for by four threads released
+    // together: the atomic publication under the sanitizers, and the same ends.
     PreTokenizer fresh;
     std::string text;
     for (uint32_t cp = 0x400; cp < 0x3000; cp += 3) text += utf8(cp) + (cp % 5 ? "" : " ");
     std::vector<std::vector<size_t>> got(4);
     std::vector<std::thread> threads;
+    std::latch start(static_cast<std::ptrdiff_t>(got.size()));
     for (auto& g : got)
         threads.emplace_back([&] {
+            start.arrive_and_wait();
             for (size_t p = 0; p < text.size();) g.push_back(p = fresh.end_of(text, p));
         });
     for (auto& t : threads) t.join();

@@ -150,8 +150,10 @@ TEST_CASE("long pre-tokens merge as the reference BPE does", "[tokenizer][advers
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) letters.push_back(c);
     std::vector<std::string> pieces;
     const size_t w = Tokenizer::kWholePiece, k = Tokenizer::kShortPiece;
-    // 8, 9, 16, 17: around the scan's vector width (eight ranks a step, scalar up to eight).
-    for (size_t n : {size_t{1},  size_t{2},  size_t{7},  size_t{8}, size_t{9},   size_t{16}, size_t{17},
+    // n bytes have n - 1 pair ranks, scanned one at a time up to eight and eight
+    // lanes at a time beyond: 9 is the longest scalar scan, 10 the shortest vector
+    // one, 17 fills two lane groups exactly and 18 starts a third.
+    for (size_t n : {size_t{1},  size_t{2},  size_t{7},  size_t{9}, size_t{10},  size_t{17}, size_t{18},
                      size_t{31}, size_t{63}, size_t{64}, w - 1,     w,           w + 1,      size_t{300},
                      k - 1,      k,          k + 1,      k + 2,     size_t{700}, 2 * k + 1}) {
         REQUIRE(letters.size() >= n * 14);
@@ -225,7 +227,7 @@ TEST_CASE("the word cache stays bounded", "[tokenizer]") {
     CHECK(Tokenizer::cached_words() <= Tokenizer::kCacheEntries);
 
     // Two tokenizers taking turns on one thread: each turn starts the thread's
-    // cache, pair memo and match state afresh, and the ids stay the same.
+    // cache and pair memo afresh, and the ids stay the same.
     const std::string text = verdict().substr(0, 4000) + adversarial_input("random_bytes").substr(0, 4000);
     const std::vector<int64_t> want = gpt2().encode(text);
     for (int turn = 0; turn < 3; ++turn) {

@@ -91,6 +91,8 @@ PreTokenizer::Class PreTokenizer::classify(uint32_t cp, pcre2_match_data* md) co
     char bytes[4];
     const size_t n = utf8(cp, bytes);
     int rc = pcre2_match(re_->one_class, reinterpret_cast<PCRE2_SPTR>(bytes), n, 0, 0, md, nullptr);
+    if (rc < 0 && rc != PCRE2_ERROR_NOMATCH)  // a wrong class would stay for the tokenizer's life
+        throw Error(fmt::format("tapegrad: tokenizer: PCRE2 failed to classify U+{:04X} (code {})", cp, rc));
     // rc: 1 + the highest group set; no match: other.
     return rc == 2 ? kLetter : rc == 3 ? kNumber : rc == 4 ? kSpace : kOther;
 }
@@ -109,6 +111,7 @@ const uint8_t* PreTokenizer::block(uint32_t index) const {
 
 PreTokenizer::Class PreTokenizer::class_of(uint32_t cp) const {
     if (cp < 128) return static_cast<Class>(ascii_[cp]);
+    if (cp > 0x10FFFF) return kOther;
     return static_cast<Class>(block(cp >> 8)[cp & 0xFF]);
 }
 
@@ -127,6 +130,8 @@ inline PreTokenizer::Class PreTokenizer::at(std::string_view t, size_t i, size_t
     }
     uint32_t cp = c & (len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07);
     for (size_t k = 1; k < len; ++k) cp = cp << 6 | (static_cast<unsigned char>(t[i + k]) & 0x3F);
+    if (cp > 0x10FFFF) [[unlikely]]  // lead bytes F5-FF, or F4 90 and up: invalid, but never out of the table
+        return kOther;
     const uint8_t* b = blocks_[cp >> 8].load(std::memory_order_acquire);
     if (!b) [[unlikely]]
         b = block(cp >> 8);

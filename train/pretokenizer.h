@@ -42,9 +42,10 @@ public:
 
     // The end of the pre-token that starts at byte `pos` (< text.size()) of
     // valid UTF-8 `text`; always > pos. The text's end is the pattern's end of
-    // subject (a run of spaces there is kept whole).
+    // subject (a run of spaces there is kept whole). Invalid UTF-8 (which the
+    // tokenizer replaces before) gets some split, never a read outside the text.
     size_t end_of(std::string_view text, size_t pos) const;
-    // The class of code point `cp` (<= 0x10FFFF), as PCRE2 UCP sees it.
+    // The class of code point `cp` as PCRE2 UCP sees it (beyond 0x10FFFF: other).
     Class class_of(uint32_t cp) const;
     // The same ends from PCRE2 running GPT-2's pattern (the oracle for tests;
     // not for the hot path). Throws on a PCRE2 failure.

@@ -528,7 +528,8 @@ bool Tokenizer::bpe_short(std::string_view piece, std::vector<int32_t>& ids, uin
         rank[i] = r == kNoPair16 ? kNoRank : r;
     }
     std::fill(rank + n - 1, rank + n - 1 + 2 * kLanes, kNoRank);
-    size_t m = n;  // parts left; rank[0 .. m-2] are valid, the rest kNoRank
+    std::fill(id + n, id + n + 2 * kLanes, 0);  // shift_down reads past the parts; never used
+    size_t m = n;                               // parts left; rank[0 .. m-2] are valid, the rest kNoRank
     while (m > 1) {
         auto [low, at] = leftmost_min(rank, m - 1);
         if (low == kNoRank) break;
@@ -840,8 +841,8 @@ std::vector<int64_t> Tokenizer::encode_valid(const std::string& text, bool allow
             try {  // nothing may leave an OpenMP worker: errors go back as text
                 ids[i].reserve(pieces[i].size() / 4);
                 errors[i] = encode_ordinary(pieces[i], ids[i]);
-            } catch (const std::exception& e) {
-                errors[i] = e.what();
+            } catch (const std::exception& err) {
+                errors[i] = err.what();
             }
         }
     });

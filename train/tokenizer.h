@@ -40,7 +40,8 @@
 // A megabyte of random bytes makes ~3.8x the ids and ~2x the pre-tokens of a
 // megabyte of English (its invalid bytes become 3-byte U+FFFD: 1.9 MB to encode).
 //
-// Threads: the tokenizer is immutable after construction. The word cache
+// Threads: after construction only the pre-tokenizer's character classes
+// change (each block filled once, published atomically). The word cache
 // (stretch bytes -> ids, with the pair memo) is per thread and bounded
 // (kCacheEntries slots, a new entry overwrites its slot), so any number of
 // threads may encode with one Tokenizer. encode_parallel splits the text at boundaries no pre-token
