@@ -150,12 +150,14 @@ TEST_CASE("long pre-tokens merge as the reference BPE does", "[tokenizer][advers
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) letters.push_back(c);
     std::vector<std::string> pieces;
     const size_t w = Tokenizer::kWholePiece, k = Tokenizer::kShortPiece;
-    // n bytes have n - 1 pair ranks, scanned one at a time up to eight and eight
-    // lanes at a time beyond: 9 is the longest scalar scan, 10 the shortest vector
-    // one, 17 fills two lane groups exactly and 18 starts a third.
-    for (size_t n : {size_t{1},  size_t{2},  size_t{7},  size_t{9}, size_t{10},  size_t{17}, size_t{18},
-                     size_t{31}, size_t{63}, size_t{64}, w - 1,     w,           w + 1,      size_t{300},
-                     k - 1,      k,          k + 1,      k + 2,     size_t{700}, 2 * k + 1}) {
+    // n bytes have n - 1 pair keys, scanned one at a time up to eight and
+    // sixteen lanes at a time beyond: 9 is the longest scalar scan, 10 the
+    // shortest vector one, 17 fills one lane group exactly, 18 starts a second,
+    // 33 fills two and 34 starts a third.
+    for (size_t n : {size_t{1},  size_t{2},  size_t{7},  size_t{9},  size_t{10}, size_t{17},  size_t{18},
+                     size_t{31}, size_t{33}, size_t{34}, size_t{63}, size_t{64}, w - 1,       w,
+                     w + 1,      size_t{300}, k - 1,     k,          k + 1,      k + 2,       size_t{700},
+                     2 * k + 1}) {
         REQUIRE(letters.size() >= n * 14);
         pieces.push_back(letters.substr(n * 13, n));
         pieces.push_back(std::string(n, 'a'));
@@ -167,6 +169,32 @@ TEST_CASE("long pre-tokens merge as the reference BPE does", "[tokenizer][advers
             INFO("pass " << pass << ", piece of " << p.size() << " bytes: " << p.substr(0, 40));
             CHECK(gpt2().encode(p) == ref.encode_piece(p));
         }
+}
+
+// The pair table keeps each token's canonical split only (the last merge of
+// BPE of its own bytes), on the argument that no other split is ever merged.
+// Against the reference, which merges any two parts whose concatenation is a
+// token: pre-tokens of random letters and of random punctuation, whose merges
+// are nothing like English's.
+TEST_CASE("BPE through canonical splits only merges as the reference does", "[tokenizer]") {
+    static const ReferenceBpe ref;
+    const std::string letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    const std::string punct = "!\"#$%&()*+,-./:;<=>?@[\\]^_`{|}~";  // no ': it starts 's, 't, ...
+    uint32_t x = 7;
+    auto next = [&](size_t n) {
+        x = x * 1664525u + 1013904223u;
+        return static_cast<size_t>(x >> 8) % n;
+    };
+    int checked = 0;
+    for (const std::string& alphabet : {letters, punct})
+        for (int i = 0; i < 1500; ++i) {
+            std::string p(2 + next(60), ' ');
+            for (char& c : p) c = alphabet[next(alphabet.size())];
+            INFO("piece " << p);
+            REQUIRE(gpt2().encode(p) == ref.encode_piece(p));
+            ++checked;
+        }
+    CHECK(checked == 3000);
 }
 
 TEST_CASE("split points cut only where pre-tokens meet, so pieces encode as the whole", "[tokenizer]") {

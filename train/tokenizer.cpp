@@ -236,9 +236,19 @@ Tokenizer::Tokenizer(const std::string& enc_path, const std::string& bpe_path) {
 
 Tokenizer::~Tokenizer() = default;
 
-// The pair table: for every token t and every cut t = a + b where a and b are
-// tokens, (a, b) -> t. The rank of merging a and b is t's id (tiktoken's rule:
-// the rank of a byte string is its id, and GPT-2's ids follow merge order).
+// The pair table: (a, b) -> t for every token t and its last merge, a + b =
+// t, where a and b are the two parts that BPE of t's own bytes ends with
+// (its canonical split). The rank of merging a and b is t's id (tiktoken's
+// rule: the rank of a byte string is its id, and GPT-2's ids follow merge
+// order). Only canonical splits are kept (50,000 pairs, one a token, against
+// 108,299 cuts of tokens into two tokens), and no merge changes: a part that
+// BPE builds inside a longer text is built by the same merges, in the same
+// order, as BPE of its bytes alone (the merges inside it are each the lowest,
+// leftmost of the pairs inside it), so every merge that happens joins the
+// canonical split of its token. A pair that is a non-canonical split of a
+// token is therefore never the one merged, and ranking it as no merge leaves
+// the lowest-ranked pair, and so every merge, as it was. A token that BPE of
+// its own bytes does not end in (none in GPT-2) is never built, and has no pair.
 // Stored flat (open addressing, linear probing, at most half full): a lookup
 // is a multiply, a shift and usually one cache line, where a node-based map
 // chased pointers; merging is lookup-bound on every input the cache misses.
@@ -258,16 +268,14 @@ void Tokenizer::build_pairs() {
             found.push_back({pair_key(a->second, b->second), id});
         }
     }
-    int bits = 4;
-    while ((size_t{1} << bits) < 2 * found.size()) ++bits;
-    pair_shift_ = 64 - bits;
-    pairs_.assign(size_t{1} << bits, PairSlot{kNoPair, -1});
-    const size_t mask = pairs_.size() - 1;
-    for (const PairSlot& f : found) {
-        size_t i = static_cast<size_t>((uint64_t{f.key} * kGolden) >> pair_shift_);
-        while (pairs_[i].key != kNoPair && pairs_[i].key != f.key) i = (i + 1) & mask;
-        pairs_[i] = f;  // a pair has one concatenation, so a repeated key has the same rank
+    fill_pairs(found);  // every cut: tiktoken's rule, for BPE of each token's bytes below
+    std::vector<PairSlot> canonical;
+    for (const auto& [bytes, id] : bytes_to_id_) {
+        if (bytes.size() < 2) continue;
+        if (auto [a, b] = last_merge(bytes); a >= 0) canonical.push_back({pair_key(a, b), id});
     }
+    found = std::move(canonical);
+    fill_pairs(found);
     pair_bloom_.assign(size_t{1} << 14, 0);  // word: the key's hash >> 50; bits: two 6-bit fields of it
     for (const PairSlot& f : found) {
         const uint64_t h = uint64_t{f.key} * kGolden;
@@ -287,7 +295,7 @@ void Tokenizer::build_pairs() {
             inner3_[i >> 6] |= uint64_t{1} << (i & 63);
         }
     }
-    bits = 4;
+    int bits = 4;
     while ((size_t{1} << bits) < 2 * bytes_to_id_.size()) ++bits;
     token_shift_ = 64 - bits;
     tokens_.assign(size_t{1} << bits, TokenSlot{0, -1});
@@ -302,6 +310,42 @@ void Tokenizer::build_pairs() {
         if (t.id >= 0) token_bloom_[(t.hash & (kBloomBits - 1)) >> 6] |= uint64_t{1} << (t.hash & 63);
     static std::atomic<uint64_t> next_serial{1};
     serial_ = next_serial++;
+}
+
+void Tokenizer::fill_pairs(const std::vector<PairSlot>& found) {
+    int bits = 4;
+    while ((size_t{1} << bits) < 2 * found.size()) ++bits;
+    pair_shift_ = 64 - bits;
+    pairs_.assign(size_t{1} << bits, PairSlot{kNoPair, -1});
+    const size_t mask = pairs_.size() - 1;
+    for (const PairSlot& f : found) {
+        size_t i = static_cast<size_t>((uint64_t{f.key} * kGolden) >> pair_shift_);
+        while (pairs_[i].key != kNoPair && pairs_[i].key != f.key) i = (i + 1) & mask;
+        pairs_[i] = f;  // a pair has one concatenation, so a repeated key has the same rank
+    }
+}
+
+// BPE of one token's bytes by the plain rule (the lowest rank, leftmost,
+// merged until none is left) through pair_rank, at construction: its last
+// merge, or (-1, -1) when it does not end in one part.
+std::pair<int32_t, int32_t> Tokenizer::last_merge(std::string_view bytes) const {
+    std::vector<int32_t> parts;
+    for (unsigned char c : bytes) {
+        if (byte_id_[c] < 0) return {-1, -1};
+        parts.push_back(byte_id_[c]);
+    }
+    std::pair<int32_t, int32_t> last{-1, -1};
+    while (parts.size() > 1) {
+        int32_t low = -1;
+        size_t at = 0;
+        for (size_t i = 0; i + 1 < parts.size(); ++i)
+            if (int32_t r = pair_rank(parts[i], parts[i + 1]); r >= 0 && (low < 0 || r < low)) low = r, at = i;
+        if (low < 0) return {-1, -1};
+        last = {parts[at], parts[at + 1]};
+        parts[at] = low;
+        parts.erase(parts.begin() + static_cast<std::ptrdiff_t>(at) + 1);
+    }
+    return last;
 }
 
 int32_t Tokenizer::token_id(std::string_view bytes, uint64_t hash) const {
@@ -455,91 +499,95 @@ bool Tokenizer::merge(std::string_view piece, uint64_t hash, std::vector<int32_t
 }
 
 namespace {
-// Eight int32 lanes: GCC's generic vectors, one AVX2 register under
-// -march=native, two SSE2 registers without (the same code either way).
-using Lanes = int32_t __attribute__((vector_size(32)));
-constexpr size_t kLanes = 8;
+// Sixteen int32 lanes: GCC's generic vectors (one AVX-512 register under
+// -march=native on a machine that has it, two AVX2 or four SSE2 registers
+// elsewhere; the same code either way).
+using Lanes = int32_t __attribute__((vector_size(64)));
+constexpr size_t kLanes = 16;
+// bpe_short's keys: rank << kPosBits | position, so the integer minimum is the
+// lowest rank, leftmost on ties, and names its position; a key above kMaxKey
+// (kNoKey, less what shifts subtracted) is a pair that merges into no token.
+constexpr int kPosBits = 9;
+constexpr int32_t kNoKey = INT32_MAX;
+constexpr int32_t kMaxKey = (int32_t{1} << (16 + kPosBits)) - 1;  // ranks < 65535
+static_assert(Tokenizer::kShortPiece <= size_t{1} << kPosBits, "a position fits its bits");
 
-// The lowest of r[0, k) and the leftmost position holding it, k >= 1. Entries
-// past k up to a multiple of kLanes must be kNoRank. Each lane keeps its own
-// lowest and where it first saw it; the lanes' (rank, position) pairs then
-// give the leftmost lowest.
-std::pair<int32_t, size_t> leftmost_min(const int32_t* r, size_t k) {
-    if (k <= kLanes) {  // most pre-tokens: a scalar scan costs less than reducing the lanes
-        size_t at = 0;
+// The lowest of r[0, k), k >= 1. Entries past k up to a multiple of kLanes
+// must be above kMaxKey. A plain minimum: one vpminsd a lane group, where
+// carrying each lane's position along cost two blends on the critical path.
+int32_t lowest(const int32_t* r, size_t k) {
+    if (k <= 8) {  // most pre-tokens: a scalar scan costs less than reducing the lanes
         int32_t low = r[0];
-        for (size_t i = 1; i < k; ++i) {
-            const bool lower = r[i] < low;  // selects, not branches (random bytes' ranks defeat
-            low = lower ? r[i] : low;       // the branch predictor)
-            at = lower ? i : at;
-        }
-        return {low, at};
+        for (size_t i = 1; i < k; ++i) low = std::min(low, r[i]);
+        return low;
     }
-    Lanes low, pos = {0, 1, 2, 3, 4, 5, 6, 7};
+    Lanes low;
     std::memcpy(&low, r, sizeof low);
-    Lanes at = pos;
     for (size_t i = kLanes; i < k; i += kLanes) {
         Lanes v;
         std::memcpy(&v, r + i, sizeof v);
-        pos += static_cast<int32_t>(kLanes);
-        const Lanes lower = v < low;
-        low = lower ? v : low;
-        at = lower ? pos : at;
+        low = v < low ? v : low;
     }
-    uint64_t best = ~uint64_t{0};
-    for (size_t j = 0; j < kLanes; ++j)
-        best = std::min(best, static_cast<uint64_t>(low[j]) << 32 | static_cast<uint32_t>(at[j]));
-    return {static_cast<int32_t>(best >> 32), static_cast<size_t>(static_cast<uint32_t>(best))};
+    using Half = int32_t __attribute__((vector_size(32)));
+    using Quarter = int32_t __attribute__((vector_size(16)));
+    Half h = __builtin_shufflevector(low, low, 0, 1, 2, 3, 4, 5, 6, 7);
+    const Half g = __builtin_shufflevector(low, low, 8, 9, 10, 11, 12, 13, 14, 15);
+    h = g < h ? g : h;
+    Quarter q = __builtin_shufflevector(h, h, 0, 1, 2, 3);
+    const Quarter u = __builtin_shufflevector(h, h, 4, 5, 6, 7);
+    q = u < q ? u : q;
+    return std::min(std::min(q[0], q[1]), std::min(q[2], q[3]));
 }
-// r[i] = r[i + 1] for i in [from, to): a forward copy a lane group at a time
-// (inline; libc's memmove call cost more than the copy at these sizes). r must
-// have kLanes readable entries past `to`.
-void shift_down(int32_t* r, size_t from, size_t to) {
+// r[i] = r[i + 1] - dec for i in [from, to): a forward copy a lane group at a
+// time (inline; libc's memmove call cost more than the copy at these sizes).
+// r must have kLanes readable entries past `to`.
+void shift_down(int32_t* r, size_t from, size_t to, int32_t dec) {
     for (size_t i = from; i < to; i += kLanes) {
         Lanes v;
         std::memcpy(&v, r + i + 1, sizeof v);
+        v -= dec;
         std::memcpy(r + i, &v, sizeof v);
     }
 }
 }  // namespace
 
-// Short pre-tokens (almost all) and stretches: tiktoken's own loop. rank[i] is
-// the rank of merging parts i and i+1 (kNoRank: no token); each round merges
-// the lowest, leftmost on ties, then looks up only the two pairs that changed:
-// n lookups plus two per merge, and O(n^2) integer compares on n <=
-// kShortPiece bytes, eight a step (leftmost_min) with the arrays shifted inline.
-// That made the scan cheaper than the heap up to 512 bytes (a megabyte of
-// letters: 1.31x with the pair Bloom filter, medians of five interleaved rounds).
+// Short pre-tokens (almost all) and stretches: tiktoken's own loop. key[i]
+// packs the rank of merging parts i and i+1 with i (kNoKey: no token); each
+// round merges the lowest key (the lowest rank, leftmost on ties), drops the
+// right part by shifting the arrays down one (a shifted key's position drops
+// by one with it), then looks up only the two pairs that changed: n lookups
+// plus two per merge, and O(n^2) integer compares on n <= kShortPiece bytes,
+// sixteen a step. That made the scan cheaper than the heap up to 512 bytes.
 bool Tokenizer::bpe_short(std::string_view piece, std::vector<int32_t>& ids, uint64_t* memo) const {
     const size_t n = piece.size();
     if (n == 0) return true;
-    int32_t id[kShortPiece + 2 * kLanes], rank[kShortPiece + 2 * kLanes];
+    int32_t id[kShortPiece + 2 * kLanes], key[kShortPiece + 2 * kLanes];
     for (size_t i = 0; i < n; ++i) {
         id[i] = byte_id_[static_cast<unsigned char>(piece[i])];
         if (id[i] < 0) return false;
     }
-    auto rank_of = [&](size_t i) {
-        int32_t r = pair_rank(id[i], id[i + 1], memo);
-        return r < 0 ? kNoRank : r;
+    auto key_of = [](int32_t rank, size_t i) {
+        return rank < 0 ? kNoKey : rank << kPosBits | static_cast<int32_t>(i);
     };
     auto s = reinterpret_cast<const unsigned char*>(piece.data());
     for (size_t i = 0; i + 1 < n; ++i) {
         uint16_t r = byte_pair_[static_cast<size_t>(s[i]) << 8 | s[i + 1]];
-        rank[i] = r == kNoPair16 ? kNoRank : r;
+        key[i] = key_of(r == kNoPair16 ? -1 : int32_t{r}, i);
     }
-    std::fill(rank + n - 1, rank + n - 1 + 2 * kLanes, kNoRank);
+    std::fill(key + n - 1, key + n - 1 + 2 * kLanes, kNoKey);
     std::fill(id + n, id + n + 2 * kLanes, 0);  // shift_down reads past the parts; never used
-    size_t m = n;                               // parts left; rank[0 .. m-2] are valid, the rest kNoRank
+    size_t m = n;  // parts left; key[0 .. m-2] are valid, the rest above kMaxKey
     while (m > 1) {
-        auto [low, at] = leftmost_min(rank, m - 1);
-        if (low == kNoRank) break;
-        id[at] = low;
-        shift_down(id, at + 1, m - 1);  // drop part at+1
-        shift_down(rank, at + 1, m - 1);
-        rank[m - 2] = kNoRank;
+        const int32_t low = lowest(key, m - 1);
+        if (low > kMaxKey) break;
+        const size_t at = static_cast<size_t>(low & ((1 << kPosBits) - 1));
+        id[at] = low >> kPosBits;
+        shift_down(id, at + 1, m - 1, 0);  // drop part at+1
+        shift_down(key, at + 1, m - 1, 1);
+        key[m - 2] = kNoKey;
         --m;
-        if (at + 1 < m) rank[at] = rank_of(at);
-        if (at > 0) rank[at - 1] = rank_of(at - 1);
+        if (at + 1 < m) key[at] = key_of(pair_rank(id[at], id[at + 1], memo), at);
+        if (at > 0) key[at - 1] = key_of(pair_rank(id[at - 1], id[at], memo), at - 1);
     }
     ids.insert(ids.end(), id, id + m);
     return true;

@@ -30,11 +30,14 @@
 //    megabyte of letters merges as stretches of ~25 bytes on average; those of
 //    up to kCacheMaxPiece bytes go through the word cache;
 //  - a stretch of up to kShortPiece bytes merges by tiktoken's scan over an
-//    array of pair ranks (O(n) lookups, O(n^2) integer compares, eight at a
-//    time in vector registers); a longer one
+//    array of packed (rank, position) keys (O(n) lookups, O(n^2) integer
+//    compares, sixteen at a time in vector registers); a longer one
 //    with a linked list and a heap of packed (rank, position) keys with lazy
 //    invalidation, O(n log n); a huge one (a run of one letter has no cuts)
 //    with per-rank queues of positions that are mostly read in order;
+//  - the pair table holds each token's canonical split only (the last merge of
+//    BPE of its own bytes): 50,000 pairs, where every cut of a token into two
+//    tokens made 108,299, and no merge joins any other (see build_pairs);
 //  - the word cache is a fixed array of 64-byte slots, so a miss (nearly every
 //    pre-token of random bytes) allocates nothing and evicts nothing else.
 // A megabyte of random bytes makes ~3.8x the ids and ~2x the pre-tokens of a
@@ -157,6 +160,9 @@ private:
     int32_t pair_rank(int32_t a, int32_t b) const;                  // id of the token a+b, or -1
     int32_t pair_rank(int32_t a, int32_t b, uint64_t* memo) const;  // the same through the memo
     void build_pairs();
+    void fill_pairs(const std::vector<PairSlot>& found);  // pairs_ holds exactly these
+    // The last merge of BPE of a token's bytes alone (its canonical split), or (-1, -1).
+    std::pair<int32_t, int32_t> last_merge(std::string_view bytes) const;
     std::vector<int64_t> encode_valid(const std::string& text, bool allow_special, bool parallel) const;
 
     std::vector<std::string> id_to_bytes_;
