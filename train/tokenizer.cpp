@@ -505,11 +505,13 @@ namespace {
 using Lanes = int32_t __attribute__((vector_size(64)));
 constexpr size_t kLanes = 16;
 // bpe_short's keys: rank << kPosBits | position, so the integer minimum is the
-// lowest rank, leftmost on ties, and names its position; a key above kMaxKey
-// (kNoKey, less what shifts subtracted) is a pair that merges into no token.
+// lowest rank, leftmost on ties, and names its position. A pair that merges
+// into no token has rank kNoPair16 (0xFFFF: ids are < 65535), so its key is
+// above kMaxKey without a branch (whether two random bytes make a token is a
+// coin toss the branch predictor lost); the padding past the pairs is kNoKey.
 constexpr int kPosBits = 9;
 constexpr int32_t kNoKey = INT32_MAX;
-constexpr int32_t kMaxKey = (int32_t{1} << (16 + kPosBits)) - 1;  // ranks < 65535
+constexpr int32_t kMaxKey = (int32_t{kNoPair16} << kPosBits) - 1;
 static_assert(Tokenizer::kShortPiece <= size_t{1} << kPosBits, "a position fits its bits");
 
 // The lowest of r[0, k), k >= 1. Entries past k up to a multiple of kLanes
@@ -566,14 +568,12 @@ bool Tokenizer::bpe_short(std::string_view piece, std::vector<int32_t>& ids, uin
         id[i] = byte_id_[static_cast<unsigned char>(piece[i])];
         if (id[i] < 0) return false;
     }
-    auto key_of = [](int32_t rank, size_t i) {
-        return rank < 0 ? kNoKey : rank << kPosBits | static_cast<int32_t>(i);
+    auto key_of = [](int32_t rank, size_t i) {  // rank -1: no token
+        return (rank < 0 ? int32_t{kNoPair16} : rank) << kPosBits | static_cast<int32_t>(i);
     };
     auto s = reinterpret_cast<const unsigned char*>(piece.data());
-    for (size_t i = 0; i + 1 < n; ++i) {
-        uint16_t r = byte_pair_[static_cast<size_t>(s[i]) << 8 | s[i + 1]];
-        key[i] = key_of(r == kNoPair16 ? -1 : int32_t{r}, i);
-    }
+    for (size_t i = 0; i + 1 < n; ++i)
+        key[i] = int32_t{byte_pair_[static_cast<size_t>(s[i]) << 8 | s[i + 1]]} << kPosBits | static_cast<int32_t>(i);
     std::fill(key + n - 1, key + n - 1 + 2 * kLanes, kNoKey);
     std::fill(id + n, id + n + 2 * kLanes, 0);  // shift_down reads past the parts; never used
     size_t m = n;  // parts left; key[0 .. m-2] are valid, the rest above kMaxKey
