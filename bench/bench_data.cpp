@@ -1,6 +1,7 @@
 // The data path: tokenizer throughput (English text and adversarial inputs,
 // one thread and all threads) against npm tiktoken on the same bytes in the
-// same run (tools/bench_tiktoken.mjs), `prepare` end to end, and the shard
+// same run (tools/bench_tiktoken.mjs), where one thread's time goes (the
+// UTF-8 fix, pre-tokenisation, BPE), `prepare` end to end, and the shard
 // loader's anonymous memory (RssAnon) over a 10 MB and a ~256 MB corpus of
 // synthetic shards, with windows per second. Each loader size runs in its own
 // process so its RssAnon is its own.
@@ -124,6 +125,80 @@ std::vector<double> tiktoken_mbps(const std::vector<std::string>& files, const s
     return out;
 }
 
+// Encode times, best of the rounds, one thread and all threads, and per input
+// the median over rounds of its one-thread MB/s over English's in the same round.
+struct Rounds {
+    std::vector<double> one, all, vs_english;
+    std::vector<size_t> ids;  // of the last run
+};
+Rounds time_rounds(const train::Tokenizer& tok, const std::vector<Input>& ins, size_t reps) {
+    // Every input once a round (machine noise then hits all inputs alike),
+    // round 0 a warm-up; one thread, then all threads on the next megabytes.
+    const size_t n_in = ins.size();
+    Rounds r{
+        std::vector<double>(n_in, 1e300), std::vector<double>(n_in, 1e300), {}, std::vector<size_t>(n_in)};
+    std::vector<std::vector<double>> paired(n_in);
+    for (size_t run = 0; run <= 2 * reps + 1; ++run) {
+        const bool parallel = run > reps;
+        std::vector<double> secs(n_in);
+        for (size_t i = 0; i < n_in; ++i) {
+            const std::string& t = ins[i].texts[run % ins[i].texts.size()];
+            auto t0 = std::chrono::steady_clock::now();
+            r.ids[i] = parallel ? tok.encode_parallel(t).size() : tok.encode(t).size();
+            secs[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        }
+        if (run == 0 || run == reps + 1) continue;  // warm-ups
+        for (size_t i = 0; i < n_in; ++i) {
+            (parallel ? r.all : r.one)[i] = std::min((parallel ? r.all : r.one)[i], secs[i]);
+            if (!parallel) paired[i].push_back(secs[0] / secs[i]);
+        }
+    }
+    for (auto& v : paired) {
+        std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+        r.vs_english.push_back(v[v.size() / 2]);
+    }
+    return r;
+}
+
+// Where one thread's time goes: the two stages before BPE timed on their own,
+// making the text valid UTF-8 (invalid bytes -> U+FFFD) and finding its
+// pre-tokens, in rounds of their own (run before each encode, they evicted
+// the tokenizer's tables and slowed English's encode by a third). The rest of
+// an encode's time is BPE: the whole-token and word-cache lookups and the merges.
+// In ms per MB of input, with what each megabyte makes: an input that makes
+// more pre-tokens and ids a byte than English pays for each of them.
+void print_stages(const std::vector<Input>& ins, const Rounds& r, size_t reps) {
+    train::PreTokenizer pre;
+    const size_t n_in = ins.size();
+    std::vector<double> fix(n_in, 1e300), split(n_in, 1e300);
+    std::vector<size_t> pretokens(n_in);
+    for (size_t run = 0; run <= reps; ++run)
+        for (size_t i = 0; i < n_in; ++i) {
+            const std::string& text = ins[i].texts[run % ins[i].texts.size()];
+            auto t0 = std::chrono::steady_clock::now();
+            const std::string valid = train::Tokenizer::sanitize_utf8(text);
+            auto t1 = std::chrono::steady_clock::now();
+            size_t n = 0;
+            for (size_t pos = 0; pos < valid.size(); ++n) pos = pre.end_of(valid, pos);
+            auto t2 = std::chrono::steady_clock::now();
+            fix[i] = std::min(fix[i], std::chrono::duration<double>(t1 - t0).count());
+            split[i] = std::min(split[i], std::chrono::duration<double>(t2 - t1).count());
+            pretokens[i] = n;
+        }
+    fmt::print(
+        "\nwhere one thread's time goes (ms per MB of input, best of the rounds; BPE = the whole encode "
+        "less the two stages before it)\n");
+    fmt::print("{:<34} {:>10} {:>11} {:>8} {:>9} {:>14} {:>10}\n", "input", "UTF-8 fix", "pre-tokens", "BPE",
+               "ids/MB", "pre-tokens/MB", "BPE ns/id");
+    for (size_t i = 0; i < n_in; ++i) {
+        const double mb = static_cast<double>(ins[i].texts[0].size()) / 1e6;
+        const double bpe = r.one[i] - fix[i] - split[i];
+        fmt::print("{:<34} {:>10.2f} {:>11.2f} {:>8.2f} {:>9.0f} {:>14.0f} {:>10.1f}\n", ins[i].name,
+                   1e3 * fix[i] / mb, 1e3 * split[i] / mb, 1e3 * bpe / mb, static_cast<double>(r.ids[i]) / mb,
+                   static_cast<double>(pretokens[i]) / mb, 1e9 * bpe / static_cast<double>(r.ids[i]));
+    }
+}
+
 void bench_tokenizer(const Options& opt, const fs::path& tmp) {
     train::Tokenizer tok(src("data/encoder.json"), src("data/vocab.bpe"));
     std::string what;
@@ -140,50 +215,30 @@ void bench_tokenizer(const Options& opt, const fs::path& tmp) {
     int threads = num_threads();
     fmt::print(
         "\ntokenizer: GPT-2 BPE of 1 MB inputs (english = {}), MB/s, best of {} rounds over all inputs, each "
-        "run "
-        "on megabytes it has not seen; vs english: the median of the rounds' paired ratios; tiktoken = npm "
-        "tiktoken 1.0.22 (WASM), one thread, the first megabyte\n",
+        "run on megabytes it has not seen; vs english: the median of the rounds' paired ratios; tiktoken = "
+        "npm tiktoken 1.0.22 (WASM), one thread, the first megabyte\n",
         what, opt.reps);
-    fmt::print("{:<34} {:>10} {:>14} {:>12} {:>14} {:>12}\n", "input", "1 thread",
-               fmt::format("{} threads", threads), "tiktoken", "1 thr / tiktoken", "vs english");
-    // Rounds: every input once a round (machine noise then hits all inputs alike),
-    // round 0 a warm-up; one thread, then all threads on the next megabytes.
-    // "vs english" is the median over rounds of the paired ratio.
-    const size_t n_in = ins.size(), reps = static_cast<size_t>(std::max(opt.reps, 1));
-    std::vector<double> one(n_in, 1e300), all(n_in, 1e300);
-    std::vector<std::vector<double>> paired(n_in);
-    for (size_t run = 0; run <= 2 * reps + 1; ++run) {
-        const bool parallel = run > reps;
-        std::vector<double> secs(n_in);
-        for (size_t i = 0; i < n_in; ++i) {
-            const std::string& t = ins[i].texts[run % ins[i].texts.size()];
-            auto t0 = std::chrono::steady_clock::now();
-            if (parallel)
-                tok.encode_parallel(t);
-            else
-                tok.encode(t);
-            secs[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        }
-        if (run == 0 || run == reps + 1) continue;  // warm-ups
-        for (size_t i = 0; i < n_in; ++i) {
-            (parallel ? all : one)[i] = std::min((parallel ? all : one)[i], secs[i]);
-            if (!parallel) paired[i].push_back(secs[0] / secs[i]);
-        }
-    }
-    for (size_t i = 0; i < n_in; ++i) {
+    fmt::print("{:<34} {:>10} {:>14} {:>12} {:>14} {:>12} {:>12}\n", "input", "1 thread",
+               fmt::format("{} threads", threads), "tiktoken", "1 thr / tiktoken", "vs english",
+               "tiktoken vs");
+    const size_t reps = static_cast<size_t>(std::max(opt.reps, 1));
+    const Rounds r = time_rounds(tok, ins, reps);
+    for (size_t i = 0; i < ins.size(); ++i) {
         const size_t size = ins[i].texts[0].size();
         double mb = static_cast<double>(size) / 1e6;
-        std::vector<double>& r = paired[i];
-        std::nth_element(r.begin(), r.begin() + static_cast<std::ptrdiff_t>(r.size() / 2), r.end());
         std::string ttxt = tt[i] < 0 ? "n/a" : fmt::format("{:.2f}{}", tt[i], caps[i] < size ? "*" : "");
-        std::string ratio = tt[i] < 0 ? "" : fmt::format("{:.2f}x", mb / one[i] / tt[i]);
-        fmt::print("{:<34} {:>10.2f} {:>14.2f} {:>12} {:>14} {:>11.2f}x\n", ins[i].name, mb / one[i],
-                   mb / all[i], ttxt, ratio, r[r.size() / 2]);
+        std::string ratio = tt[i] < 0 ? "" : fmt::format("{:.2f}x", mb / r.one[i] / tt[i]);
+        // tiktoken's own MB/s over its English MB/s (not on a prefix: that is another text)
+        std::string own =
+            tt[i] < 0 || tt[0] < 0 || caps[i] < size ? "-" : fmt::format("{:.2f}x", tt[i] / tt[0]);
+        fmt::print("{:<34} {:>10.2f} {:>14.2f} {:>12} {:>14} {:>11.2f}x {:>12}\n", ins[i].name, mb / r.one[i],
+                   mb / r.all[i], ttxt, ratio, r.vs_english[i], own);
     }
     fmt::print("  * tiktoken on a {} KB prefix: its time grows with the square of one pre-token's length\n",
                caps.back() >> 10);
     if (tt[0] < 0)
         fmt::print("  (tiktoken n/a: run `make tiktoken` to install the npm package into tools/)\n");
+    print_stages(ins, r, reps);
 
     // prepare end to end on the English megabyte, one document per line.
     train::PrepareOptions p;
