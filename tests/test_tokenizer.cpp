@@ -154,10 +154,10 @@ TEST_CASE("long pre-tokens merge as the reference BPE does", "[tokenizer][advers
     // sixteen lanes at a time beyond: 9 is the longest scalar scan, 10 the
     // shortest vector one, 17 fills one lane group exactly, 18 starts a second,
     // 33 fills two and 34 starts a third.
-    for (size_t n : {size_t{1},  size_t{2},  size_t{7},  size_t{9},  size_t{10}, size_t{17},  size_t{18},
-                     size_t{31}, size_t{33}, size_t{34}, size_t{63}, size_t{64}, w - 1,       w,
-                     w + 1,      size_t{300}, k - 1,     k,          k + 1,      k + 2,       size_t{700},
-                     2 * k + 1}) {
+    for (size_t n :
+         {size_t{1},  size_t{2},  size_t{7},  size_t{9},  size_t{10},  size_t{17}, size_t{18}, size_t{31},
+          size_t{33}, size_t{34}, size_t{63}, size_t{64}, w - 1,       w,          w + 1,      size_t{300},
+          k - 1,      k,          k + 1,      k + 2,      size_t{700}, 2 * k + 1}) {
         REQUIRE(letters.size() >= n * 14);
         pieces.push_back(letters.substr(n * 13, n));
         pieces.push_back(std::string(n, 'a'));

@@ -257,7 +257,7 @@ void Tokenizer::build_pairs() {
         auto it = bytes_to_id_.find(std::string_view(reinterpret_cast<const char*>(&b), 1));
         byte_id_[b] = it == bytes_to_id_.end() ? -1 : it->second;
     }
-    std::vector<PairSlot> found;
+    std::vector<PairSlot> cuts;
     for (const auto& [bytes, id] : bytes_to_id_) {
         std::string_view t(bytes);
         for (size_t k = 1; k < t.size(); ++k) {
@@ -265,19 +265,18 @@ void Tokenizer::build_pairs() {
             if (a == bytes_to_id_.end()) continue;
             auto b = bytes_to_id_.find(t.substr(k));
             if (b == bytes_to_id_.end()) continue;
-            found.push_back({pair_key(a->second, b->second), id});
+            cuts.push_back({pair_key(a->second, b->second), id});
         }
     }
-    fill_pairs(found);  // every cut: tiktoken's rule, for BPE of each token's bytes below
+    fill_pairs(cuts);  // every cut: tiktoken's rule, for BPE of each token's bytes below
     std::vector<PairSlot> canonical;
     for (const auto& [bytes, id] : bytes_to_id_) {
         if (bytes.size() < 2) continue;
         if (auto [a, b] = last_merge(bytes); a >= 0) canonical.push_back({pair_key(a, b), id});
     }
-    found = std::move(canonical);
-    fill_pairs(found);
+    fill_pairs(canonical);
     pair_bloom_.assign(size_t{1} << 14, 0);  // word: the key's hash >> 50; bits: two 6-bit fields of it
-    for (const PairSlot& f : found) {
+    for (const PairSlot& f : canonical) {
         const uint64_t h = uint64_t{f.key} * kGolden;
         pair_bloom_[h >> 50] |= uint64_t{1} << (h >> 32 & 63) | uint64_t{1} << (h >> 38 & 63);
     }
@@ -312,13 +311,13 @@ void Tokenizer::build_pairs() {
     serial_ = next_serial++;
 }
 
-void Tokenizer::fill_pairs(const std::vector<PairSlot>& found) {
+void Tokenizer::fill_pairs(const std::vector<PairSlot>& pairs) {
     int bits = 4;
-    while ((size_t{1} << bits) < 2 * found.size()) ++bits;
+    while ((size_t{1} << bits) < 2 * pairs.size()) ++bits;
     pair_shift_ = 64 - bits;
     pairs_.assign(size_t{1} << bits, PairSlot{kNoPair, -1});
     const size_t mask = pairs_.size() - 1;
-    for (const PairSlot& f : found) {
+    for (const PairSlot& f : pairs) {
         size_t i = static_cast<size_t>((uint64_t{f.key} * kGolden) >> pair_shift_);
         while (pairs_[i].key != kNoPair && pairs_[i].key != f.key) i = (i + 1) & mask;
         pairs_[i] = f;  // a pair has one concatenation, so a repeated key has the same rank
@@ -339,7 +338,8 @@ std::pair<int32_t, int32_t> Tokenizer::last_merge(std::string_view bytes) const 
         int32_t low = -1;
         size_t at = 0;
         for (size_t i = 0; i + 1 < parts.size(); ++i)
-            if (int32_t r = pair_rank(parts[i], parts[i + 1]); r >= 0 && (low < 0 || r < low)) low = r, at = i;
+            if (int32_t r = pair_rank(parts[i], parts[i + 1]); r >= 0 && (low < 0 || r < low))
+                low = r, at = i;
         if (low < 0) return {-1, -1};
         last = {parts[at], parts[at + 1]};
         parts[at] = low;
@@ -573,10 +573,12 @@ bool Tokenizer::bpe_short(std::string_view piece, std::vector<int32_t>& ids, uin
     };
     auto s = reinterpret_cast<const unsigned char*>(piece.data());
     for (size_t i = 0; i + 1 < n; ++i)
-        key[i] = int32_t{byte_pair_[static_cast<size_t>(s[i]) << 8 | s[i + 1]]} << kPosBits | static_cast<int32_t>(i);
+        key[i] = int32_t{byte_pair_[static_cast<size_t>(s[i]) << 8 | s[i + 1]]} << kPosBits |
+                 static_cast<int32_t>(i);
     std::fill(key + n - 1, key + n - 1 + 2 * kLanes, kNoKey);
     std::fill(id + n, id + n + 2 * kLanes, 0);  // shift_down reads past the parts; never used
-    size_t m = n;  // parts left; key[0 .. m-2] are valid, the rest above kMaxKey
+    // m: parts left; key[0 .. m-2] are valid, the rest above kMaxKey
+    size_t m = n;
     while (m > 1) {
         const int32_t low = lowest(key, m - 1);
         if (low > kMaxKey) break;

@@ -160,7 +160,7 @@ private:
     int32_t pair_rank(int32_t a, int32_t b) const;                  // id of the token a+b, or -1
     int32_t pair_rank(int32_t a, int32_t b, uint64_t* memo) const;  // the same through the memo
     void build_pairs();
-    void fill_pairs(const std::vector<PairSlot>& found);  // pairs_ holds exactly these
+    void fill_pairs(const std::vector<PairSlot>& pairs);  // pairs_ holds exactly these
     // The last merge of BPE of a token's bytes alone (its canonical split), or (-1, -1).
     std::pair<int32_t, int32_t> last_merge(std::string_view bytes) const;
     std::vector<int64_t> encode_valid(const std::string& text, bool allow_special, bool parallel) const;
