@@ -110,7 +110,7 @@ std::vector<Input> inputs(int runs, std::string& english_what) {
 }
 
 // MB/s of npm tiktoken's gpt2 encode_ordinary on each file (prefix of max bytes),
-// or -1 when node or the package is missing (`make tiktoken` installs it).
+// or -1 when node or the package is missing, 0 where its line did not parse (`make tiktoken` installs it).
 std::vector<double> tiktoken_mbps(const std::vector<std::string>& files, const std::vector<size_t>& max_bytes,
                                   int reps) {
     std::vector<double> out(files.size(), -1);
@@ -127,30 +127,44 @@ std::vector<double> tiktoken_mbps(const std::vector<std::string>& files, const s
 
 // Encode times, best of the rounds, one thread and all threads, and per input
 // the median over rounds of its one-thread MB/s over English's in the same round.
+// `best` is the text (index into Input::texts) of the fastest one-thread run
+// and `ids` what that run made, so the per-id figures divide matching numbers.
 struct Rounds {
     std::vector<double> one, all, vs_english;
-    std::vector<size_t> ids;  // of the last run
+    std::vector<size_t> best, ids;
 };
 Rounds time_rounds(const train::Tokenizer& tok, const std::vector<Input>& ins, size_t reps) {
     // Every input once a round (machine noise then hits all inputs alike),
     // round 0 a warm-up; one thread, then all threads on the next megabytes.
     const size_t n_in = ins.size();
-    Rounds r{
-        std::vector<double>(n_in, 1e300), std::vector<double>(n_in, 1e300), {}, std::vector<size_t>(n_in)};
+    Rounds r{std::vector<double>(n_in, 1e300),
+             std::vector<double>(n_in, 1e300),
+             {},
+             std::vector<size_t>(n_in),
+             std::vector<size_t>(n_in)};
     std::vector<std::vector<double>> paired(n_in);
     for (size_t run = 0; run <= 2 * reps + 1; ++run) {
         const bool parallel = run > reps;
         std::vector<double> secs(n_in);
+        std::vector<size_t> ids(n_in);
         for (size_t i = 0; i < n_in; ++i) {
             const std::string& t = ins[i].texts[run % ins[i].texts.size()];
             auto t0 = std::chrono::steady_clock::now();
-            r.ids[i] = parallel ? tok.encode_parallel(t).size() : tok.encode(t).size();
+            ids[i] = parallel ? tok.encode_parallel(t).size() : tok.encode(t).size();
             secs[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         }
         if (run == 0 || run == reps + 1) continue;  // warm-ups
         for (size_t i = 0; i < n_in; ++i) {
-            (parallel ? r.all : r.one)[i] = std::min((parallel ? r.all : r.one)[i], secs[i]);
-            if (!parallel) paired[i].push_back(secs[0] / secs[i]);
+            if (parallel) {
+                r.all[i] = std::min(r.all[i], secs[i]);
+                continue;
+            }
+            if (secs[i] < r.one[i]) {
+                r.one[i] = secs[i];
+                r.best[i] = run % ins[i].texts.size();
+                r.ids[i] = ids[i];
+            }
+            paired[i].push_back(secs[0] / secs[i]);
         }
     }
     for (auto& v : paired) {
@@ -162,40 +176,46 @@ Rounds time_rounds(const train::Tokenizer& tok, const std::vector<Input>& ins, s
 
 // Where one thread's time goes: the two stages before BPE timed on their own,
 // making the text valid UTF-8 (invalid bytes -> U+FFFD) and finding its
-// pre-tokens, in rounds of their own (run before each encode, they evicted
-// the tokenizer's tables and slowed English's encode by a third). The rest of
-// an encode's time is BPE: the whole-token and word-cache lookups and the merges.
-// In ms per MB of input, with what each megabyte makes: an input that makes
+// pre-tokens, on the megabyte whose encode set the one-thread best, best of
+// rounds of their own (run before each encode, they evicted the tokenizer's
+// tables and slowed English's encode by a third). The rest of that encode's
+// time is BPE: the whole-token and word-cache lookups and the merges.
+// In ms per MB of input, with what the megabyte makes: an input that makes
 // more pre-tokens and ids a byte than English pays for each of them.
 void print_stages(const std::vector<Input>& ins, const Rounds& r, size_t reps) {
     train::PreTokenizer pre;
     const size_t n_in = ins.size();
     std::vector<double> fix(n_in, 1e300), split(n_in, 1e300);
     std::vector<size_t> pretokens(n_in);
-    for (size_t run = 0; run <= reps; ++run)
+    for (size_t run = 0; run <= reps; ++run)  // round 0 a warm-up
         for (size_t i = 0; i < n_in; ++i) {
-            const std::string& text = ins[i].texts[run % ins[i].texts.size()];
+            const std::string& text = ins[i].texts[r.best[i]];
             auto t0 = std::chrono::steady_clock::now();
             const std::string valid = train::Tokenizer::sanitize_utf8(text);
             auto t1 = std::chrono::steady_clock::now();
             size_t n = 0;
             for (size_t pos = 0; pos < valid.size(); ++n) pos = pre.end_of(valid, pos);
             auto t2 = std::chrono::steady_clock::now();
+            pretokens[i] = n;
+            if (run == 0) continue;
             fix[i] = std::min(fix[i], std::chrono::duration<double>(t1 - t0).count());
             split[i] = std::min(split[i], std::chrono::duration<double>(t2 - t1).count());
-            pretokens[i] = n;
         }
     fmt::print(
-        "\nwhere one thread's time goes (ms per MB of input, best of the rounds; BPE = the whole encode "
-        "less the two stages before it)\n");
+        "\nwhere one thread's time goes (ms per 10^6 bytes of input, best of the rounds, on the megabyte of "
+        "the best encode; BPE = that encode less the two stages before it, `-` where noise made it "
+        "negative)\n");
     fmt::print("{:<34} {:>10} {:>11} {:>8} {:>9} {:>14} {:>10}\n", "input", "UTF-8 fix", "pre-tokens", "BPE",
                "ids/MB", "pre-tokens/MB", "BPE ns/id");
     for (size_t i = 0; i < n_in; ++i) {
         const double mb = static_cast<double>(ins[i].texts[0].size()) / 1e6;
         const double bpe = r.one[i] - fix[i] - split[i];
-        fmt::print("{:<34} {:>10.2f} {:>11.2f} {:>8.2f} {:>9.0f} {:>14.0f} {:>10.1f}\n", ins[i].name,
-                   1e3 * fix[i] / mb, 1e3 * split[i] / mb, 1e3 * bpe / mb, static_cast<double>(r.ids[i]) / mb,
-                   static_cast<double>(pretokens[i]) / mb, 1e9 * bpe / static_cast<double>(r.ids[i]));
+        const std::string bpe_ms = bpe > 0 ? fmt::format("{:.2f}", 1e3 * bpe / mb) : "-";
+        const std::string bpe_ns =
+            bpe > 0 ? fmt::format("{:.1f}", 1e9 * bpe / static_cast<double>(r.ids[i])) : "-";
+        fmt::print("{:<34} {:>10.2f} {:>11.2f} {:>8} {:>9.0f} {:>14.0f} {:>10}\n", ins[i].name,
+                   1e3 * fix[i] / mb, 1e3 * split[i] / mb, bpe_ms, static_cast<double>(r.ids[i]) / mb,
+                   static_cast<double>(pretokens[i]) / mb, bpe_ns);
     }
 }
 
@@ -214,7 +234,8 @@ void bench_tokenizer(const Options& opt, const fs::path& tmp) {
     std::vector<double> tt = tiktoken_mbps(files, caps, opt.reps);
     int threads = num_threads();
     fmt::print(
-        "\ntokenizer: GPT-2 BPE of 1 MB inputs (english = {}), MB/s, best of {} rounds over all inputs, each "
+        "\ntokenizer: GPT-2 BPE of 1 MiB inputs (english = {}), MB/s (10^6 bytes), best of {} rounds over "
+        "all inputs, each "
         "run on megabytes it has not seen; vs english: the median of the rounds' paired ratios; tiktoken = "
         "npm tiktoken 1.0.22 (WASM), one thread, the first megabyte\n",
         what, opt.reps);
@@ -226,17 +247,17 @@ void bench_tokenizer(const Options& opt, const fs::path& tmp) {
     for (size_t i = 0; i < ins.size(); ++i) {
         const size_t size = ins[i].texts[0].size();
         double mb = static_cast<double>(size) / 1e6;
-        std::string ttxt = tt[i] < 0 ? "n/a" : fmt::format("{:.2f}{}", tt[i], caps[i] < size ? "*" : "");
-        std::string ratio = tt[i] < 0 ? "" : fmt::format("{:.2f}x", mb / r.one[i] / tt[i]);
+        std::string ttxt = tt[i] <= 0 ? "n/a" : fmt::format("{:.2f}{}", tt[i], caps[i] < size ? "*" : "");
+        std::string ratio = tt[i] <= 0 ? "" : fmt::format("{:.2f}x", mb / r.one[i] / tt[i]);
         // tiktoken's own MB/s over its English MB/s (not on a prefix: that is another text)
         std::string own =
-            tt[i] < 0 || tt[0] < 0 || caps[i] < size ? "-" : fmt::format("{:.2f}x", tt[i] / tt[0]);
+            tt[i] <= 0 || tt[0] <= 0 || caps[i] < size ? "-" : fmt::format("{:.2f}x", tt[i] / tt[0]);
         fmt::print("{:<34} {:>10.2f} {:>14.2f} {:>12} {:>14} {:>11.2f}x {:>12}\n", ins[i].name, mb / r.one[i],
                    mb / r.all[i], ttxt, ratio, r.vs_english[i], own);
     }
     fmt::print("  * tiktoken on a {} KB prefix: its time grows with the square of one pre-token's length\n",
                caps.back() >> 10);
-    if (tt[0] < 0)
+    if (tt[0] <= 0)
         fmt::print("  (tiktoken n/a: run `make tiktoken` to install the npm package into tools/)\n");
     print_stages(ins, r, reps);
 
