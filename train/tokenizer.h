@@ -40,7 +40,7 @@
 //    tokens made 108,299, and no merge joins any other (see build_pairs);
 //  - the word cache is a fixed array of 64-byte slots, so a miss (nearly every
 //    pre-token of random bytes) allocates nothing and evicts nothing else.
-// A megabyte of random bytes makes ~3.8x the ids and ~2x the pre-tokens of a
+// A megabyte of random bytes makes ~4x the ids and ~2.4x the pre-tokens of a
 // megabyte of English (its invalid bytes become 3-byte U+FFFD: 1.9 MB to encode).
 //
 // Threads: after construction only the pre-tokenizer's character classes
