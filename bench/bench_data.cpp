@@ -19,11 +19,11 @@
 #include "bench/bench.h"
 #include "core/blas.h"
 #include "core/tapegrad.h"
-#include "train/data.h"
-#include "train/prepare.h"
-#include "train/shard_loader.h"
-#include "train/shards.h"
-#include "train/tokenizer.h"
+#include "train/data/text_loader.h"
+#include "train/data/prepare.h"
+#include "train/data/shard_loader.h"
+#include "train/data/shards.h"
+#include "train/tokenizer/tokenizer.h"
 
 namespace tg::bench {
 namespace fs = std::filesystem;

@@ -2,7 +2,7 @@
 // the book's global batch (2 x 256 tokens), as
 //   1 process  x 2 threads  (the plain step), and
 //   mpirun -np 2 x 1 thread (each rank one row; gradients averaged in 25 MB
-//                            buckets started during backward, train/ddp.h),
+//                            buckets started during backward, train/dist/grad_reducer.h),
 // with, for the ranks: the time finish() still waited after backward (the
 // exposed communication), the time the same buckets take as blocking
 // allreduces after the step (the communication itself), and so the fraction
@@ -19,8 +19,8 @@
 #include "core/blas.h"
 #include "models/gpt.h"
 #include "optim/adamw.h"
-#include "train/ddp.h"
-#include "train/dist.h"
+#include "train/dist/grad_reducer.h"
+#include "train/dist/mpi.h"
 
 namespace tg::bench {
 namespace {

@@ -8,7 +8,7 @@
 
 #include "bench/bench.h"
 #include "core/blas.h"
-#include "train/dist.h"
+#include "train/dist/mpi.h"
 
 int main(int argc, char** argv) {
     // tapegrad's default wait policy (core/blas.h), so the bench times what

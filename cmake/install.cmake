@@ -53,7 +53,7 @@ configure_file(${PROJECT_SOURCE_DIR}/cmake/tapegrad.pc.in ${PROJECT_BINARY_DIR}/
 install(FILES ${PROJECT_BINARY_DIR}/tapegrad.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
 # Run-time data, found by the executable at <its dir>/../share/tapegrad
-# (train/paths.h). The build tree gets the same layout through symlinks, since
+# (train/run/paths.h). The build tree gets the same layout through symlinks, since
 # every binary there sits one folder below the build root.
 set(TAPEGRAD_DATA_FILES data/encoder.json data/vocab.bpe data/the-verdict.txt)
 install(FILES ${TAPEGRAD_DATA_FILES} DESTINATION ${CMAKE_INSTALL_DATADIR}/tapegrad)

@@ -76,7 +76,7 @@ Tensor cross_entropy(const Tensor& logits, const Ids& targets, int64_t ignore_in
 // Training: mask ~ bernoulli(1 - p) from gen, out = a * mask / (1 - p). Eval or p == 0: a itself.
 Tensor dropout(const Tensor& a, float p, bool training, Generator& gen = default_generator(),
                Loc loc = Loc::current());
-// Data parallelism (train/ddp.h): this process holds rows [begin, begin + rows)
+// Data parallelism (train/dist/grad_reducer.h): this process holds rows [begin, begin + rows)
 // of a global batch of `total` rows (set_dropout_rows; total = 0, the default:
 // off). While set, the caller says what its input is, never the shape:
 //   DropoutSplit::rows  dim 0 is this rank's `rows` rows of the batch: the mask is

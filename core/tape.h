@@ -139,7 +139,7 @@ void record(const char* op, const Loc& loc, std::vector<Tensor> inputs, Tensor& 
 // True when an op with these inputs would be recorded (skip saving otherwise).
 bool needs_record(std::initializer_list<const Tensor*> inputs);
 
-// Gradient-ready listener (data parallelism, train/ddp.h). A leaf's gradient
+// Gradient-ready listener (data parallelism, train/dist/grad_reducer.h). A leaf's gradient
 // is final once backward has walked the entry of its LAST USE in the walk,
 // which is its FIRST use in the forward: entry index k(leaf) = min { i : leaf is
 // an input of entry i }. run_backward computes k for every leaf before the walk

@@ -8,7 +8,7 @@
 #include <cstdio>
 
 #include "models/gpt.h"
-#include "train/probe.h"
+#include "train/study/probe.h"
 
 using namespace tg;
 

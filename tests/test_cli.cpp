@@ -16,8 +16,8 @@
 #include "models/gpt2_hf.h"
 #include "models/safetensors.h"
 #include "test_util.h"
-#include "train/csv.h"
-#include "train/tokenizer.h"
+#include "train/io/csv.h"
+#include "train/tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
 
@@ -225,7 +225,7 @@ TEST_CASE("sweep: flags from a TOML file, --max-runs, resume, --report-only, a b
     std::ofstream(toml) << "variants = [\"mha\", \"alt1:out-proj=on\"]\nlrs = [0.0004]\nseeds = [1, 2]\n"
                            "max-steps = 2\neval-freq = 1\neval-iter = 1\nprobe-every = 1\n";
     std::string base = "sweep --config " + toml + " --out " + out + " " + kSmall;
-    // Run from a folder without data/: the vocabulary is found as train's is (train/paths.h).
+    // Run from a folder without data/: the vocabulary is found as train's is (train/run/paths.h).
     Out a = run(base + " --max-runs 2", "", fs::temp_directory_path().string());
     INFO(a.text);
     CHECK(a.code == 0);

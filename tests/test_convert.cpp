@@ -24,7 +24,7 @@
 #include "models/checkpoint.h"
 #include "models/convert.h"
 #include "test_util.h"
-#include "train/fork.h"
+#include "train/study/same_function_fork.h"
 
 using namespace tg;
 using namespace tg::models;

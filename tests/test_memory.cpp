@@ -13,8 +13,8 @@
 #include "core/ops.h"
 #include "models/gpt.h"
 #include "test_util.h"
-#include "train/memory_profile.h"
-#include "train/trainer.h"
+#include "train/observers/memory_profile.h"
+#include "train/loop/trainer.h"
 #include "train_test_util.h"
 
 using namespace tg;

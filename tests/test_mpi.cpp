@@ -27,8 +27,8 @@
 #include "cli_run.h"
 #include "models/checkpoint.h"
 #include "test_util.h"
-#include "train/csv.h"
-#include "train/sweep.h"
+#include "train/io/csv.h"
+#include "train/study/sweep.h"
 
 namespace fs = std::filesystem;
 using namespace tg;

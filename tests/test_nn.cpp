@@ -9,7 +9,7 @@
 #include "examples/lowrank_attention.h"
 #include "models/gpt.h"
 #include "test_util.h"
-#include "train/probe.h"
+#include "train/study/probe.h"
 
 using namespace tg;
 

@@ -13,8 +13,8 @@
 #include <thread>
 #include <vector>
 
-#include "train/pretokenizer.h"
-#include "train/tokenizer.h"
+#include "train/tokenizer/pretokenizer.h"
+#include "train/tokenizer/tokenizer.h"
 
 using namespace tg::train;
 

@@ -16,7 +16,7 @@
 #include "optim/adamw.h"
 #include "optim/sgd.h"
 #include "test_util.h"
-#include "train/probe.h"
+#include "train/study/probe.h"
 
 using namespace tg;
 using namespace tg::train;

@@ -1,4 +1,4 @@
-// report.html (train/report_html.h): the filled page embeds every run's data as
+// report.html (train/report/report_html.h): the filled page embeds every run's data as
 // JSON that survives any text (a sample with "</script>"), the template's
 // markers are all filled, d3 is found by the documented search (TAPEGRAD_D3,
 // then $XDG_DATA_DIRS) and refused when it is not usable, with the way to get it.
@@ -13,7 +13,7 @@
 #include <sstream>
 #include <unistd.h>
 
-#include "train/report_html.h"
+#include "train/report/report_html.h"
 
 namespace fs = std::filesystem;
 using namespace tg;

@@ -225,7 +225,7 @@ TEST_CASE(
     fs::remove_all(fs::path(tmp("x")).parent_path());
 }
 
-// The evaluation forward (train/run_observers.cpp: model.eval() and NoGradGuard):
+// The evaluation forward (train/observers/standard.cpp: model.eval() and NoGradGuard):
 // nothing goes on the tape, no tensor outlives it but the loss, and once the
 // pool is warm a second evaluation takes no fresh buffer.
 TEST_CASE("evaluation forward: no tape entries, nothing saved, buffers reused", "[train][wall]") {

@@ -14,12 +14,12 @@
 
 #include "models/checkpoint.h"
 #include "test_util.h"
-#include "train/data.h"
-#include "train/prepare.h"
-#include "train/shard_loader.h"
-#include "train/shards.h"
-#include "train/tokenizer.h"
-#include "train/trainer.h"
+#include "train/data/text_loader.h"
+#include "train/data/prepare.h"
+#include "train/data/shard_loader.h"
+#include "train/data/shards.h"
+#include "train/tokenizer/tokenizer.h"
+#include "train/loop/trainer.h"
 #include "train_test_util.h"
 
 using namespace tg;

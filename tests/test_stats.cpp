@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "train/stats.h"
+#include "train/study/stats.h"
 
 using namespace tg::train::stats;
 

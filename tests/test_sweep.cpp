@@ -9,10 +9,10 @@
 #include <fstream>
 
 #include "test_util.h"
-#include "train/csv.h"
-#include "train/stats.h"
-#include "train/sweep.h"
-#include "train/sweep_report.h"
+#include "train/io/csv.h"
+#include "train/study/stats.h"
+#include "train/study/sweep.h"
+#include "train/report/sweep_report.h"
 #include "train_test_util.h"
 
 using namespace tg;

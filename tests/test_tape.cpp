@@ -185,7 +185,7 @@ TEST_CASE("sub, div, sub_scalar and sqrt are one tape entry each, under their ow
     tape().clear();
 }
 
-// Data parallelism (train/ddp.h) starts a bucket's allreduce as soon as its
+// Data parallelism (train/dist/grad_reducer.h) starts a bucket's allreduce as soon as its
 // gradients are final: the listener must hear of a leaf exactly when the walk
 // has passed its first use in the forward, with the gradient complete.
 TEST_CASE("the backward listener hears of each leaf once its gradient is final", "[tape]") {

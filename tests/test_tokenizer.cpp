@@ -11,8 +11,8 @@
 
 #include "core/blas.h"
 #include "test_util.h"
-#include "train/data.h"
-#include "train/tokenizer.h"
+#include "train/data/text_loader.h"
+#include "train/tokenizer/tokenizer.h"
 
 using namespace tg;
 using namespace tg::train;

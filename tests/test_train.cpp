@@ -12,10 +12,10 @@
 
 #include "models/checkpoint.h"
 #include "test_util.h"
-#include "train/data.h"
-#include "train/ddp.h"
-#include "train/tokenizer.h"
-#include "train/trainer.h"
+#include "train/data/text_loader.h"
+#include "train/dist/grad_reducer.h"
+#include "train/tokenizer/tokenizer.h"
+#include "train/loop/trainer.h"
 #include "train_test_util.h"
 
 using namespace tg;
@@ -375,7 +375,7 @@ TEST_CASE("Trainer: train_step is one step, observers see each phase, steps numb
     fs::remove_all(d.parent_path());
 }
 
-// train/ddp.h: a parameter the loss does not use has no gradient after the
+// train/dist/grad_reducer.h: a parameter the loss does not use has no gradient after the
 // reducer, as after a plain backward (PyTorch's None: the optimizer skips it),
 // never a zero gradient. The flags that carry this are summed with the
 // gradients, so one process (world 1, the sums the identity) exercises the same

@@ -6,7 +6,7 @@
 
 #include "models/safetensors.h"
 #include "test_util.h"
-#include "train/trainer.h"
+#include "train/loop/trainer.h"
 
 namespace tg::test {
 

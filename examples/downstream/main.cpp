@@ -15,7 +15,7 @@
 
 #include <tapegrad/tapegrad.h>
 #include <tapegrad/train/cli/cli.h>
-#include <tapegrad/train/paths.h>
+#include <tapegrad/train/run/paths.h>
 
 #include "relu2.h"
 #include "tied_attention.h"

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "train/cli/commands.h"
-#include "train/dist.h"
+#include "train/dist/mpi.h"
 
 namespace tg::cli {
 namespace {
@@ -56,7 +56,7 @@ int cli_main(int argc, char** argv) {
         for (auto& [sub, action] : actions)
             if (sub->parsed()) {
                 // The other commands would run N times over, writing the same files.
-                // sweep spreads whole runs over the ranks instead (train/sweep.h).
+                // sweep spreads whole runs over the ranks instead (train/study/sweep.h).
                 if (tg::dist::world() > 1 && sub->get_name() != "train" && sub->get_name() != "compare" &&
                     sub->get_name() != "sweep")
                     throw std::runtime_error("tapegrad " + sub->get_name() +

@@ -38,7 +38,7 @@ void register_command(Command cmd);
 int cli_main(int argc, char** argv);
 
 // Data defaults (the GPT-2 vocab, the-verdict.txt) resolve when a command runs,
-// through train/paths.h: $TAPEGRAD_DATA, else <prefix>/share/tapegrad next to
+// through train/run/paths.h: $TAPEGRAD_DATA, else <prefix>/share/tapegrad next to
 // the executable. No path of the build machine is compiled in.
 
 }  // namespace tg::cli

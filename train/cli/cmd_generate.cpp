@@ -19,11 +19,11 @@
 #include "models/checkpoint.h"
 #include "models/generate.h"
 #include "models/gpt2_hf.h"
-#include "train/checks.h"
+#include "train/run/preflight.h"
 #include "train/cli/commands.h"
 #include "train/cli/flags.h"
-#include "train/paths.h"
-#include "train/tokenizer.h"
+#include "train/run/paths.h"
+#include "train/tokenizer/tokenizer.h"
 
 namespace tg::cli {
 namespace {
@@ -163,7 +163,7 @@ Command generate_command() {
                     ->check(CLI::PositiveNumber);
                 sub.add_option(
                     "--vocab-dir", f->vocab_dir,
-                    "folder with encoder.json and vocab.bpe (default: the data folder, train/paths.h)");
+                    "folder with encoder.json and vocab.bpe (default: the data folder, train/run/paths.h)");
                 return [f] { return run_generate(*f); };
             }};
 }

@@ -1,5 +1,5 @@
 // `tapegrad prepare`: text files, directory trees or stdin -> GPT-2 token shards
-// in llm.c's format plus manifest.json (train/prepare.h has the rules).
+// in llm.c's format plus manifest.json (train/data/prepare.h has the rules).
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -9,8 +9,8 @@
 #include "core/blas.h"
 #include "train/cli/commands.h"
 #include "train/cli/flags.h"
-#include "train/paths.h"
-#include "train/prepare.h"
+#include "train/run/paths.h"
+#include "train/data/prepare.h"
 
 namespace tg::cli {
 namespace {
@@ -22,7 +22,7 @@ struct PrepareFlags {
 
 int run_prepare(PrepareFlags& f) {
     use_threads(f.threads);
-    if (f.opt.vocab_dir.empty()) f.opt.vocab_dir = train::data_dir();  // train/paths.h
+    if (f.opt.vocab_dir.empty()) f.opt.vocab_dir = train::data_dir();  // train/run/paths.h
     train::PrepareResult r = train::prepare(f.opt, std::cerr);
     fmt::print(
         "{} sources, {} documents ({} train, {} val), {} tokens ({} train, {} val) in {} shards in '{}'; "
@@ -41,7 +41,7 @@ Command prepare_command() {
         [](CLI::App& sub) -> Action {
             auto f = std::make_shared<PrepareFlags>();
             auto& o = f->opt;
-            o.vocab_dir.clear();  // empty: the data folder, found at run time (train/paths.h)
+            o.vocab_dir.clear();  // empty: the data folder, found at run time (train/run/paths.h)
             sub.add_option("--input", o.inputs, "text files, directories (walked recursively) or - for stdin")
                 ->required();
             sub.add_option("--out", o.out_dir, "output directory for the shards and manifest.json")
@@ -60,7 +60,7 @@ Command prepare_command() {
                 ->capture_default_str();
             sub.add_option(
                 "--vocab-dir", o.vocab_dir,
-                "folder with encoder.json and vocab.bpe (default: the data folder, train/paths.h)");
+                "folder with encoder.json and vocab.bpe (default: the data folder, train/run/paths.h)");
             sub.add_option("--threads", f->threads, "tokenizer threads" + std::string(kThreadsDefault))
 
                 ->check(CLI::PositiveNumber);

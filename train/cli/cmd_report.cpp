@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "train/cli/commands.h"
-#include "train/report.h"
+#include "train/report/report_md.h"
 
 namespace tg::cli {
 

@@ -1,6 +1,6 @@
 // `tapegrad sweep`: variants x learning rates x seeds, one run after another,
 // resumable, with a report of means, intervals and paired differences
-// (train/sweep.h). Flags can also come from a TOML file (--config).
+// (train/study/sweep.h). Flags can also come from a TOML file (--config).
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -11,10 +11,10 @@
 
 #include "train/cli/commands.h"
 #include "train/cli/flags.h"
-#include "train/dist.h"
-#include "train/run_guard.h"
-#include "train/sweep.h"
-#include "train/sweep_report.h"
+#include "train/dist/mpi.h"
+#include "train/run/stop_policy.h"
+#include "train/study/sweep.h"
+#include "train/report/sweep_report.h"
 
 namespace tg::cli {
 namespace {
@@ -93,7 +93,7 @@ Command sweep_command() {
     return {"sweep", "variants x learning rates x seeds, resumable, with statistics over seeds",
             [](CLI::App& sub) -> Action {
                 auto f = std::make_shared<SweepFlags>();
-                f->train.opt.data_path.clear();  // both resolved by finish() (train/paths.h)
+                f->train.opt.data_path.clear();  // both resolved by finish() (train/run/paths.h)
                 f->train.opt.vocab_dir.clear();
                 f->train.opt.probe_every = 20;
                 f->train.opt.quiet = true;

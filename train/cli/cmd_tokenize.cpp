@@ -10,11 +10,11 @@
 
 #include "core/blas.h"
 #include "core/tensor.h"
-#include "train/checks.h"
+#include "train/run/preflight.h"
 #include "train/cli/commands.h"
 #include "train/cli/flags.h"
-#include "train/paths.h"
-#include "train/tokenizer.h"
+#include "train/run/paths.h"
+#include "train/tokenizer/tokenizer.h"
 
 namespace tg::cli {
 namespace {
@@ -22,7 +22,7 @@ namespace {
 struct TokenizeFlags {
     bool allow_special = false, decode = false;
     int threads = 0;        // 0: use_threads() picks
-    std::string vocab_dir;  // empty: the data folder (train/paths.h)
+    std::string vocab_dir;  // empty: the data folder (train/run/paths.h)
 };
 
 int run_tokenize(const TokenizeFlags& f) {
@@ -66,7 +66,7 @@ Command tokenize_command() {
                 sub.add_flag("--decode", f->decode, "the reverse: ids on stdin, text on stdout");
                 sub.add_option(
                     "--vocab-dir", f->vocab_dir,
-                    "folder with encoder.json and vocab.bpe (default: the data folder, train/paths.h)");
+                    "folder with encoder.json and vocab.bpe (default: the data folder, train/run/paths.h)");
                 sub.add_option("--threads", f->threads,
                                "encode pieces of the text on this many threads" +
                                    std::string(kThreadsDefault))

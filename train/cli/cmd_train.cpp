@@ -2,9 +2,9 @@
 // `tapegrad compare`: several attention variants from the same seed and batch
 // order (the first variant draws the order, the others replay it), then report.
 // `tapegrad compare --fork-at STEP`: mha to STEP, converted to alt1 (same
-// function), both continued on the same batches (train/fork.h), then report.
-// Both own their --out folder with a lock (train/run_dir.h) and stop cleanly on
-// SIGINT/SIGTERM (train/run_guard.h); the exit code says how a run ended: 0, 1
+// function), both continued on the same batches (train/study/same_function_fork.h), then report.
+// Both own their --out folder with a lock (train/run/run_dir.h) and stop cleanly on
+// SIGINT/SIGTERM (train/run/stop_policy.h); the exit code says how a run ended: 0, 1
 // (an error), 3 (diverged), 130/143 (stopped by SIGINT/SIGTERM).
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -20,16 +20,16 @@
 
 #include "core/blas.h"
 #include "models/safetensors.h"
-#include "train/checks.h"
+#include "train/run/preflight.h"
 #include "train/cli/commands.h"
 #include "train/cli/flags.h"
-#include "train/dist.h"
-#include "train/fork.h"
-#include "train/report.h"
-#include "train/run_dir.h"
-#include "train/run_guard.h"
-#include "train/summary.h"
-#include "train/wall_time.h"
+#include "train/dist/mpi.h"
+#include "train/study/same_function_fork.h"
+#include "train/report/report_md.h"
+#include "train/run/run_dir.h"
+#include "train/run/stop_policy.h"
+#include "train/run/summary.h"
+#include "train/run/wall_time.h"
 
 namespace tg::cli {
 namespace {

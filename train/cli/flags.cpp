@@ -5,10 +5,10 @@
 
 #include "core/blas.h"
 #include "models/gpt2_hf.h"
-#include "train/checks.h"
+#include "train/run/preflight.h"
 #include "train/cli/cli.h"
-#include "train/dist.h"
-#include "train/paths.h"
+#include "train/dist/mpi.h"
+#include "train/run/paths.h"
 
 namespace tg::cli {
 
@@ -70,7 +70,7 @@ void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
         "or a directory of token shards (train_*.bin, val_*.bin in llm.c's format, e.g. from "
         "tapegrad prepare)");
     app->add_option("--vocab-dir", o.vocab_dir,
-                    "folder with encoder.json and vocab.bpe (default: the data folder, train/paths.h)");
+                    "folder with encoder.json and vocab.bpe (default: the data folder, train/run/paths.h)");
     app->add_option("--epochs", o.epochs, "epochs")->capture_default_str()->check(at_least(0));
     app->add_option("--max-steps", o.max_steps, "stop after this many optimizer steps in all (-1: no limit)")
         ->capture_default_str();

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "models/gpt.h"
-#include "train/trainer.h"
+#include "train/loop/trainer.h"
 
 namespace CLI {
 class App;

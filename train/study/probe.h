@@ -1,0 +1,83 @@
+// The gradient dynamics probe: for each layer l and head h, how the effective
+// bilinear matrix of attention moves under training.
+//
+//   mha:  scores = x Wq^T Wk x^T,  M = Wq^T Wk  [C, C], rank <= R
+//         (Wq, Wk = head h's rows of W_query.weight, W_key.weight: [R, C];
+//         R = qk_dim, HS unless --qk-dim; the HS x HS matrices below are then R x R)
+//   alt1: scores = x S^T x^T,      M = S^T
+//   G = dL/dM = sum over the batch of x^T (dL/dscores) x, with dL/dscores read
+//   by a hook on the pre-mask scores (so the 1/sqrt(HS) scale is folded in).
+//   Identities: dL/dWq = Wk G^T, dL/dWk = Wq G, dL/dS = G^T.
+//
+// After the optimizer step the change of M splits exactly:
+//   mha:  dM = dWq^T Wk (query term) + Wq^T dWk (key term) + dWq^T dWk (cross)
+//   alt1: dM = dS^T
+// Norms and inner products of these terms never form a C x C matrix: with
+// A^T B for A, B [HS, C],  ||A^T B||^2 = <A A^T, B B^T>  (HS x HS Gram matrices)
+// and <A^T B, G> = <A, B G^T>. Spectra of M for mha come from the HS x HS core
+// R_q R_k^T of the QR factors (M = Q_q R_q R_k^T Q_k^T); for alt1 a full SVD of
+// S (LAPACK). Rows go to dynamics.csv every `every` steps (and at step 0).
+#pragma once
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "models/gpt.h"
+#include "train/loop/observer.h"
+
+namespace tg::train {
+
+// Everything recorded for one head at one probed step.
+struct HeadDynamics {
+    int64_t step = 0, layer = 0, head = 0;
+    bool merged = false;                                         // alt1 (M = S^T): one term
+    double g_norm = 0, dwq_norm = 0, dwk_norm = 0, ds_norm = 0;  // gradient norms
+    double m_norm = 0, dm_norm = 0, dm_rel = 0;                  // ||M||, ||dM||, ||dM||/||M||
+    double term_norm[3] = {0, 0, 0};                             // query, key, cross (alt1: [0] = dS^T)
+    double term_cos[3] = {0, 0, 0};                              // cosine of each term with -G
+    double dm_cos = 0;                                           // cosine of dM with -G
+    double wq_top = 0, wq_trace = 0, wk_top = 0, wk_trace = 0;   // Wq^T Wq, Wk^T Wk: top eigenvalue, trace
+    std::vector<double> sv;                                      // top singular values of M
+    double stable_rank = 0, effective_rank = 0, nuclear = 0;
+    double attn_entropy = 0;  // mean over rows of the softmax entropy
+};
+
+class DynamicsProbe : public StepObserver {
+public:
+    static constexpr int kTopSV = 8;
+    // csv_path empty: keep rows in memory only (tests).
+    DynamicsProbe(models::GPTModel& model, const std::string& csv_path, int64_t every, bool append = false);
+    ~DynamicsProbe() override;
+    DynamicsProbe(const DynamicsProbe&) = delete;
+    DynamicsProbe& operator=(const DynamicsProbe&) = delete;
+
+    void begin_step(int64_t step) override;
+    void after_backward() override;
+    void before_update() override;
+    void after_update(double lr) override;
+
+    const std::vector<HeadDynamics>& rows() const { return rows_; }
+    double seconds() const { return seconds_; }
+    // G of (layer, head) from the last probed backward, [C, C] row-major (tests).
+    const std::vector<float>& G(int64_t layer, int64_t head) const;
+
+    static std::string csv_header();
+
+private:
+    struct Head;
+    struct Layer;
+    void snapshot(Layer& L, Head& h, std::vector<float>& a, std::vector<float>& b) const;
+    void measure_update(Layer& L, Head& H) const;  // fills H.row; one head, thread-safe
+    void write_rows(size_t from);
+
+    models::GPTModel& model_;
+    std::vector<Layer> layers_;
+    int64_t every_, step_ = -1;
+    bool active_ = false;
+    std::vector<HeadDynamics> rows_;
+    std::FILE* csv_ = nullptr;
+    double seconds_ = 0;
+};
+
+}  // namespace tg::train

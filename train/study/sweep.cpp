@@ -1,0 +1,406 @@
+#include "train/study/sweep.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "models/safetensors.h"
+#include "train/dist/mpi.h"
+#include "train/run/stop_policy.h"
+#include "train/run/summary.h"
+#include "train/report/sweep_report.h"
+
+namespace tg::train {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+json read_json_file(const std::string& path) {
+    std::ifstream f(path);
+    if (!f) throw Error("tapegrad: sweep: cannot read '" + path + "'");
+    try {
+        return json::parse(f);
+    } catch (const json::exception& e) {
+        throw Error("tapegrad: sweep: '" + path + "' is not valid JSON: " + e.what());
+    }
+}
+
+// Final and best validation loss, final train loss: from the run's evaluations.
+SweepRun describe_run(const SweepVariant& v, double lr, uint64_t seed, const TrainResult& r,
+                      const std::string& dir) {
+    SweepRun s{v.spec, lr, seed, r.num_parameters, r.steps, 0, r.seconds, NAN, NAN, NAN, dir};
+    s.tokens_per_second = r.train_seconds > 0 ? static_cast<double>(r.tokens_seen) / r.train_seconds : 0.0;
+    if (!r.evals.empty()) {
+        s.final_val_loss = r.evals.back().val_loss;
+        s.final_train_loss = r.evals.back().train_loss;
+        s.best_val_loss = r.evals.front().val_loss;
+        for (const EvalPoint& e : r.evals) s.best_val_loss = std::min(s.best_val_loss, e.val_loss);
+    }
+    return s;
+}
+
+json to_json(const SweepRun& r) {
+    return {{"variant", r.variant},
+            {"lr", r.lr},
+            {"seed", r.seed},
+            {"num_parameters", r.num_parameters},
+            {"steps", r.steps},
+            {"tokens_per_second", r.tokens_per_second},
+            {"seconds", r.seconds},
+            {"final_val_loss", r.final_val_loss},
+            {"best_val_loss", r.best_val_loss},
+            {"final_train_loss", r.final_train_loss}};
+}
+
+SweepRun from_json(const json& j, const std::string& dir) {
+    SweepRun r;
+    r.variant = j.at("variant");
+    r.lr = j.at("lr");
+    r.seed = j.at("seed");
+    r.num_parameters = j.at("num_parameters");
+    r.steps = j.at("steps");
+    r.tokens_per_second = j.at("tokens_per_second");
+    r.seconds = j.at("seconds");
+    auto num = [&](const char* k) { return j.at(k).is_null() ? NAN : j.at(k).get<double>(); };
+    r.final_val_loss = num("final_val_loss");
+    r.best_val_loss = num("best_val_loss");
+    r.final_train_loss = num("final_train_loss");
+    r.dir = dir;
+    return r;
+}
+
+void write_summary_csv(const std::string& out_dir) {
+    std::string csv = "variant,lr,seed,num_parameters,steps,tokens_per_second,seconds,final_val_loss,"
+                      "best_val_loss,final_train_loss,dir\n";
+    for (const SweepRun& r : finished_runs(out_dir))
+        csv +=
+            fmt::format("{},{:g},{},{},{},{:.1f},{:.1f},{:.6f},{:.6f},{:.6f},{}\n", r.variant, r.lr, r.seed,
+                        r.num_parameters, r.steps, r.tokens_per_second, r.seconds, r.final_val_loss,
+                        r.best_val_loss, r.final_train_loss, fs::relative(r.dir, out_dir).string());
+    models::write_file_atomic(out_dir + "/summary.csv", csv);
+}
+
+// One run of the grid.
+struct Job {
+    const SweepVariant* v;
+    double lr;
+    uint64_t seed;
+};
+
+// How a run on this rank ended.
+struct Outcome {
+    bool trained = false;
+    int signal = 0;     // SIGINT/SIGTERM stopped it: no done.json, rerun later
+    std::string error;  // it threw (MPI mode: reported to every rank)
+};
+
+// Runs jobs in rounds: rank 0 picks up to one pending job per rank, every rank
+// trains its own as a single process (dist::SoloScope), then the ranks agree on
+// how the round ended (collectives over the whole job, so none waits forever).
+// With one process a round is one run, in the order the grid lists them.
+class Sweep {
+public:
+    explicit Sweep(const SweepPlan& p) : p_(p) {}
+    // Trains the pending jobs; false when the sweep must end now (run budget
+    // spent or a stop signal, see stop_signal()). Throws on a failed run.
+    bool run_all(const std::vector<Job>& jobs);
+    int64_t trained() const { return trained_; }
+    int stop_signal() const { return stop_signal_; }
+
+private:
+    bool finished(const Job& j) const {
+        return fs::exists(run_dir(p_.out_dir, *j.v, j.lr, j.seed) + "/done.json");
+    }
+    std::string orders_path(uint64_t seed) const {
+        return fmt::format("{}/orders/seed{}.json", p_.out_dir, seed);
+    }
+    // The first variant draws the seed's batch order; the others need it recorded.
+    bool ready(const Job& j) const { return first(j) || fs::exists(orders_path(j.seed)); }
+    bool first(const Job& j) const { return j.v->spec == p_.variants.front().spec; }
+    std::vector<int64_t> pick_round(const std::vector<Job>& jobs) const;
+    Outcome train_one(const Job& j);
+    bool train_run(const Job& j);  // true when it finished (done.json written)
+
+    const SweepPlan& p_;
+    int64_t trained_ = 0;  // over all ranks
+    int stop_signal_ = 0;
+};
+
+// Rank 0: the first pending jobs that can start (at most one per rank and the
+// run budget); [] when nothing is pending, [-1] when the budget is spent.
+std::vector<int64_t> Sweep::pick_round(const std::vector<Job>& jobs) const {
+    int64_t slots = dist::world();
+    if (p_.max_runs >= 0) slots = std::min(slots, p_.max_runs - trained_);
+    std::vector<int64_t> picks;
+    const Job* blocked = nullptr;
+    for (size_t i = 0; i < jobs.size(); ++i) {
+        if (finished(jobs[i])) continue;
+        if (slots <= 0) return {-1};
+        if (!ready(jobs[i])) {
+            if (!blocked) blocked = &jobs[i];
+            continue;
+        }
+        if (static_cast<int64_t>(picks.size()) < slots) picks.push_back(static_cast<int64_t>(i));
+    }
+    if (picks.empty() && blocked)
+        throw Error(fmt::format("tapegrad: sweep: '{}' is missing: variant '{}' runs before the others "
+                                "at seed {} and writes it",
+                                orders_path(blocked->seed), p_.variants.front().spec, blocked->seed));
+    return picks;
+}
+
+bool Sweep::train_run(const Job& j) {
+    const SweepVariant& v = *j.v;
+    std::string dir = run_dir(p_.out_dir, v, j.lr, j.seed);
+    fs::remove_all(dir);  // a killed run's partial files: start it again
+    fs::create_directories(dir);
+    TrainOptions o = p_.base;
+    o.config.attention = v.attention;
+    if (v.out_proj) o.config.out_proj = *v.out_proj;
+    if (v.qk_dim) o.config.qk_dim = *v.qk_dim;
+    o.lr = j.lr;
+    o.seed = j.seed;
+    o.out_dir = dir;
+    o.save_path.clear();
+    o.resume_path.clear();
+    // The first variant draws and records the seed's batch order; the others replay it.
+    std::vector<std::vector<int64_t>> orders;
+    if (first(j))
+        o.record_orders = &orders;
+    else {
+        orders = read_json_file(orders_path(j.seed)).get<std::vector<std::vector<int64_t>>>();
+        o.replay_orders = &orders;
+    }
+    TrainResult res = train_model(o);
+    if (res.stopped_by == "SIGINT" || res.stopped_by == "SIGTERM") return false;  // no done.json
+    write_summary(dir, o, res);
+    if (first(j)) {
+        fs::create_directories(p_.out_dir + "/orders");
+        models::write_file_atomic(orders_path(j.seed), json(orders).dump());
+    }
+    models::write_file_atomic(dir + "/done.json",
+                              to_json(describe_run(v, j.lr, j.seed, res, dir)).dump(2) + "\n");
+    return true;
+}
+
+// One run as a world of one. With one process an error goes on as it is; under
+// mpirun it becomes the round's outcome, which every rank learns.
+Outcome Sweep::train_one(const Job& j) {
+    Outcome out;
+    try {
+        dist::SoloScope solo;
+        out.trained = train_run(j);
+        out.signal = train::stop_signal();
+    } catch (const Diverged& d) {
+        if (dist::world() == 1) throw;
+        out.error = d.message;
+    } catch (const std::exception& e) {
+        if (dist::world() == 1) throw;
+        out.error = e.what();
+    }
+    return out;
+}
+
+bool Sweep::run_all(const std::vector<Job>& jobs) {
+    const int world = dist::world(), rank = dist::rank();
+    for (;;) {
+        std::string msg;
+        if (dist::is_root()) try {
+                msg = json(pick_round(jobs)).dump();
+            } catch (const std::exception& e) {
+                if (world == 1) throw;
+                msg = json(std::string(e.what())).dump();  // a refusal every rank raises
+            }
+        dist::broadcast(msg);
+        json round = json::parse(msg);
+        if (round.is_string()) throw Error(round.get<std::string>());
+        std::vector<int64_t> picks = round.get<std::vector<int64_t>>();
+        if (picks.empty()) return true;
+        if (picks.front() < 0) return false;
+        for (size_t r = 0; r < picks.size(); ++r) {
+            const Job& j = jobs[static_cast<size_t>(picks[r])];
+            fmt::print("== sweep: {} lr {:g} seed {}{} ==\n", j.v->spec, j.lr, j.seed,
+                       world > 1 ? fmt::format(" (rank {})", r) : "");
+        }
+        std::fflush(stdout);
+        Outcome mine;
+        {
+            // A run that stops or fails tells the other ranks at once: theirs stop
+            // after their current step (as on SIGTERM) instead of running to the end.
+            dist::StopNotices notices;
+            if (static_cast<size_t>(rank) < picks.size()) {
+                set_stop_source([&notices] { return notices.poll(); });
+                try {
+                    mine = train_one(jobs[static_cast<size_t>(picks[static_cast<size_t>(rank)])]);
+                } catch (...) {
+                    set_stop_source(nullptr);
+                    throw;
+                }
+                set_stop_source(nullptr);
+            }
+            mine.signal = std::max(mine.signal, train::stop_signal());  // also an idle rank's
+            if (mine.signal != 0 || !mine.error.empty())
+                notices.send(mine.error.empty() ? mine.signal : SIGTERM);
+            double senders = notices.sent() ? 1 : 0;
+            dist::allreduce_sum(&senders, 1);
+            notices.drain(static_cast<int>(senders));
+        }
+        // The round's verdict, the same on every rank: runs finished, the stop
+        // signal, and the message of a failed run (the highest failing rank's).
+        double done = mine.trained ? 1 : 0;
+        dist::allreduce_sum(&done, 1);
+        trained_ += static_cast<int64_t>(done);
+        int failed = 0;                                            // 1 + the failing rank
+        if (dist::any(mine.signal != 0 || !mine.error.empty())) {  // rare: then which signal, which rank
+            stop_signal_ = static_cast<int>(dist::allreduce_max(mine.signal));
+            failed = static_cast<int>(dist::allreduce_max(mine.error.empty() ? 0 : rank + 1));
+        }
+        if (dist::is_root()) write_summary_csv(p_.out_dir);
+        if (failed > 0) {
+            dist::broadcast(mine.error, failed - 1);
+            throw Error(world > 1
+                            ? fmt::format("{} (a sweep run on rank {}; the sweep stopped, finished runs "
+                                          "are kept)",
+                                          mine.error, failed - 1)
+                            : mine.error);
+        }
+        if (stop_signal_ != 0) return false;
+    }
+}
+
+}  // namespace
+
+std::string SweepVariant::folder() const {
+    std::string f = spec;
+    std::replace(f.begin(), f.end(), ':', '+');
+    return f;
+}
+
+SweepVariant parse_variant(const std::string& spec) {
+    SweepVariant v;
+    v.spec = spec;
+    size_t colon = spec.find(':');
+    v.attention = spec.substr(0, colon);
+    if (v.attention.empty()) throw Error("tapegrad: sweep: variant '" + spec + "' has no attention name");
+    while (colon != std::string::npos) {
+        size_t next = spec.find(':', colon + 1);
+        std::string opt =
+            spec.substr(colon + 1, next == std::string::npos ? std::string::npos : next - colon - 1);
+        colon = next;
+        size_t eq = opt.find('=');
+        std::string key = opt.substr(0, eq), val = eq == std::string::npos ? "" : opt.substr(eq + 1);
+        if (key == "out-proj" && (val == "on" || val == "off")) {
+            v.out_proj = val == "on";
+        } else if (key == "qk-dim") {
+            size_t n = 0;
+            long long r = 0;
+            try {
+                r = std::stoll(val, &n);
+            } catch (const std::exception&) {
+                n = 0;
+            }
+            if (n == 0 || n != val.size() || r < 1)
+                throw Error("tapegrad: sweep: variant '" + spec + "': qk-dim needs an integer >= 1, not '" +
+                            val + "'");
+            if (v.attention != "mha")
+                throw Error("tapegrad: sweep: variant '" + spec +
+                            "': qk-dim is the query/key width of mha; '" + v.attention +
+                            "' has no such factors");
+            v.qk_dim = r;
+        } else {
+            throw Error("tapegrad: sweep: variant '" + spec + "': '" + opt +
+                        "' is not understood (known: out-proj=on|off, qk-dim=R for mha)");
+        }
+    }
+    return v;
+}
+
+std::string lr_folder(double lr) { return fmt::format("lr{:.0e}", lr); }
+
+std::string run_dir(const std::string& out, const SweepVariant& v, double lr, uint64_t seed) {
+    return fmt::format("{}/runs/{}/{}/seed{}", out, v.folder(), lr_folder(lr), seed);
+}
+
+std::vector<SweepRun> finished_runs(const std::string& out_dir) {
+    std::vector<SweepRun> runs;
+    if (!fs::is_directory(out_dir + "/runs")) return runs;
+    for (auto& e : fs::recursive_directory_iterator(out_dir + "/runs"))
+        if (e.is_regular_file() && e.path().filename() == "done.json")
+            runs.push_back(from_json(read_json_file(e.path().string()), e.path().parent_path().string()));
+    std::sort(runs.begin(), runs.end(), [](const SweepRun& a, const SweepRun& b) {
+        return std::tie(a.variant, a.lr, a.seed) < std::tie(b.variant, b.lr, b.seed);
+    });
+    return runs;
+}
+
+std::vector<std::pair<std::string, double>> chosen_lrs(const SweepPlan& plan,
+                                                       const std::vector<SweepRun>& runs) {
+    std::vector<std::pair<std::string, double>> out;
+    for (const SweepVariant& v : plan.variants) {
+        double best_lr = NAN, best = INFINITY;
+        for (double lr : plan.lrs) {
+            double sum = 0;
+            size_t n = 0;
+            for (const SweepRun& r : runs)
+                if (r.variant == v.spec && r.lr == lr &&
+                    std::count(plan.selection_seeds.begin(), plan.selection_seeds.end(), r.seed)) {
+                    sum += r.final_val_loss;
+                    n++;
+                }
+            if (n != plan.selection_seeds.size()) return {};  // not all selection runs finished
+            if (sum / static_cast<double>(n) < best) {
+                best = sum / static_cast<double>(n);
+                best_lr = lr;
+            }
+        }
+        out.emplace_back(v.spec, best_lr);
+    }
+    return out;
+}
+
+int64_t run_sweep(const SweepPlan& p, int* stop_signal) {
+    if (p.variants.empty() || p.lrs.empty() || p.selection_seeds.empty())
+        throw Error("tapegrad: sweep: needs at least one variant, one --lrs value and one --seeds value");
+    if (dist::is_root()) fs::create_directories(p.out_dir);
+    dist::barrier();
+    Sweep sweep(p);
+    auto ended = [&] {
+        if (stop_signal) *stop_signal = sweep.stop_signal();
+        return sweep.trained();
+    };
+    // Selection: for each lr and seed the first variant runs first (it writes the order).
+    std::vector<Job> jobs;
+    for (double lr : p.lrs)
+        for (uint64_t seed : p.selection_seeds)
+            for (const SweepVariant& v : p.variants) jobs.push_back({&v, lr, seed});
+    if (!sweep.run_all(jobs)) return ended();
+    // Rank 0 reads the selection runs and tells every rank the chosen lrs.
+    // Exact as hex floats (a NaN lr, every selection run diverged, included).
+    std::string chosen_msg, msg_word;
+    if (dist::is_root())
+        for (const auto& [spec, lr] : chosen_lrs(p, finished_runs(p.out_dir)))
+            chosen_msg += fmt::format("{:a} ", lr);
+    dist::broadcast(chosen_msg);
+    std::vector<double> chosen;
+    for (std::istringstream is(chosen_msg); is >> msg_word;)
+        chosen.push_back(std::strtod(msg_word.c_str(), nullptr));
+    if (chosen.size() != p.variants.size())
+        throw Error("tapegrad: sweep: the selection runs are incomplete: no learning rate chosen");
+    const std::vector<uint64_t>& eval_seeds = p.eval_seeds.empty() ? p.selection_seeds : p.eval_seeds;
+    jobs.clear();
+    for (uint64_t seed : eval_seeds)
+        for (size_t i = 0; i < p.variants.size(); ++i) jobs.push_back({&p.variants[i], chosen[i], seed});
+    if (!sweep.run_all(jobs)) return ended();
+    if (dist::is_root()) fmt::print("{}\n", write_sweep_report(p));
+    return ended();
+}
+
+}  // namespace tg::train

@@ -1,0 +1,95 @@
+// `tapegrad sweep`: a grid of variants x learning rates x seeds, run one after
+// another in one process, each run in its own folder, resumable.
+//
+// A variant is an attention name with optional overrides, written
+//   mha   alt1   mha:out-proj=off   alt1:out-proj=on
+// and its folder name is the spec with ':' turned into '+'.
+//
+// Two phases (the design a reviewer expects, so the learning rate is not chosen
+// on the seeds that measure the result):
+//   selection   every variant at every lr on the selection seeds; per variant the
+//               lr with the lowest mean final validation loss is chosen;
+//   evaluation  every variant at its chosen lr on the evaluation seeds (when no
+//               evaluation seeds are given, the selection seeds are reused and the
+//               report says that the figures are then optimistic).
+// Pairing: for one seed every variant trains on the same batches. The first
+// variant draws the batch order (from the seeded generator after its init, as a
+// single run does) and writes it to orders/seed<S>.json; the others replay it
+// (as `compare` does). The order does not depend on the lr.
+//
+// Layout: OUT/runs/<variant>/lr<lr>/seed<S>/ holds the run's metrics.csv,
+// dynamics.csv, summary.json and, written atomically last, done.json. A run
+// without done.json was killed: its folder is removed and the run starts again.
+// OUT/summary.csv has one row per finished run; OUT/report.md is written from
+// the finished runs (train/report/sweep_report.h).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "train/loop/trainer.h"
+
+namespace tg::train {
+
+struct SweepVariant {
+    std::string spec;  // as given, e.g. "mha:out-proj=off"
+    std::string attention;
+    std::optional<bool> out_proj;
+    std::optional<int64_t> qk_dim;  // "qk-dim=R", mha only
+    std::string folder() const;
+};
+
+// Throws naming the spec and the part it does not understand.
+SweepVariant parse_variant(const std::string& spec);
+
+struct SweepPlan {
+    TrainOptions base;  // every setting but attention, out_proj, lr, seed, out_dir
+    std::vector<SweepVariant> variants;
+    std::vector<double> lrs;
+    std::vector<uint64_t> selection_seeds, eval_seeds;  // eval_seeds empty: reuse selection seeds
+    std::string out_dir;
+    int64_t max_runs = -1;  // stop after this many runs in this invocation (-1: all)
+};
+
+// One finished run, as done.json and summary.csv record it.
+struct SweepRun {
+    std::string variant;
+    double lr = 0;
+    uint64_t seed = 0;
+    int64_t num_parameters = 0, steps = 0;
+    double tokens_per_second = 0, seconds = 0;
+    double final_val_loss = 0, best_val_loss = 0, final_train_loss = 0;
+    std::string dir;  // the run's folder
+};
+
+std::string lr_folder(double lr);  // "lr4e-04"
+std::string run_dir(const std::string& out, const SweepVariant& v, double lr, uint64_t seed);
+
+// Runs what is not finished yet; returns the number of runs trained now (over
+// all ranks). Writes summary.csv after each run (round) and the report at the
+// end (when all ran). A SIGINT/SIGTERM (train/run/stop_policy.h, when installed) ends
+// the sweep after the runs in flight: the stopped runs get no done.json (a rerun
+// trains them again), and *stop_signal, when given, says which signal (else 0).
+//
+// Under mpirun -np N the runs are spread over the ranks: rank 0 picks a round of
+// up to N pending runs (the grid's order, a variant other than the first only
+// once its seed's order is recorded), each rank trains one as a single process
+// (dist::SoloScope: world 1, no data parallelism), then the ranks agree on the
+// round's end: a stop signal on any rank, or a failed run (its message reaches
+// every rank, the sweep ends with it), stops all after the round. A run that
+// stopped or failed sends the others a stop notice at once (dist::StopNotices,
+// polled by should_stop() between steps), so the round ends promptly. Rank 0 alone
+// writes summary.csv, chooses the lrs and writes the report. OUT must be one
+// folder all ranks see (a shared file system across hosts).
+int64_t run_sweep(const SweepPlan& plan, int* stop_signal = nullptr);
+
+// The finished runs under OUT (reads done.json files).
+std::vector<SweepRun> finished_runs(const std::string& out_dir);
+
+// Per variant, the lr with the lowest mean final val loss over the selection
+// seeds; empty when a selection run is missing.
+std::vector<std::pair<std::string, double>> chosen_lrs(const SweepPlan& plan,
+                                                       const std::vector<SweepRun>& runs);
+
+}  // namespace tg::train
