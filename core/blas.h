@@ -65,7 +65,7 @@ int available_threads();
 // The OpenMP wait policy of tapegrad's executables: passive (a thread that has
 // finished its share sleeps at once), unless OMP_WAIT_POLICY or GOMP_SPINCOUNT
 // is set, which then wins. Why passive: `tapegrad_bench --only contended`
-// (README, Threads). libgomp reads the variables once, when it loads, before
+// (docs/performance.md, "Threads"). libgomp reads the variables once, when it loads, before
 // main, and a variable set from the executable's .preinit_array is lost (libc's
 // own initialiser resets the environment after it). So an executable calls this
 // first thing in main: with neither variable set it sets OMP_WAIT_POLICY=passive

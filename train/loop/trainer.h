@@ -63,7 +63,7 @@ struct TrainOptions {
     int64_t sample_tokens = 50;
     // The per-epoch samples' decoding: "off" the book's uncached loop, "on" the KV
     // cache (same tokens, models/generate.h; the default since both book runs showed
-    // all 10 samples equal, README "KV cache"), "check" both, counting any difference.
+    // all 10 samples equal, docs/pretrained.md, "KV cache"), "check" both, counting any difference.
     std::string sample_kv_cache = "on";
     bool quiet = false;    // no progress line, no book lines on stdout
     bool profile = false;  // print a per-op profile of one training step

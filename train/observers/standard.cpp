@@ -125,7 +125,7 @@ void Samples::end_epoch(int64_t) {
     const TrainOptions& o = t_.options();
     std::vector<int64_t> ids = t_.tokenizer().encode(o.start_context, true);
     // The book decodes without a cache; the cached path gives the same greedy tokens
-    // (proved on both book runs with "check", README "KV cache") at a fraction of the cost.
+    // (proved on both book runs with "check", docs/pretrained.md, "KV cache") at a fraction of the cost.
     const bool cached = o.sample_kv_cache != "off";
     auto out = models::generate(t_.model(), ids, {.max_new_tokens = o.sample_tokens, .kv_cache = cached});
     if (o.sample_kv_cache == "check") {
