@@ -18,6 +18,10 @@ std::string config_to_json(const GPTConfig& c) {
     // mha always records its query/key width (older files without it mean HS);
     // another variant only when set, so loading it is refused by GPTModel.
     if (c.attention == "mha" || c.qk_dim) j["qk_dim"] = c.qk_head_dim();
+    // The study's arms (models/gpt.h), only when set: older files read as defaults.
+    if (c.init != "default") j["init"] = c.init;
+    if (c.init_gain != 1.0f) j["init_gain"] = c.init_gain;
+    if (c.uniform_attention) j["uniform_attention"] = true;
     return j.dump();
 }
 
@@ -38,6 +42,9 @@ GPTConfig config_from_json(const std::string& s) {
             int64_t r = j.at("qk_dim");
             if (c.attention != "mha" || c.n_heads <= 0 || r != c.emb_dim / c.n_heads) c.qk_dim = r;
         }
+        c.init = j.value("init", std::string("default"));
+        c.init_gain = j.value("init_gain", 1.0f);
+        c.uniform_attention = j.value("uniform_attention", false);
         return c;
     } catch (const json::exception& e) {
         throw Error(std::string("tapegrad: checkpoint config is malformed: ") + e.what());

@@ -24,14 +24,15 @@ GPTConfig alt1_config_of(const GPTConfig& mha) {
     if (mha.attention != "mha")
         throw Error("tapegrad: convert --to alt1: the input must be an mha model, this one is attention '" +
                     mha.attention + "'");
-    if (!mha.has_out_proj())
-        throw Error(
-            "tapegrad: convert --to alt1: the input mha model has no out_proj; the same function in alt1 "
-            "needs the heads' outputs mixed by out_proj (train mha with --out-proj true)");
+    if (mha.uniform_attention)
+        throw Error("tapegrad: convert --to alt1: the input has uniform attention (no query or key)");
+    // Without out_proj both forms concatenate the heads' outputs, so alt1 without
+    // out_proj holds the same function; with it, out_proj is copied.
     GPTConfig c = mha;
     c.attention = "alt1";
-    c.out_proj = true;
+    c.out_proj = mha.has_out_proj();
     c.qk_dim.reset();
+    c.init_gain = 1.0f;
     return c;
 }
 
@@ -56,6 +57,7 @@ void convert_attention(const nn::MultiHeadAttention& a, nn::MHA_alt1& b) {
         copy_rows(a.W_value->weight, v0, head.W_value->weight);
         if (head.W_value->bias.defined()) copy_rows(a.W_value->bias, v0, head.W_value->bias);
     }
+    if (!a.out_proj) return;
     std::memcpy(b.out_proj->weight.data(), a.out_proj->weight.data(),
                 static_cast<size_t>(a.out_proj->weight.numel()) * sizeof(float));
     std::memcpy(b.out_proj->bias.data(), a.out_proj->bias.data(),
@@ -64,8 +66,9 @@ void convert_attention(const nn::MultiHeadAttention& a, nn::MHA_alt1& b) {
 
 }  // namespace
 
-std::unique_ptr<GPTModel> convert_to_alt1(const GPTModel& mha) {
+std::unique_ptr<GPTModel> convert_to_alt1(const GPTModel& mha, const std::string& init) {
     GPTConfig cfg = alt1_config_of(mha.config());
+    cfg.init = init;
     NoGradGuard ng;
     std::string rng = default_generator().state();
     auto out = std::make_unique<GPTModel>(cfg);

@@ -42,7 +42,9 @@ GPTConfig alt1_config_of(const GPTConfig& mha);
 
 // A new alt1 model holding `mha`'s function (see above). The global generator
 // is left as it was (building the model draws an init that is then overwritten).
-std::unique_ptr<GPTModel> convert_to_alt1(const GPTModel& mha);
+// `init` is what the alt1 config records as its initialisation ("product" when
+// build_model makes the product-init arm this way).
+std::unique_ptr<GPTModel> convert_to_alt1(const GPTModel& mha, const std::string& init = "default");
 
 // `tapegrad convert IN OUT --to alt1`: IN is a checkpoint tapegrad wrote for an
 // mha model with out_proj (its tapegrad.config says so; anything else is refused

@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 
 #include "core/memory.h"
+#include "models/convert.h"
+
+#include <cmath>
 
 namespace tg::models {
 
@@ -12,6 +15,9 @@ std::string GPTConfig::describe() const {
         vocab_size, context_length, emb_dim, n_heads, n_layers, drop_rate, qkv_bias, attention,
         has_out_proj());
     if (qk_dim) s += fmt::format(" qk_dim {}", *qk_dim);
+    if (init != "default") s += " init " + init;
+    if (init_gain != 1.0f) s += fmt::format(" init_gain {}", init_gain);
+    if (uniform_attention) s += " uniform_attention";
     return s;
 }
 
@@ -72,7 +78,8 @@ std::optional<std::string> gpt2_preset_for(int64_t emb_dim, int64_t n_layers) {
 
 TransformerBlock::TransformerBlock(const GPTConfig& cfg) {
     nn::AttentionSpec spec{cfg.emb_dim,   cfg.emb_dim,  cfg.context_length, cfg.n_heads,
-                           cfg.drop_rate, cfg.qkv_bias, cfg.has_out_proj(), cfg.qk_dim.value_or(0)};
+                           cfg.drop_rate, cfg.qkv_bias, cfg.has_out_proj(), cfg.qk_dim.value_or(0),
+                           cfg.uniform_attention};
     att = register_module("att", nn::make_attention(cfg.attention, spec));
     ff = register_module("ff", std::make_shared<nn::FeedForward>(cfg.emb_dim));
     norm1 = register_module("norm1", std::make_shared<nn::LayerNorm>(cfg.emb_dim));
@@ -115,6 +122,18 @@ GPTModel::GPTModel(const GPTConfig& cfg) : cfg_(cfg) {
     if (cfg.qk_dim && cfg.attention != "mha")
         throw Error("tapegrad: GPTModel: qk_dim (--qk-dim) sets the query/key width of attention mha; '" +
                     cfg.attention + "' has no such factors (alt1's S_h is a full C x C matrix)");
+    if (cfg.init != "default" && cfg.init != "product")
+        throw Error("tapegrad: GPTModel: init must be default or product, got '" + cfg.init + "'");
+    if (cfg.init == "product" && cfg.attention != "alt1")
+        throw Error("tapegrad: GPTModel: init product builds alt1's S_h from mha factors; attention '" +
+                    cfg.attention + "' is not alt1");
+    if ((cfg.init_gain != 1.0f || cfg.uniform_attention) && cfg.attention != "mha")
+        throw Error("tapegrad: GPTModel: init_gain and uniform_attention act on mha's W_query and W_key; "
+                    "attention '" + cfg.attention + "' has none");
+    if (!(cfg.init_gain > 0 && std::isfinite(cfg.init_gain)))
+        throw Error(fmt::format("tapegrad: GPTModel: init_gain must be a finite number > 0, got {}", cfg.init_gain));
+    if (cfg.uniform_attention && (cfg.init_gain != 1.0f || cfg.qk_dim))
+        throw Error("tapegrad: GPTModel: uniform_attention has no query or key to scale or size");
     if (!(cfg.drop_rate >= 0 && cfg.drop_rate < 1))
         throw Error(fmt::format("tapegrad: GPTModel: drop_rate {} is outside [0, 1)", cfg.drop_rate));
     tok_emb = register_module("tok_emb", std::make_shared<nn::Embedding>(cfg.vocab_size, cfg.emb_dim));
@@ -126,6 +145,26 @@ GPTModel::GPTModel(const GPTConfig& cfg) : cfg_(cfg) {
     final_norm = register_module("final_norm", std::make_shared<nn::LayerNorm>(cfg.emb_dim));
     out_head = register_module("out_head", std::make_shared<nn::Linear>(cfg.emb_dim, cfg.vocab_size, false));
     label_parameters();
+    if (cfg.init_gain != 1.0f) {
+        NoGradGuard ng;
+        for (auto& blk : trf_blocks) {
+            auto* a = dynamic_cast<nn::MultiHeadAttention*>(blk->att.get());
+            for (nn::Linear* l : {a->W_query.get(), a->W_key.get()}) {
+                float* w = l->weight.data();
+                for (int64_t i = 0; i < l->weight.numel(); ++i) w[i] *= cfg.init_gain;
+            }
+        }
+    }
+}
+
+std::unique_ptr<GPTModel> build_model(const GPTConfig& cfg) {
+    if (cfg.init != "product") return std::make_unique<GPTModel>(cfg);
+    GPTConfig twin = cfg;  // the factored model with the same function class (rank C)
+    twin.attention = "mha";
+    twin.init = "default";
+    twin.qk_dim = cfg.emb_dim;
+    GPTModel factored(twin);
+    return convert_to_alt1(factored, "product");  // leaves the generator where `factored` did
 }
 
 Tensor GPTModel::forward(const Ids& ids) {

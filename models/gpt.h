@@ -3,6 +3,7 @@
 //   ids [B, T] -> logits [B, T, V]
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -25,11 +26,35 @@ struct GPTConfig {
     // R = emb_dim gives a full-rank factored M, alt1's function class. Scores stay
     // scaled by 1/sqrt(HS) whatever R is.
     std::optional<int64_t> qk_dim;
+    // Initialisation arms of the answer's study (docs/results.md), recorded in
+    // checkpoints only when not the default:
+    //   init "product" (alt1): each head's S_h = Wk_h^T Wq_h and its bias Wk_h^T bq_h
+    //        from the factors that mha with qk_dim = emb_dim (and the same out_proj)
+    //        draws from the same generator, so the two start as the same function
+    //        and the generator is left where that mha model leaves it (build_model).
+    //   init_gain g (mha): W_query and W_key scaled by g after their default init,
+    //        so M_h = Wq_h^T Wk_h scales by g^2. g = 3^(1/4) ~ 1.316 matches, in
+    //        expectation, the Frobenius norm and the score sd of alt1's default S_h
+    //        at rank C (entries U(-a, a), a = 1/sqrt(C): ||S||^2 = C/3 against
+    //        ||Wq^T Wk||^2 = C/9).
+    //   uniform_attention (mha): no query and key; every score is 0, so each token
+    //        attends uniformly to its prefix. The control that bounds how much any
+    //        query/key change can matter.
+    std::string init = "default";
+    float init_gain = 1.0f;
+    bool uniform_attention = false;
 
     bool has_out_proj() const { return out_proj.value_or(attention == "mha"); }
     int64_t qk_head_dim() const { return qk_dim.value_or(n_heads > 0 ? emb_dim / n_heads : 0); }
     std::string describe() const;
 };
+
+class GPTModel;
+// The model cfg asks for, initialised as cfg.init says: GPTModel(cfg) for the
+// default init; for init "product", the factored mha twin drawn from the
+// generator and converted to alt1 (models/convert.h). The global generator is
+// seeded by the caller (the book seeds right before building the model).
+std::unique_ptr<GPTModel> build_model(const GPTConfig& cfg);
 
 // "gpt2-124m": the book's GPT_CONFIG_124M with context 256. "tiny": a small
 // config whose training step takes well under a second. "gpt2-small-hf",

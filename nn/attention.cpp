@@ -33,8 +33,10 @@ MultiHeadAttention::MultiHeadAttention(const AttentionSpec& s) : Attention(s) {
         throw Error(
             fmt::format("tapegrad: MultiHeadAttention: qk_dim must be >= 1 (0: head_dim), got {}", s.qk_dim));
     int64_t qk = s.num_heads * s.qk_head_dim();
-    W_query = register_module("W_query", std::make_shared<Linear>(s.d_in, qk, s.qkv_bias));
-    W_key = register_module("W_key", std::make_shared<Linear>(s.d_in, qk, s.qkv_bias));
+    if (!s.uniform) {
+        W_query = register_module("W_query", std::make_shared<Linear>(s.d_in, qk, s.qkv_bias));
+        W_key = register_module("W_key", std::make_shared<Linear>(s.d_in, qk, s.qkv_bias));
+    }
     W_value = register_module("W_value", std::make_shared<Linear>(s.d_in, s.d_out, s.qkv_bias));
     if (s.out_proj) out_proj = register_module("out_proj", std::make_shared<Linear>(s.d_out, s.d_out));
     dropout = register_module("dropout", std::make_shared<Dropout>(s.dropout));
@@ -50,10 +52,15 @@ Tensor MultiHeadAttention::forward(const Tensor& x) {
     if (T > spec_.context_length)
         throw Error(
             fmt::format("tapegrad: attention: {} tokens exceed context_length {}", T, spec_.context_length));
-    Tensor k = (*W_key)(x).view({B, T, NH, R}).transpose(1, 2);
-    Tensor q = (*W_query)(x).view({B, T, NH, R}).transpose(1, 2);
     Tensor v = (*W_value)(x).view({B, T, NH, HS}).transpose(1, 2);
-    Tensor scores = observed_scores(matmul(q, k.transpose(2, 3)), x, -1);  // [B, NH, T, T]
+    Tensor scores;  // [B, NH, T, T]
+    if (spec_.uniform) {
+        scores = Tensor::zeros({B, NH, T, T});  // softmax of the masked zeros: 1/(i+1) over j <= i
+    } else {
+        Tensor k = (*W_key)(x).view({B, T, NH, R}).transpose(1, 2);
+        Tensor q = (*W_query)(x).view({B, T, NH, R}).transpose(1, 2);
+        scores = observed_scores(matmul(q, k.transpose(2, 3)), x, -1);
+    }
     Tensor w = causal_attention_weights(scores, mask, HS, *dropout);
     Tensor wv = matmul(w, v);
     recompute_in_backward(w);  // dropout-applied weights: refilled from softmax output and mask bits
@@ -64,6 +71,7 @@ Tensor MultiHeadAttention::forward(const Tensor& x) {
 // Head h of M = Wq^T Wk: rows [h R, (h+1) R) of W_query.weight and W_key.weight.
 std::vector<BilinearHead> MultiHeadAttention::bilinear_heads() const {
     std::vector<BilinearHead> out;
+    if (spec_.uniform) return out;  // no M_h: the scores do not depend on x
     int64_t R = spec_.qk_head_dim();
     for (int64_t h = 0; h < spec_.num_heads; ++h)
         out.push_back({{W_query->weight, h * R, R}, WeightRows{W_key->weight, h * R, R}});

@@ -39,6 +39,7 @@ struct AttentionSpec {
     bool qkv_bias = false;
     bool out_proj = true;
     int64_t qk_dim = 0;  // mha: query/key width per head; 0 means head_dim() (the book)
+    bool uniform = false;  // mha: no query/key, every score 0 (uniform causal attention)
     int64_t head_dim() const { return d_out / num_heads; }
     int64_t qk_head_dim() const { return qk_dim > 0 ? qk_dim : head_dim(); }
 };
@@ -96,7 +97,8 @@ public:
     Tensor forward(const Tensor& x) override;
     Tensor forward_cached(const Tensor& x, AttentionCache& cache) override;
     std::vector<BilinearHead> bilinear_heads() const override;
-    std::shared_ptr<Linear> W_query, W_key, W_value, out_proj;  // out_proj null when switched off
+    // out_proj null when switched off; W_query and W_key null with spec.uniform.
+    std::shared_ptr<Linear> W_query, W_key, W_value, out_proj;
     std::shared_ptr<Dropout> dropout;
     Tensor mask;
 };

@@ -57,11 +57,25 @@ Tensor causal_attention_weights_at(const Tensor& scores, const Tensor& mask, int
     return drop.forward(w);
 }
 
-Tensor Attention::forward_cached(const Tensor&, AttentionCache&) {
-    throw Error("tapegrad: this attention variant has no KV cache (generate with the cache off)");
+// The default for a variant without a cache of its own: keep the inputs x of
+// every past token (k [capacity, C]) and recompute the whole window [1, T, C]
+// with the variant's forward, returning its last t rows. Correct for any causal
+// variant (row i of a causal forward reads rows <= i only), at O(T^2) per step
+// instead of O(T): the optional capability degrades to slower, never to failure.
+Tensor Attention::forward_cached(const Tensor& x, AttentionCache& cache) {
+    LabelScope sc(local_name());  // as Layer::operator() does for forward
+    check_step(x, cache, spec_, "Attention");
+    int64_t t = x.size(1), C = spec_.d_in, p0 = cache.len, T = p0 + t;
+    if (!cache.k.defined()) cache.k = Tensor::zeros({spec_.context_length, C});
+    Tensor xc = x.is_contiguous() ? x : x.clone();
+    std::memcpy(cache.k.data() + p0 * C, xc.data(), static_cast<size_t>(t * C) * sizeof(float));
+    cache.len = T;
+    Tensor y = forward(cache.k.slice(0, 0, T).view({1, T, C}));  // [1, T, d_out]
+    return y.slice(1, p0, T).clone();
 }
 
 Tensor MultiHeadAttention::forward_cached(const Tensor& x, AttentionCache& cache) {
+    if (spec_.uniform) return Attention::forward_cached(x, cache);  // no keys to cache
     LabelScope sc(local_name());  // as Layer::operator() does for forward
     check_step(x, cache, spec_, "MultiHeadAttention");
     int64_t t = x.size(1), NH = spec_.num_heads, HS = spec_.head_dim(), R = spec_.qk_head_dim(),
