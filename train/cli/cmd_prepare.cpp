@@ -50,6 +50,12 @@ Command prepare_command() {
                            "documents: file (one per file), lines (one per line), jsonl (one per line, a "
                            "JSON object's --text-field), brown (a tagged Brown Corpus sample per file)")
                 ->capture_default_str();
+            sub.add_option("--vocab", o.vocab,
+                           "gpt2: shards of GPT-2 ids; compact: the corpus's distinct GPT-2 ids relabelled "
+                           "0 .. K-1 (lossless, a smaller output head; the map goes into manifest.json and "
+                           "train --data reads it)")
+                ->capture_default_str()
+                ->check(CLI::IsMember({"gpt2", "compact"}));
             sub.add_option("--text-field", o.text_field, "the text field of --format jsonl")
                 ->capture_default_str();
             sub.add_option("--val-fraction", o.val_fraction,

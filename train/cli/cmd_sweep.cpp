@@ -26,8 +26,10 @@ struct SweepFlags {
     std::vector<uint64_t> seeds, eval_seeds;
     std::string out = "runs/sweep";
     int64_t max_runs = -1;
-    bool report_only = false;
+    bool report_only = false, extend_lrs = false;
     std::string config;
+    std::vector<std::string> contrasts;
+    double sesoi = 0.02;
 };
 
 // Flags from a TOML file (`key = value` lines, the flag names without "--").
@@ -63,6 +65,18 @@ int run_sweep_cmd(CLI::App& sub, SweepFlags& f) {
     plan.eval_seeds = f.eval_seeds;
     plan.out_dir = f.out;
     plan.max_runs = f.max_runs;
+    plan.extend_lrs = f.extend_lrs;
+    plan.sesoi = f.sesoi;
+    for (const std::string& c : f.contrasts) {
+        size_t m = c.find('-');
+        if (m == std::string::npos || m == 0 || m + 1 == c.size())
+            throw Error("tapegrad: sweep: --contrasts '" + c + "': expected NAME-NAME (e.g. C-B)");
+        plan.contrasts.emplace_back(c.substr(0, m), c.substr(m + 1));
+    }
+    const models::GPTConfig& bc = plan.base.config;
+    if (bc.init != "default" || bc.init_gain != 1.0f || bc.uniform_attention)
+        throw Error("tapegrad: sweep: --init, --init-gain and --uniform-attention are per variant here: "
+                    "write them into the variant (alt1:init=product, mha:init-gain=G, mha:scores=zero)");
     if (f.report_only) {
         if (dist::is_root()) fmt::print("{}\n", train::write_sweep_report(plan));
     } else {
@@ -101,8 +115,10 @@ Command sweep_command() {
                                "read flags from a TOML file (key = value lines; the command line wins)");
                 add_train_flags(&sub, f->train, false);
                 sub.add_option("--variants", f->variants,
-                               "variants: attention[:out-proj=on|off][:qk-dim=R] (qk-dim for mha only, e.g. "
-                               "mha:qk-dim=768:out-proj=off), the first draws each seed's batch order")
+                               "variants: attention[:key=value...] with keys out-proj=on|off, qk-dim=R, "
+                               "init-gain=G, scores=zero (mha), init=product (alt1), wd=X, eval-seeds=N, "
+                               "lr-from=NAME, name=NAME (e.g. mha:qk-dim=768:out-proj=off:name=B); the first "
+                               "draws each seed's batch order and must run at every seed")
                     ->delimiter(',')
                     ->capture_default_str();
                 sub.add_option("--lrs", f->lrs, "learning rates to try (default: --lr)")->delimiter(',');
@@ -114,6 +130,18 @@ Command sweep_command() {
                 sub.add_option("--max-runs", f->max_runs, "train at most this many runs now (-1: all)")
                     ->capture_default_str();
                 sub.add_flag("--report-only", f->report_only, "rewrite report.md from the finished runs");
+                sub.add_option("--contrasts", f->contrasts,
+                               "primary contrasts for the report, fixed in advance: NAME-NAME by variant name "
+                               "(name=...), e.g. C-B,D-C,D-A; tested for a difference and for equivalence, "
+                               "Holm-corrected")
+                    ->delimiter(',');
+                sub.add_option("--sesoi", f->sesoi,
+                               "smallest effect of interest in nats for the equivalence tests")
+                    ->capture_default_str()
+                    ->check(positive_number());
+                sub.add_flag("--extend-lrs", f->extend_lrs,
+                             "learning rates that bracket: while a variant's best rate is the lowest or highest "
+                             "it tried, also try half or twice it (up to 3 times; each variant its own grid)");
                 return [f, &sub] { return run_sweep_cmd(sub, *f); };
             }};
 }

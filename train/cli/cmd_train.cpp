@@ -29,6 +29,7 @@
 #include "train/run/run_dir.h"
 #include "train/run/stop_policy.h"
 #include "train/run/summary.h"
+#include "train/study/sweep.h"
 #include "train/run/wall_time.h"
 
 namespace tg::cli {
@@ -116,13 +117,34 @@ int run_train(TrainFlags& f) {
 
 // compare without --out: runs/compare, or the first runs/compare-N that holds
 // no run, so running it twice never overwrites the first results.
+std::string variant_folder(const std::string& v) { return train::parse_variant(v).folder(); }
+
 std::string fresh_compare_dir(const std::vector<std::string>& variants) {
     for (int n = 1;; ++n) {
         std::string d = n == 1 ? "runs/compare" : fmt::format("runs/compare-{}", n);
         bool taken = std::filesystem::exists(d + "/report.md");
-        for (auto& v : variants) taken = taken || train::holds_run(d + "/" + v);
+        for (auto& v : variants) taken = taken || train::holds_run(d + "/" + variant_folder(v));
         if (!taken) return d;
     }
+}
+
+// A compare variant: an attention name (the shared flags apply as far as they
+// fit it: --qk-dim, --init-gain and --uniform-attention to mha, --init to alt1),
+// or a sweep-style spec such as alt1:init=product:out-proj=off (train/study/sweep.h).
+train::TrainOptions variant_options(TrainFlags& f, const std::string& v, std::optional<int64_t> qk_dim) {
+    const ConfigFlags saved = f.cfg;
+    train::SweepVariant sv = train::parse_variant(v);
+    f.cfg.attention = sv.attention;
+    f.cfg.qk_dim = sv.attention == "mha" ? qk_dim : std::nullopt;
+    if (sv.attention != "mha") {
+        f.cfg.init_gain = 1.0f;
+        f.cfg.uniform_attention = false;
+    }
+    if (sv.attention != "alt1") f.cfg.init = "default";
+    train::TrainOptions o = finish(f);
+    f.cfg = saved;
+    if (v.find(':') != std::string::npos) sv.apply(o);
+    return o;
 }
 
 int run_compare(TrainFlags& f, std::string out, const std::vector<std::string>& variants) {
@@ -135,10 +157,8 @@ int run_compare(TrainFlags& f, std::string out, const std::vector<std::string>& 
     // --qk-dim shapes mha's factors; the other variants have none and ignore it.
     const std::optional<int64_t> qk_dim = f.cfg.qk_dim;
     for (const auto& v : variants) {  // every variant's values and paths before the first step
-        f.cfg.attention = v;
-        f.cfg.qk_dim = v == "mha" ? qk_dim : std::nullopt;
-        train::TrainOptions o = finish(f);
-        o.out_dir = out + "/" + v;
+        train::TrainOptions o = variant_options(f, v, qk_dim);
+        o.out_dir = out + "/" + variant_folder(v);
         train::preflight(o);
     }
     std::optional<train::RunDirLock> lock;
@@ -147,10 +167,8 @@ int run_compare(TrainFlags& f, std::string out, const std::vector<std::string>& 
     train::WallTime whole;  // every variant's parts, the report, and the command's clock
     nlohmann::json wall_json;
     for (size_t i = 0; i < variants.size(); ++i) {
-        f.cfg.attention = variants[i];
-        f.cfg.qk_dim = variants[i] == "mha" ? qk_dim : std::nullopt;
-        train::TrainOptions o = finish(f);
-        o.out_dir = out + "/" + variants[i];
+        train::TrainOptions o = variant_options(f, variants[i], qk_dim);
+        o.out_dir = out + "/" + variant_folder(variants[i]);
         o.save_path = o.out_dir + "/model.safetensors";
         std::optional<train::RunDirLock> vlock;
         lock_run_dir(vlock, o.out_dir, o.overwrite, false);

@@ -3,12 +3,17 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "core/blas.h"
 #include "models/gpt2_hf.h"
 #include "train/run/preflight.h"
 #include "train/cli/cli.h"
 #include "train/dist/mpi.h"
 #include "train/run/paths.h"
+#include "train/data/vocab_map.h"
+
+#include <filesystem>
 
 namespace tg::cli {
 
@@ -24,6 +29,9 @@ models::GPTConfig ConfigFlags::resolve() const {
     c.attention = attention;
     if (out_proj) c.out_proj = *out_proj;
     if (qk_dim) c.qk_dim = *qk_dim;
+    c.init = init;
+    c.init_gain = init_gain;
+    c.uniform_attention = uniform_attention;
     return c;
 }
 
@@ -38,6 +46,19 @@ CLI::Validator at_least(int64_t lo) {
             return fmt::format("must be an integer >= {}, not '{}'", lo, s);
         },
         fmt::format("INT>={}", lo));
+}
+
+CLI::Validator positive_number() {
+    return CLI::Validator(
+        [](std::string& s) -> std::string {
+            try {
+                size_t n = 0;
+                double v = std::stod(s, &n);
+                if (n == s.size() && std::isfinite(v) && v > 0) return "";
+            } catch (const std::exception&) {}
+            return fmt::format("must be a finite number > 0, not '{}'", s);
+        },
+        "NUMBER>0");
 }
 
 void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
@@ -64,6 +85,20 @@ void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
                     "size, as the book; R = emb_dim gives a full-rank factored Wq^T Wk); scores stay "
                     "scaled by 1/sqrt(head size). compare applies it to mha only")
         ->check(at_least(1));
+    app->add_option("--init", c.init,
+                    "alt1 only: product draws each head's S_h = Wk_h^T Wq_h (and its bias) from the factors "
+                    "mha with --qk-dim emb_dim would draw from the same seed, so both start as the same "
+                    "function (default: alt1's own init)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"default", "product"}));
+    app->add_option("--init-gain", c.init_gain,
+                    "mha only: scale W_query and W_key by G after their init (M_h scales by G^2; "
+                    "G = 3^(1/4) = 1.316 matches alt1's score scale at rank emb_dim)")
+        ->capture_default_str()
+        ->check(positive_number());
+    app->add_flag("--uniform-attention", c.uniform_attention,
+                  "mha only: no query or key, every score 0, so each token attends uniformly to its prefix "
+                  "(the control for how much attention's scores matter)");
     app->add_option(
         "--data", o.data_path,
         "training text file (the book's 90/10 pipeline; default: the-verdict.txt of the data folder) "
@@ -113,6 +148,11 @@ void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
     app->add_option("--probe-every", o.probe_every,
                     "record gradient dynamics every N steps and at step 0 (0: off)")
         ->capture_default_str();
+    app->add_option_function<std::string>(
+           "--final-eval", [&o](const std::string& v) { o.final_eval_full = v == "full"; },
+           "full: after the last step, the loss over every window of the validation split, per "
+           "document into final_eval.csv (off: only the eval_iter estimates; default off)")
+        ->check(CLI::IsMember({"full", "off"}));
     app->add_option("--sample-kv-cache", o.sample_kv_cache,
                     "per-epoch samples: off (the book's uncached loop), on (KV cache, same tokens) or check "
                     "(both; a difference is reported and the uncached sample kept)")
@@ -172,6 +212,15 @@ train::TrainOptions finish(TrainFlags& f) {
     o.seed = train::parse_u64_strict("--seed", f.seed);
     if (o.data_path.empty()) o.data_path = train::data_file("the-verdict.txt", "--data");
     if (o.vocab_dir.empty()) o.vocab_dir = train::data_dir();
+    // Shards in a compact vocabulary (prepare --vocab compact) fix the model's vocab_size.
+    if (std::filesystem::is_directory(o.data_path))
+        if (auto map = train::VocabMap::from_manifest(o.data_path)) {
+            if (f.cfg.vocab_size && *f.cfg.vocab_size != map->size())
+                throw Error(fmt::format("tapegrad: --vocab-size {}: the shards of --data '{}' use a compact "
+                                        "vocabulary of {} ids (manifest.json); drop --vocab-size",
+                                        *f.cfg.vocab_size, o.data_path, map->size()));
+            o.config.vocab_size = map->size();
+        }
     // Ranks x threads must not exceed the cores: under mpirun the default is per rank.
     bool given = f.threads_opt && f.threads_opt->count() > 0;
     use_threads(given ? f.threads : 0);

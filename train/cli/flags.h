@@ -24,6 +24,9 @@ struct ConfigFlags {
     std::optional<float> drop_rate;
     std::optional<bool> qkv_bias, out_proj;
     std::string attention = "mha";
+    std::string init = "default";  // the study's arms (models/gpt.h): default | product
+    float init_gain = 1.0f;
+    bool uniform_attention = false;
     models::GPTConfig resolve() const;
 };
 
@@ -40,6 +43,8 @@ struct TrainFlags {
 // An integer flag with a lower bound, said in plain words. (CLI11's
 // PositiveNumber states its range as a 309-digit double.)
 CLI::Validator at_least(int64_t lo);
+// A finite number > 0 (CLI11's PositiveNumber says so in 309 digits).
+CLI::Validator positive_number();
 
 // Every subcommand's thread count: `given` (> 0) or, when --threads was not
 // given (0), dist::default_threads(): OMP_NUM_THREADS when set, else the cores the

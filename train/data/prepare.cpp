@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iostream>
 #include <iterator>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -17,6 +18,7 @@
 #include "models/safetensors.h"
 #include "train/data/text_loader.h"
 #include "train/data/shards.h"
+#include "train/data/vocab_map.h"
 
 namespace tg::train {
 namespace fs = std::filesystem;
@@ -139,7 +141,30 @@ struct SplitWriter {
     }
 };
 
+// --vocab compact: every written shard relabelled to dense ids (the sorted
+// distinct GPT-2 ids of all of them), its checksum updated in `shards`.
+VocabMap compact_shards(const std::string& dir, json& shards) {
+    std::vector<bool> used(65536, false);
+    for (const json& s : shards)
+        for (uint16_t id : shards::read_shard(dir + "/" + s["file"].get<std::string>())) used[id] = true;
+    std::vector<int64_t> ids;
+    for (size_t i = 0; i < used.size(); ++i)
+        if (used[i]) ids.push_back(static_cast<int64_t>(i));
+    VocabMap map(ids);
+    for (json& s : shards) {
+        std::string path = dir + "/" + s["file"].get<std::string>();
+        std::vector<uint16_t> tok = shards::read_shard(path);
+        for (uint16_t& t : tok) t = static_cast<uint16_t>(map.to_dense(t));
+        std::string bytes = shards::encode_shard(tok);
+        models::write_file_atomic(path, bytes);
+        s["crc32"] = hex32(crc32_of(bytes));
+    }
+    return map;
+}
+
 void check_options(const PrepareOptions& o) {
+    if (o.vocab != "gpt2" && o.vocab != "compact")
+        throw Error(fmt::format("tapegrad prepare: --vocab '{}': expected gpt2 or compact", o.vocab));
     if (o.out_dir.empty()) throw Error("tapegrad prepare: --out: give the output directory");
     if (o.format != "file" && o.format != "lines" && o.format != "jsonl" && o.format != "brown")
         throw Error(
@@ -282,6 +307,8 @@ PrepareResult prepare(const PrepareOptions& o, std::ostream& warnings) {
 
     json shards = train.shards;
     for (auto& s : val.shards) shards.push_back(s);
+    std::optional<VocabMap> compact;
+    if (o.vocab == "compact") compact = compact_shards(o.out_dir, shards);
     json manifest = {
         {"format",
          {{"name", "llm.c token shards"},
@@ -307,6 +334,13 @@ PrepareResult prepare(const PrepareOptions& o, std::ostream& warnings) {
         {"tokens", {{"train", train.tokens}, {"val", val.tokens}}},
         {"shards", shards}};
     if (o.format == "jsonl") manifest["text_field"] = o.text_field;
+    if (compact) {
+        manifest["vocabulary"] = json::parse(compact->to_json());
+        manifest["tokenizer"]["eot"] = compact->to_dense(Tokenizer::kEndOfText);
+        manifest["tokenizer"]["eot_gpt2"] = Tokenizer::kEndOfText;
+    } else {
+        manifest["vocabulary"] = {{"kind", "gpt2"}, {"size", 50257}};
+    }
     models::write_file_atomic(o.out_dir + "/manifest.json", manifest.dump(2) + "\n");
 
     res.documents_train = train.documents;

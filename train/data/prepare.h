@@ -12,7 +12,9 @@
 //        other documents, and duplicates land in the same split
 //     -> train_NNNNNN.bin / val_NNNNNN.bin of shard_tokens tokens each (the last
 //        one shorter; documents run on across shards) and manifest.json
-//        (sources, documents, tokens per shard, tokenizer, CRC-32 checksums).
+//        (sources, documents, tokens per shard, tokenizer, CRC-32 checksums);
+//     -> with --vocab compact, the shards rewritten in dense ids and the map
+//        recorded in the manifest's "vocabulary".
 //
 // Every file is written atomically, shards of an earlier run that this run did
 // not write are removed, and the output has no timestamps: the same inputs and
@@ -38,6 +40,9 @@ struct PrepareOptions {
     double val_fraction = 0.1;
     uint64_t seed = 1337;
     int64_t shard_tokens = 100'000'000;  // llm.c's FineWeb shard size
+    // gpt2: the shards hold GPT-2 ids. compact: the distinct ids of the corpus
+    // (train and val) relabelled 0 .. K-1, the map in the manifest (train/data/vocab_map.h).
+    std::string vocab = "gpt2";
     bool progress = true;                // a progress line when stderr is a terminal
 };
 

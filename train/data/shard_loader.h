@@ -94,6 +94,9 @@ struct ShardCorpus {
     ShardCorpus(const std::string& dir, int64_t context_length, int64_t batch_size, bool shuffle,
                 uint64_t seed);
     std::string dir;
+    // The end-of-text id in these shards' numbering (documents' delimiter): GPT-2's
+    // 50256, or what a compact vocabulary (the manifest's id map) made of it.
+    int64_t eot_id = 50256;
     std::unique_ptr<ShardDataset> train_ds, val_ds;
     std::unique_ptr<ShardLoader> train, val;
     // Mean loss of `loss(batch)` over the first eval_iter batches of the subset.

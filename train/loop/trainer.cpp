@@ -60,6 +60,15 @@ Trainer::Trainer(const TrainOptions& o)
     if (std::filesystem::is_directory(o.data_path)) {
         // Token shards: memory-mapped, seeded order by (seed, epoch), no text to tokenize.
         shards_ = std::make_unique<ShardCorpus>(o.data_path, T, o.batch_size, o.shuffle, o.seed);
+        vocab_ = VocabMap::from_manifest(o.data_path);
+        if (vocab_) {
+            shards_->eot_id = vocab_->to_dense(Tokenizer::kEndOfText);
+            if (cfg.vocab_size != vocab_->size())
+                throw Error(fmt::format("tapegrad: --data '{}' holds a compact vocabulary of {} ids, but the "
+                                        "model's vocab_size is {}",
+                                        o.data_path, vocab_->size(), cfg.vocab_size));
+            vocab_->to_dense(tok_.encode(o.start_context, true), "the start context (the epoch samples' prompt)");
+        }
     } else {
         std::string text = read_text_file(o.data_path);
         Tokenizer::note_invalid_utf8("--data '" + o.data_path + "'", text);
@@ -75,7 +84,7 @@ Trainer::Trainer(const TrainOptions& o)
                 o.data_path, train_ds_->num_tokens(), o.batch_size, T));
     }
     manual_seed(o.seed);  // the book seeds right before GPTModel(...)
-    model_ = std::make_unique<models::GPTModel>(cfg);
+    model_ = models::build_model(cfg);  // cfg.init: the default draw, or the product arm
     if (!o.init_from.empty()) {
         bool hf = false;
         {
@@ -304,7 +313,10 @@ std::map<std::string, std::string> Trainer::checkpoint_metadata() const {
                {"elapsed_s", elapsed()},
                {"train_seconds", res_.train_seconds},
                {"skipped_steps", pos_.skipped_steps}};
-    return {{"tapegrad.train", st.dump()}, {"tapegrad.optimizer_type", o_.optimizer}};
+    std::map<std::string, std::string> meta = {{"tapegrad.train", st.dump()},
+                                               {"tapegrad.optimizer_type", o_.optimizer}};
+    if (vocab_) meta["tapegrad.vocab"] = vocab_->to_json();  // generate decodes through it
+    return meta;
 }
 
 void Trainer::save(const std::string& path) {

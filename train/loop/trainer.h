@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -34,6 +35,7 @@
 #include "train/dist/grad_reducer.h"
 #include "train/loop/observer.h"
 #include "train/data/shard_loader.h"
+#include "train/data/vocab_map.h"
 #include "train/tokenizer/tokenizer.h"
 #include "train/run/wall_time.h"
 
@@ -72,6 +74,10 @@ struct TrainOptions {
     // bits, gelu's tanh recomputed (core/memory.h); the numbers are the same either way.
     bool memory_saving = true;
     int64_t probe_every = 0;  // gradient dynamics probe interval (0: off)
+    // --final-eval full: after the last step, the loss over every window of the
+    // validation split (not eval_iter batches), per document into
+    // <out>/final_eval.csv (train/observers/final_eval.h).
+    bool final_eval_full = false;
     // --dump-tape: the tape of one step (default the run's first), before backward.
     std::string dump_tape;
     std::optional<int64_t> dump_tape_step;
@@ -107,6 +113,10 @@ struct TrainResult {
     // --sample-kv-cache check: epochs whose cached sample equalled / differed from the uncached one.
     int64_t sample_cache_equal = 0, sample_cache_differ = 0;
     double probe_seconds = 0;
+    // --final-eval full: mean loss per target token over the whole validation
+    // split, and the tokens it covers (NaN, 0: not evaluated).
+    double full_val_loss = std::numeric_limits<double>::quiet_NaN();
+    int64_t full_val_tokens = 0;
     // This process's wall time by part (train/run/wall_time.h): the Trainer fills
     // startup .. metrics and total (constructor to the end of run()); the command
     // adds what lies around it (preflight, summary, report) and its own total.
@@ -181,6 +191,9 @@ public:
     DataLoader& val_loader() { return *val_loader_; }
     // The token shards of --data DIR; null for a text file.
     const ShardCorpus* shards() const { return shards_.get(); }
+    const WindowDataset* val_dataset() const { return val_ds_.get(); }  // the text pipeline's
+    // The corpus's compact vocabulary (train/data/vocab_map.h), or null: GPT-2's ids.
+    const VocabMap* vocab_map() const { return vocab_ ? &*vocab_ : nullptr; }
     int64_t batches_per_epoch() const;
     const Position& position() const { return pos_; }
     // Under mpirun -np N (N > 1): the gradient reducer, else null.
@@ -206,6 +219,7 @@ private:
     std::unique_ptr<WindowDataset> train_ds_, val_ds_;
     std::unique_ptr<DataLoader> train_loader_, val_loader_;
     std::unique_ptr<ShardCorpus> shards_;
+    std::optional<VocabMap> vocab_;
     std::unique_ptr<models::GPTModel> model_;
     std::unique_ptr<optim::Optimizer> opt_;
     std::unique_ptr<optim::WarmupCosine> schedule_;

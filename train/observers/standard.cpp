@@ -124,6 +124,8 @@ void Samples::end_epoch(int64_t) {
     PhaseTimer timer(t_.result().wall.samples);
     const TrainOptions& o = t_.options();
     std::vector<int64_t> ids = t_.tokenizer().encode(o.start_context, true);
+    const VocabMap* vocab = t_.vocab_map();  // a compact corpus vocabulary: prompt and sample mapped
+    if (vocab) ids = vocab->to_dense(ids, "the start context");
     // The book decodes without a cache; the cached path gives the same greedy tokens
     // (proved on both book runs with "check", docs/pretrained.md, "KV cache") at a fraction of the cost.
     const bool cached = o.sample_kv_cache != "off";
@@ -139,7 +141,7 @@ void Samples::end_epoch(int64_t) {
             out = std::move(book);
         }
     }
-    std::string text = t_.tokenizer().decode(out);
+    std::string text = t_.tokenizer().decode(vocab ? vocab->to_gpt2(out) : out);
     for (char& c : text)
         if (c == '\n') c = ' ';
     t_.result().samples.push_back(text);
@@ -186,12 +188,24 @@ StandardObservers::StandardObservers(Trainer& t) {
     const bool root = dist::is_root();
     if (!o.dump_tape.empty() && root)
         dump_ = std::make_unique<TapeDump>(t);  // checks its flags before any file is made
-    if (!o.out_dir.empty() && !root && o.probe_every > 0)
-        probe_ = std::make_unique<DynamicsProbe>(t.model(), "", o.probe_every, append);
+    // The probe reads each head's M_h (nn::Attention::bilinear_heads), an optional
+    // capability: a variant without it (uniform attention, most extensions) trains
+    // with the probe off, said once, instead of failing.
+    int64_t probe_every = o.probe_every;
+    if (probe_every > 0 && !t.model().trf_blocks.empty() &&
+        t.model().trf_blocks.front()->att->bilinear_heads().empty()) {
+        if (root)
+            std::cerr << "tapegrad: note: attention '" << o.config.attention
+                      << "' exposes no bilinear heads (nn::Attention::bilinear_heads), so --probe-every is "
+                         "ignored: this run records no dynamics.csv\n";
+        probe_every = 0;
+    }
+    if (!o.out_dir.empty() && !root && probe_every > 0)
+        probe_ = std::make_unique<DynamicsProbe>(t.model(), "", probe_every, append);
     if (!o.out_dir.empty() && root) {
         std::filesystem::create_directories(o.out_dir);
-        if (o.probe_every > 0)
-            probe_ = std::make_unique<DynamicsProbe>(t.model(), o.out_dir + "/dynamics.csv", o.probe_every,
+        if (probe_every > 0)
+            probe_ = std::make_unique<DynamicsProbe>(t.model(), o.out_dir + "/dynamics.csv", probe_every,
                                                      append);
     }
     if (dump_) t.add_observer(dump_.get());
@@ -208,6 +222,7 @@ StandardObservers::StandardObservers(Trainer& t) {
     if (!root) return;
     t.add_observer((progress_ = std::make_unique<Progress>(t)).get());
     t.add_observer((samples_ = std::make_unique<Samples>(t)).get());
+    if (o.final_eval_full) t.add_observer((final_eval_ = std::make_unique<FinalEvaluation>(t)).get());
 }
 
 }  // namespace tg::train

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 
+#include "train/observers/final_eval.h"
 #include "train/observers/memory_profile.h"
 #include "train/observers/metrics_csv.h"
 #include "train/study/probe.h"
@@ -95,6 +96,7 @@ private:
     std::unique_ptr<Metrics> metrics_;
     std::unique_ptr<Progress> progress_;
     std::unique_ptr<Samples> samples_;
+    std::unique_ptr<FinalEvaluation> final_eval_;
 };
 
 }  // namespace tg::train

@@ -163,6 +163,115 @@ std::string paired_section(const SweepPlan& p, const std::vector<std::vector<con
     return md;
 }
 
+// Each variant's loss against the learning rate on the selection seeds: mean
+// (sd) of the selection loss (the whole-split final evaluation when the runs
+// made one), the chosen rate, and whether the grid brackets it (a rate tried on
+// each side). An lr-from variant says whose rate it takes.
+std::string lr_profile_section(const SweepPlan& p, const std::vector<SweepRun>& runs,
+                               const std::vector<std::pair<std::string, double>>& chosen) {
+    std::vector<double> all;
+    std::vector<std::vector<double>> grids;
+    for (const SweepVariant& v : p.variants) {
+        grids.push_back(v.selected() ? variant_grid(p, v, runs) : std::vector<double>{});
+        all.insert(all.end(), grids.back().begin(), grids.back().end());
+    }
+    std::sort(all.begin(), all.end());
+    all.erase(std::unique(all.begin(), all.end()), all.end());
+    std::string md =
+        "## Learning rate, chosen on the selection seeds\n\nMean (sd) over the selection seeds of the final "
+        "validation loss (over the whole split where the runs evaluated it); `-`: not tried. A rate is "
+        "bracketed when the variant tried a lower and a higher one and both were worse.\n\n| variant |";
+    for (double lr : all) md += fmt::format(" lr {:g} |", lr);
+    md += " chosen | bracketed |\n|---|";
+    for (size_t i = 0; i < all.size() + 2; ++i) md += "---|";
+    md += "\n";
+    for (size_t i = 0; i < p.variants.size(); ++i) {
+        const SweepVariant& v = p.variants[i];
+        md += "| " + v.label() + " |";
+        for (double lr : all) {
+            std::vector<double> x;
+            if (std::count(grids[i].begin(), grids[i].end(), lr))
+                for (const SweepRun& r : runs)
+                    if (r.variant == v.spec && r.lr == lr &&
+                        std::count(p.selection_seeds.begin(), p.selection_seeds.end(), r.seed))
+                        x.push_back(selection_loss(r));
+            md += x.empty() ? " - |" : fmt::format(" {:.4f} ({:.4f}) |", stats::mean(x), stats::sd(x));
+        }
+        const double lr = chosen[i].second;
+        std::string br = !v.selected()                        ? "from " + v.lr_from
+                         : grids[i].size() < 3                 ? "no (fewer than 3 rates)"
+                         : lr == grids[i].front() || lr == grids[i].back() ? "**no: at the edge**"
+                                                                         : "yes";
+        md += fmt::format(" {:g} | {} |\n", lr, br);
+    }
+    return md + "\n";
+}
+
+// The primary contrasts fixed in advance (plan.contrasts, e.g. C-B, D-C, D-A):
+// paired over the evaluation seeds both ran, on the selection loss; a paired
+// t-test of no difference and TOST equivalence within +-plan.sesoi, each
+// Holm-corrected over the family; and the power the measured paired sd gives
+// the design to detect a difference of plan.sesoi.
+std::string contrasts_section(const SweepPlan& p, const std::vector<SweepRun>& runs,
+                              const std::vector<std::pair<std::string, double>>& chosen) {
+    if (p.contrasts.empty()) return "";
+    auto index_of = [&](const std::string& name) -> size_t {
+        for (size_t i = 0; i < p.variants.size(); ++i)
+            if (p.variants[i].label() == name) return i;
+        throw Error("tapegrad: sweep report: contrast names '" + name + "', which is no variant's name");
+    };
+    struct Row {
+        std::string name;
+        stats::PairedTest t;
+    };
+    std::vector<Row> rows;
+    for (const auto& [a, b] : p.contrasts) {
+        size_t ia = index_of(a), ib = index_of(b);
+        std::vector<double> xa, xb;
+        for (uint64_t s : variant_eval_seeds(p, p.variants[ia])) {
+            const SweepRun *ra = nullptr, *rb = nullptr;
+            for (const SweepRun& r : runs) {
+                if (r.seed != s) continue;
+                if (r.variant == p.variants[ia].spec && r.lr == chosen[ia].second) ra = &r;
+                if (r.variant == p.variants[ib].spec && r.lr == chosen[ib].second) rb = &r;
+            }
+            if (ra && rb) {
+                xa.push_back(selection_loss(*ra));
+                xb.push_back(selection_loss(*rb));
+            }
+        }
+        rows.push_back({a + " - " + b, stats::paired_test(xa, xb, p.sesoi)});
+    }
+    std::vector<double> pd, pt;
+    for (auto& r : rows) {
+        pd.push_back(r.t.p);
+        pt.push_back(r.t.p_tost);
+    }
+    std::vector<double> hd = stats::holm(pd), ht = stats::holm(pt);
+    std::string md = fmt::format(
+        "## Primary contrasts (fixed in advance, Holm-corrected)\n\nPaired over the evaluation seeds both "
+        "variants ran, on the final validation loss (whole split where evaluated). Difference: two-sided "
+        "paired t-test of no difference. Equivalence: two one-sided tests against a smallest effect of "
+        "interest of +-{:g} nats (equivalent at the 5% level when the Holm-adjusted TOST p < 0.05). Power: "
+        "of the difference test to detect a true difference of {:g} nats, from the measured sd of the "
+        "paired differences (a shifted-t approximation).\n\n"
+        "| contrast | n | mean difference (95% CI) | sd | p | p Holm | p TOST | p TOST Holm | verdict | "
+        "power at {:g} |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        p.sesoi, p.sesoi, p.sesoi);
+    for (size_t i = 0; i < rows.size(); ++i) {
+        const stats::PairedTest& t = rows[i].t;
+        std::string verdict = t.diff.n < 2       ? "too few seeds"
+                              : hd[i] < 0.05     ? "different"
+                              : ht[i] < 0.05     ? fmt::format("equivalent within +-{:g}", p.sesoi)
+                                                 : "undecided (neither)";
+        md += fmt::format("| {} | {} | {:+.4f} ({:+.4f} .. {:+.4f}) | {:.4f} | {:.3g} | {:.3g} | {:.3g} | "
+                          "{:.3g} | {} | {:.2f} |\n",
+                          rows[i].name, t.diff.n, t.diff.mean, t.diff.lo, t.diff.hi, t.diff.sd, t.p, hd[i],
+                          t.p_tost, ht[i], verdict, stats::paired_power(p.sesoi, t.diff.sd, t.diff.n));
+    }
+    return md + "\n";
+}
+
 }  // namespace
 
 std::string write_sweep_report(const SweepPlan& p) {
@@ -186,23 +295,7 @@ std::string write_sweep_report(const SweepPlan& p) {
     md +=
         "\nFor each seed every variant trains on the same batches (the first variant's order, replayed).\n\n";
 
-    md += "## Learning rate, chosen on the selection seeds (mean final validation loss)\n\n| variant |";
-    for (double lr : p.lrs) md += fmt::format(" lr {:g} |", lr);
-    md += " chosen |\n|---|";
-    for (size_t i = 0; i <= p.lrs.size(); ++i) md += "---|";
-    md += "\n";
-    for (size_t i = 0; i < p.variants.size(); ++i) {
-        md += "| " + p.variants[i].spec + " |";
-        for (double lr : p.lrs) {
-            std::vector<double> v;
-            for (const SweepRun& r : runs)
-                if (r.variant == p.variants[i].spec && r.lr == lr &&
-                    std::count(p.selection_seeds.begin(), p.selection_seeds.end(), r.seed))
-                    v.push_back(r.final_val_loss);
-            md += fmt::format(" {:.3f} |", stats::mean(v));
-        }
-        md += fmt::format(" {:g} |\n", chosen[i].second);
-    }
+    md += lr_profile_section(p, runs, chosen);
 
     md += "\n## At the chosen learning rate, over the evaluation seeds\n\nmean +- sd (95% t-interval, n "
           "seeds).\n\n"
@@ -223,6 +316,7 @@ std::string write_sweep_report(const SweepPlan& p) {
 
     std::string words = "\n## In plain words\n\n";
     md += paired_section(p, per_variant, words);
+    md += contrasts_section(p, runs, chosen);
 
     // Loss curves and dynamics over the evaluation runs.
     std::vector<std::pair<std::string, std::string>> loss_blocks, ratio_blocks;

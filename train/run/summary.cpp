@@ -20,6 +20,10 @@ void write_summary(const std::string& dir, const TrainOptions& o, const TrainRes
     j["tokens_per_second"] = r.train_seconds > 0 ? static_cast<double>(r.tokens_seen) / r.train_seconds : 0.0;
     j["probe_seconds"] = r.probe_seconds;
     j["probe_every"] = o.probe_every;
+    if (o.final_eval_full) {
+        j["full_val_loss"] = r.full_val_loss;
+        j["full_val_tokens"] = r.full_val_tokens;
+    }
     j["wall_time_s"] = r.wall.to_json();
     j["threads"] = num_threads();  // the pool the run used (--threads or the default)
     j["omp_wait_policy"] = wait_policy();

@@ -174,6 +174,7 @@ struct DynamicsProbe::Head {
     std::vector<float> D;     // dL/dscores [B, T, T]
     std::vector<float> G;     // [C, C]
     std::vector<float> a, b;  // before the update: Wq, Wk [HS, C] (mha) or S [C, C] (alt1)
+    std::vector<float> a0, b0;  // the same at the probe's first step: M_0
     HeadDynamics row;
     bool have_grad = false;
 };
@@ -216,6 +217,7 @@ std::string DynamicsProbe::csv_header() {
         "term_q_norm,term_k_norm,term_x_norm,term_s_norm,term_q_cos,term_k_cos,term_x_cos,term_s_cos,"
         "dm_cos,wq_top,wq_trace,wk_top,wk_trace,stable_rank,effective_rank,nuclear,attn_entropy";
     for (int i = 1; i <= kTopSV; ++i) h += fmt::format(",sv{}", i);
+    h += ",drift_fro,drift_stable_rank,drift_effective_rank,drift_nuclear";
     return h;
 }
 
@@ -331,7 +333,13 @@ void DynamicsProbe::before_update() {
     if (!active_) return;
     auto t0 = std::chrono::steady_clock::now();
     for (auto& L : layers_)
-        for (auto& H : L.heads) snapshot(L, H, H.a, H.b);
+        for (auto& H : L.heads) {
+            snapshot(L, H, H.a, H.b);
+            if (H.a0.empty() && step_ == 0) {  // M_0: the init, before any update
+                H.a0 = H.a;
+                H.b0 = H.b;
+            }
+        }
     seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
@@ -396,6 +404,40 @@ void DynamicsProbe::measure_update(Layer& L, Head& H) const {
         spectrum_summary(r, lowrank_singular_values(A, B, hs, C), m2);
     }
     r.dm_rel = r.m_norm > 0 ? r.dm_norm / r.m_norm : 0;
+    if (!H.a0.empty()) drift_spectrum(r, H, C, hs);
+}
+
+// D = M_t - M_0 (see probe.h): its Frobenius norm, stable and effective rank, nuclear norm.
+void DynamicsProbe::drift_spectrum(HeadDynamics& r, const Head& H, int64_t C, int64_t hs) {
+    std::vector<double> sv;
+    if (r.merged) {  // D^T = S_t - S_0: the same singular values
+        std::vector<float> d(H.a.size());
+        for (size_t i = 0; i < d.size(); ++i) d[i] = H.a[i] - H.a0[i];
+        sv = singular_values(std::move(d), C, C);
+    } else {
+        // D = A'^T B' with A' = [A_t; -A_0], B' = [B_t; B_0], both [2 hs, C].
+        const int64_t k = 2 * hs;
+        std::vector<float> a(static_cast<size_t>(k * C)), b(static_cast<size_t>(k * C));
+        std::copy(H.a.begin(), H.a.end(), a.begin());
+        std::transform(H.a0.begin(), H.a0.end(), a.begin() + hs * C, [](float v) { return -v; });
+        std::copy(H.b.begin(), H.b.end(), b.begin());
+        std::copy(H.b0.begin(), H.b0.end(), b.begin() + hs * C);
+        if (k < C) {
+            sv = lowrank_singular_values(a.data(), b.data(), k, C);
+        } else {  // a full-rank factor (qk-dim >= C/2): form D [C, C]
+            std::vector<float> d(static_cast<size_t>(C * C));
+            gemm(true, false, C, C, k, 1.0f, a.data(), C, b.data(), C, 0.0f, d.data(), C);
+            sv = singular_values(std::move(d), C, C);
+        }
+    }
+    double fro2 = 0;
+    for (double s : sv) fro2 += s * s;
+    HeadDynamics d;
+    spectrum_summary(d, sv, fro2);
+    r.drift_fro = std::sqrt(fro2);
+    r.drift_stable_rank = d.stable_rank;
+    r.drift_effective_rank = d.effective_rank;
+    r.drift_nuclear = d.nuclear;
 }
 
 // The heads' spectra dominate a probe (alt1: a full 768x768 SVD per head), so
@@ -447,6 +489,9 @@ void DynamicsProbe::write_rows(size_t from) {
             line += ',';
             if (k < static_cast<int>(r.sv.size())) line += v(r.sv[k]);
         }
+        auto nv = [&](double x) { return std::isnan(x) ? std::string() : v(x); };  // empty: not recorded
+        line += fmt::format(",{},{},{},{}", nv(r.drift_fro), nv(r.drift_stable_rank),
+                            nv(r.drift_effective_rank), nv(r.drift_nuclear));
         fmt::print(csv_, "{}\n", line);
     }
     std::fflush(csv_);

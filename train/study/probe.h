@@ -17,8 +17,14 @@
 // and <A^T B, G> = <A, B G^T>. Spectra of M for mha come from the HS x HS core
 // R_q R_k^T of the QR factors (M = Q_q R_q R_k^T Q_k^T); for alt1 a full SVD of
 // S (LAPACK). Rows go to dynamics.csv every `every` steps (and at step 0).
+//
+// The drift D = M_t - M_0 from the first probed step says what training put
+// into M, apart from the random init: for mha D = [Wq_t; -Wq_0]^T [Wk_t; Wk_0],
+// rank <= 2R, its spectrum through the same [2R, 2R] core when 2R < C (else
+// D [C, C] is formed); for alt1 D = (S_t - S_0)^T, a full SVD.
 #pragma once
 
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -41,6 +47,9 @@ struct HeadDynamics {
     std::vector<double> sv;                                      // top singular values of M
     double stable_rank = 0, effective_rank = 0, nuclear = 0;
     double attn_entropy = 0;  // mean over rows of the softmax entropy
+    // What was learned: the same spectrum summary of D = M_t - M_0, M_0 being M
+    // at the probe's first step (NaN when the probe did not see it: a resumed run).
+    double drift_fro = NAN, drift_stable_rank = NAN, drift_effective_rank = NAN, drift_nuclear = NAN;
 };
 
 class DynamicsProbe : public StepObserver {
@@ -69,6 +78,7 @@ private:
     struct Layer;
     void snapshot(Layer& L, Head& h, std::vector<float>& a, std::vector<float>& b) const;
     void measure_update(Layer& L, Head& H) const;  // fills H.row; one head, thread-safe
+    static void drift_spectrum(HeadDynamics& r, const Head& H, int64_t C, int64_t hs);
     void write_rows(size_t from);
 
     models::GPTModel& model_;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -110,6 +111,90 @@ std::string Summary::str(int digits) const {
     if (n < 2) return fmt::format("{:.{}f} (n={})", mean, digits, n);
     return fmt::format("{:.{}f} +- {:.{}f} (95% CI {:.{}f} .. {:.{}f}, n={})", mean, digits, sd, digits, lo,
                        digits, hi, digits, n);
+}
+
+}  // namespace tg::train::stats
+
+namespace tg::train::stats {
+
+PairedTest paired_test(const std::vector<double>& a, const std::vector<double>& b, double delta) {
+    PairedTest r;
+    r.diff = paired_difference(a, b);
+    const double n = static_cast<double>(r.diff.n);
+    if (r.diff.n < 2 || !(r.diff.sd > 0)) {
+        r.t = NAN;
+        r.p = r.p_tost = NAN;
+        return r;
+    }
+    const double se = r.diff.sd / std::sqrt(n), df = n - 1;
+    r.t = r.diff.mean / se;
+    r.p = 2 * (1 - t_cdf(std::fabs(r.t), df));
+    double t_lo = (r.diff.mean + delta) / se, t_hi = (delta - r.diff.mean) / se;
+    r.p_tost = std::max(1 - t_cdf(t_lo, df), 1 - t_cdf(t_hi, df));
+    r.p_holm = r.p;
+    r.p_tost_holm = r.p_tost;
+    return r;
+}
+
+std::vector<double> holm(const std::vector<double>& p) {
+    const size_t m = p.size();
+    std::vector<size_t> order(m);
+    for (size_t i = 0; i < m; ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t i, size_t j) { return p[i] < p[j]; });
+    std::vector<double> out(m, NAN);
+    double running = 0;
+    for (size_t k = 0; k < m; ++k) {
+        double adj = std::min(1.0, p[order[k]] * static_cast<double>(m - k));
+        running = std::max(running, adj);
+        out[order[k]] = std::isnan(p[order[k]]) ? NAN : running;
+    }
+    return out;
+}
+
+double paired_power(double effect, double sd, int64_t n, double alpha) {
+    if (n < 2 || !(sd > 0)) return NAN;
+    const double df = static_cast<double>(n - 1), tc = t_quantile(1 - alpha / 2, df);
+    const double shift = std::fabs(effect) * std::sqrt(static_cast<double>(n)) / sd;
+    return (1 - t_cdf(tc - shift, df)) + t_cdf(-tc - shift, df);
+}
+
+Bootstrap document_bootstrap(const std::vector<double>& loss_sum, const std::vector<double>& tokens, int reps,
+                             uint64_t seed) {
+    Bootstrap b;
+    const size_t n = loss_sum.size();
+    double ls = 0, tk = 0;
+    for (size_t i = 0; i < n; ++i) {
+        ls += loss_sum[i];
+        tk += tokens[i];
+    }
+    b.value = tk > 0 ? ls / tk : NAN;
+    if (n == 0 || reps < 2) {
+        b.lo = b.hi = b.value;
+        return b;
+    }
+    // SplitMix64: a small, fixed generator, so a report's interval is reproducible.
+    uint64_t state = seed;
+    auto next = [&state] {
+        uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    };
+    std::vector<double> vals(static_cast<size_t>(reps));
+    for (int r = 0; r < reps; ++r) {
+        double s = 0, t = 0;
+        for (size_t i = 0; i < n; ++i) {
+            size_t k = static_cast<size_t>(next() % n);
+            s += loss_sum[k];
+            t += tokens[k];
+        }
+        vals[static_cast<size_t>(r)] = t > 0 ? s / t : NAN;
+    }
+    std::sort(vals.begin(), vals.end());
+    auto q = [&](double p) { return vals[static_cast<size_t>(std::floor(p * static_cast<double>(reps - 1)))]; };
+    b.lo = q(0.025);
+    b.hi = q(0.975);
+    return b;
 }
 
 }  // namespace tg::train::stats

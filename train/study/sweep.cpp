@@ -36,7 +36,7 @@ json read_json_file(const std::string& path) {
 // Final and best validation loss, final train loss: from the run's evaluations.
 SweepRun describe_run(const SweepVariant& v, double lr, uint64_t seed, const TrainResult& r,
                       const std::string& dir) {
-    SweepRun s{v.spec, lr, seed, r.num_parameters, r.steps, 0, r.seconds, NAN, NAN, NAN, dir};
+    SweepRun s{v.spec, lr, seed, r.num_parameters, r.steps, 0, r.seconds, NAN, NAN, NAN, r.full_val_loss, dir};
     s.tokens_per_second = r.train_seconds > 0 ? static_cast<double>(r.tokens_seen) / r.train_seconds : 0.0;
     if (!r.evals.empty()) {
         s.final_val_loss = r.evals.back().val_loss;
@@ -57,7 +57,8 @@ json to_json(const SweepRun& r) {
             {"seconds", r.seconds},
             {"final_val_loss", r.final_val_loss},
             {"best_val_loss", r.best_val_loss},
-            {"final_train_loss", r.final_train_loss}};
+            {"final_train_loss", r.final_train_loss},
+            {"full_val_loss", r.full_val_loss}};
 }
 
 SweepRun from_json(const json& j, const std::string& dir) {
@@ -73,18 +74,20 @@ SweepRun from_json(const json& j, const std::string& dir) {
     r.final_val_loss = num("final_val_loss");
     r.best_val_loss = num("best_val_loss");
     r.final_train_loss = num("final_train_loss");
+    r.full_val_loss = j.contains("full_val_loss") ? num("full_val_loss") : NAN;
     r.dir = dir;
     return r;
 }
 
 void write_summary_csv(const std::string& out_dir) {
     std::string csv = "variant,lr,seed,num_parameters,steps,tokens_per_second,seconds,final_val_loss,"
-                      "best_val_loss,final_train_loss,dir\n";
+                      "best_val_loss,final_train_loss,full_val_loss,dir\n";
     for (const SweepRun& r : finished_runs(out_dir))
         csv +=
-            fmt::format("{},{:g},{},{},{},{:.1f},{:.1f},{:.6f},{:.6f},{:.6f},{}\n", r.variant, r.lr, r.seed,
-                        r.num_parameters, r.steps, r.tokens_per_second, r.seconds, r.final_val_loss,
-                        r.best_val_loss, r.final_train_loss, fs::relative(r.dir, out_dir).string());
+            fmt::format("{},{:g},{},{},{},{:.1f},{:.1f},{:.6f},{:.6f},{:.6f},{:.6f},{}\n", r.variant, r.lr,
+                        r.seed, r.num_parameters, r.steps, r.tokens_per_second, r.seconds, r.final_val_loss,
+                        r.best_val_loss, r.final_train_loss, r.full_val_loss,
+                        fs::relative(r.dir, out_dir).string());
     models::write_file_atomic(out_dir + "/summary.csv", csv);
 }
 
@@ -163,9 +166,7 @@ bool Sweep::train_run(const Job& j) {
     fs::remove_all(dir);  // a killed run's partial files: start it again
     fs::create_directories(dir);
     TrainOptions o = p_.base;
-    o.config.attention = v.attention;
-    if (v.out_proj) o.config.out_proj = *v.out_proj;
-    if (v.qk_dim) o.config.qk_dim = *v.qk_dim;
+    v.apply(o);
     o.lr = j.lr;
     o.seed = j.seed;
     o.out_dir = dir;
@@ -284,6 +285,30 @@ std::string SweepVariant::folder() const {
     return f;
 }
 
+namespace {
+// The value of key=VAL as a number, or a refusal naming the spec and what is expected.
+double variant_number(const std::string& spec, const std::string& key, const std::string& val,
+                      const char* expect, bool integer) {
+    size_t n = 0;
+    double x = NAN;
+    try {
+        x = integer ? static_cast<double>(std::stoll(val, &n)) : std::stod(val, &n);
+    } catch (const std::exception&) {
+        n = 0;
+    }
+    if (n == 0 || n != val.size() || !std::isfinite(x))
+        throw Error("tapegrad: sweep: variant '" + spec + "': " + key + " needs " + expect + ", not '" + val +
+                    "'");
+    return x;
+}
+
+void need_attention(const SweepVariant& v, const std::string& key, const char* want, const char* why) {
+    if (v.attention != want)
+        throw Error("tapegrad: sweep: variant '" + v.spec + "': " + key + " " + why + "; '" + v.attention +
+                    "' has no such " + (std::string(want) == "mha" ? "factors" : "form"));
+}
+}  // namespace
+
 SweepVariant parse_variant(const std::string& spec) {
     SweepVariant v;
     v.spec = spec;
@@ -300,27 +325,53 @@ SweepVariant parse_variant(const std::string& spec) {
         if (key == "out-proj" && (val == "on" || val == "off")) {
             v.out_proj = val == "on";
         } else if (key == "qk-dim") {
-            size_t n = 0;
-            long long r = 0;
-            try {
-                r = std::stoll(val, &n);
-            } catch (const std::exception&) {
-                n = 0;
-            }
-            if (n == 0 || n != val.size() || r < 1)
-                throw Error("tapegrad: sweep: variant '" + spec + "': qk-dim needs an integer >= 1, not '" +
-                            val + "'");
-            if (v.attention != "mha")
-                throw Error("tapegrad: sweep: variant '" + spec +
-                            "': qk-dim is the query/key width of mha; '" + v.attention +
-                            "' has no such factors");
-            v.qk_dim = r;
+            double r = variant_number(spec, key, val, "an integer >= 1", true);
+            if (r < 1) variant_number(spec, key, "", "an integer >= 1", true);
+            need_attention(v, key, "mha", "is the query/key width of mha");
+            v.qk_dim = static_cast<int64_t>(r);
+        } else if (key == "init" && val == "product") {
+            need_attention(v, key, "alt1", "builds alt1's S_h from factors");
+            v.init = val;
+        } else if (key == "init-gain") {
+            double g = variant_number(spec, key, val, "a number > 0", false);
+            if (!(g > 0)) variant_number(spec, key, "", "a number > 0", false);
+            need_attention(v, key, "mha", "scales mha's W_query and W_key");
+            v.init_gain = static_cast<float>(g);
+        } else if (key == "scores" && val == "zero") {
+            need_attention(v, key, "mha", "removes mha's query and key");
+            v.uniform = true;
+        } else if (key == "wd") {
+            double wd = variant_number(spec, key, val, "a number >= 0", false);
+            if (wd < 0) variant_number(spec, key, "", "a number >= 0", false);
+            v.weight_decay = wd;
+        } else if (key == "eval-seeds") {
+            double n = variant_number(spec, key, val, "an integer >= 1", true);
+            if (n < 1) variant_number(spec, key, "", "an integer >= 1", true);
+            v.eval_seeds = static_cast<int64_t>(n);
+        } else if (key == "lr-from" && !val.empty()) {
+            v.lr_from = val;
+        } else if (key == "name" && !val.empty() && val.find_first_of("/ ,+") == std::string::npos) {
+            v.name = val;
         } else {
             throw Error("tapegrad: sweep: variant '" + spec + "': '" + opt +
-                        "' is not understood (known: out-proj=on|off, qk-dim=R for mha)");
+                        "' is not understood (known: out-proj=on|off, qk-dim=R and init-gain=G and "
+                        "scores=zero for mha, init=product for alt1, wd=X, eval-seeds=N, lr-from=NAME, "
+                        "name=NAME)");
         }
     }
+    if (v.uniform && (v.qk_dim || v.init_gain != 1.0f))
+        throw Error("tapegrad: sweep: variant '" + spec + "': scores=zero has no query or key to size or scale");
     return v;
+}
+
+void SweepVariant::apply(TrainOptions& o) const {
+    o.config.attention = attention;
+    if (out_proj) o.config.out_proj = *out_proj;
+    if (qk_dim) o.config.qk_dim = *qk_dim;
+    o.config.init = init;
+    o.config.init_gain = init_gain;
+    o.config.uniform_attention = uniform;
+    if (weight_decay) o.weight_decay = *weight_decay;
 }
 
 std::string lr_folder(double lr) { return fmt::format("lr{:.0e}", lr); }
@@ -341,34 +392,98 @@ std::vector<SweepRun> finished_runs(const std::string& out_dir) {
     return runs;
 }
 
+double selection_loss(const SweepRun& r) {
+    return std::isfinite(r.full_val_loss) ? r.full_val_loss : r.final_val_loss;
+}
+
+namespace {
+// Mean selection_loss of v at lr over the selection seeds; nullopt when a run
+// is missing, +inf when one diverged (NaN).
+std::optional<double> selection_mean(const SweepPlan& plan, const std::string& spec, double lr,
+                                     const std::vector<SweepRun>& runs) {
+    double sum = 0;
+    size_t n = 0;
+    for (const SweepRun& r : runs)
+        if (r.variant == spec && r.lr == lr &&
+            std::count(plan.selection_seeds.begin(), plan.selection_seeds.end(), r.seed)) {
+            double l = selection_loss(r);
+            sum += std::isfinite(l) ? l : INFINITY;
+            n++;
+        }
+    if (n != plan.selection_seeds.size()) return std::nullopt;
+    return sum / static_cast<double>(n);
+}
+
+// The best lr of a grid, or nullopt while a run is missing.
+std::optional<double> best_lr(const SweepPlan& plan, const std::string& spec, const std::vector<double>& grid,
+                              const std::vector<SweepRun>& runs) {
+    double best = INFINITY, lr_best = grid.front();
+    for (double lr : grid) {
+        std::optional<double> m = selection_mean(plan, spec, lr, runs);
+        if (!m) return std::nullopt;
+        if (*m < best) {
+            best = *m;
+            lr_best = lr;
+        }
+    }
+    return lr_best;
+}
+}  // namespace
+
+std::vector<double> variant_grid(const SweepPlan& plan, const SweepVariant& v,
+                                 const std::vector<SweepRun>& runs) {
+    std::vector<double> grid = plan.lrs;
+    std::sort(grid.begin(), grid.end());
+    if (!plan.extend_lrs) return grid;
+    for (int ext = 0; ext < plan.max_extensions; ++ext) {
+        std::optional<double> best = best_lr(plan, v.spec, grid, runs);
+        if (!best) return grid;
+        if (*best == grid.front())
+            grid.insert(grid.begin(), grid.front() / 2);
+        else if (*best == grid.back() && grid.size() > 1)
+            grid.push_back(grid.back() * 2);
+        else
+            return grid;
+    }
+    return grid;
+}
+
 std::vector<std::pair<std::string, double>> chosen_lrs(const SweepPlan& plan,
                                                        const std::vector<SweepRun>& runs) {
+    std::map<std::string, double> by_label;
+    for (const SweepVariant& v : plan.variants) {
+        if (!v.selected()) continue;
+        std::vector<double> grid = variant_grid(plan, v, runs);
+        std::optional<double> best = best_lr(plan, v.spec, grid, runs);
+        if (!best) return {};  // not all selection runs finished
+        by_label[v.label()] = *best;
+    }
     std::vector<std::pair<std::string, double>> out;
     for (const SweepVariant& v : plan.variants) {
-        double best_lr = NAN, best = INFINITY;
-        for (double lr : plan.lrs) {
-            double sum = 0;
-            size_t n = 0;
-            for (const SweepRun& r : runs)
-                if (r.variant == v.spec && r.lr == lr &&
-                    std::count(plan.selection_seeds.begin(), plan.selection_seeds.end(), r.seed)) {
-                    sum += r.final_val_loss;
-                    n++;
-                }
-            if (n != plan.selection_seeds.size()) return {};  // not all selection runs finished
-            if (sum / static_cast<double>(n) < best) {
-                best = sum / static_cast<double>(n);
-                best_lr = lr;
-            }
-        }
-        out.emplace_back(v.spec, best_lr);
+        auto it = by_label.find(v.selected() ? v.label() : v.lr_from);
+        if (it == by_label.end())
+            throw Error("tapegrad: sweep: variant '" + v.spec + "' takes its lr from '" + v.lr_from +
+                        "', which is no selected variant's name");
+        out.emplace_back(v.spec, it->second);
     }
     return out;
+}
+
+std::vector<uint64_t> variant_eval_seeds(const SweepPlan& plan, const SweepVariant& v) {
+    std::vector<uint64_t> seeds = plan.eval_seeds.empty() ? plan.selection_seeds : plan.eval_seeds;
+    if (v.eval_seeds && static_cast<size_t>(*v.eval_seeds) < seeds.size())
+        seeds.resize(static_cast<size_t>(*v.eval_seeds));
+    return seeds;
 }
 
 int64_t run_sweep(const SweepPlan& p, int* stop_signal) {
     if (p.variants.empty() || p.lrs.empty() || p.selection_seeds.empty())
         throw Error("tapegrad: sweep: needs at least one variant, one --lrs value and one --seeds value");
+    const SweepVariant& lead = p.variants.front();
+    if (!lead.selected() || lead.eval_seeds)
+        throw Error("tapegrad: sweep: the first variant ('" + lead.spec +
+                    "') draws every seed's batch order, so it must run at every seed: it cannot take "
+                    "lr-from or eval-seeds (list another variant first)");
     if (dist::is_root()) fs::create_directories(p.out_dir);
     dist::barrier();
     Sweep sweep(p);
@@ -376,12 +491,39 @@ int64_t run_sweep(const SweepPlan& p, int* stop_signal) {
         if (stop_signal) *stop_signal = sweep.stop_signal();
         return sweep.trained();
     };
-    // Selection: for each lr and seed the first variant runs first (it writes the order).
+    // Selection: for each lr and seed the first variant runs first (it writes the
+    // order). With extend_lrs the grids grow from the finished runs; rank 0
+    // derives them and every rank builds the same job list from its message.
     std::vector<Job> jobs;
-    for (double lr : p.lrs)
-        for (uint64_t seed : p.selection_seeds)
-            for (const SweepVariant& v : p.variants) jobs.push_back({&v, lr, seed});
-    if (!sweep.run_all(jobs)) return ended();
+    std::vector<std::vector<double>> grids(p.variants.size());
+    for (int pass = 0;; ++pass) {
+        std::string msg;
+        if (dist::is_root()) {
+            std::vector<SweepRun> runs = finished_runs(p.out_dir);
+            for (const SweepVariant& v : p.variants) {
+                if (v.selected())
+                    for (double lr : variant_grid(p, v, runs)) msg += fmt::format("{:a} ", lr);
+                msg += "; ";
+            }
+        }
+        dist::broadcast(msg);
+        std::vector<std::vector<double>> now(p.variants.size());
+        std::istringstream is(msg);
+        for (size_t i = 0; i < p.variants.size(); ++i)
+            for (std::string w; is >> w && w != ";";) now[i].push_back(std::strtod(w.c_str(), nullptr));
+        if (pass > 0 && now == grids) break;
+        grids = now;
+        std::vector<double> all;
+        for (auto& g : grids) all.insert(all.end(), g.begin(), g.end());
+        std::sort(all.begin(), all.end());
+        all.erase(std::unique(all.begin(), all.end()), all.end());
+        jobs.clear();
+        for (double lr : all)
+            for (uint64_t seed : p.selection_seeds)
+                for (size_t i = 0; i < p.variants.size(); ++i)
+                    if (std::count(grids[i].begin(), grids[i].end(), lr)) jobs.push_back({&p.variants[i], lr, seed});
+        if (!sweep.run_all(jobs)) return ended();
+    }
     // Rank 0 reads the selection runs and tells every rank the chosen lrs.
     // Exact as hex floats (a NaN lr, every selection run diverged, included).
     std::string chosen_msg, msg_word;
@@ -394,10 +536,13 @@ int64_t run_sweep(const SweepPlan& p, int* stop_signal) {
         chosen.push_back(std::strtod(msg_word.c_str(), nullptr));
     if (chosen.size() != p.variants.size())
         throw Error("tapegrad: sweep: the selection runs are incomplete: no learning rate chosen");
-    const std::vector<uint64_t>& eval_seeds = p.eval_seeds.empty() ? p.selection_seeds : p.eval_seeds;
     jobs.clear();
+    const std::vector<uint64_t> eval_seeds = variant_eval_seeds(p, SweepVariant{});
     for (uint64_t seed : eval_seeds)
-        for (size_t i = 0; i < p.variants.size(); ++i) jobs.push_back({&p.variants[i], chosen[i], seed});
+        for (size_t i = 0; i < p.variants.size(); ++i) {
+            std::vector<uint64_t> mine = variant_eval_seeds(p, p.variants[i]);
+            if (std::count(mine.begin(), mine.end(), seed)) jobs.push_back({&p.variants[i], chosen[i], seed});
+        }
     if (!sweep.run_all(jobs)) return ended();
     if (dist::is_root()) fmt::print("{}\n", write_sweep_report(p));
     return ended();

@@ -2,8 +2,19 @@
 // another in one process, each run in its own folder, resumable.
 //
 // A variant is an attention name with optional overrides, written
-//   mha   alt1   mha:out-proj=off   alt1:out-proj=on
-// and its folder name is the spec with ':' turned into '+'.
+//   mha   alt1   mha:out-proj=off   alt1:out-proj=on   mha:qk-dim=128:out-proj=off
+// and its folder name is the spec with ':' turned into '+'. The keys:
+//   out-proj=on|off   the output projection
+//   qk-dim=R          mha: query/key width per head
+//   init=product      alt1: S_h from the factors mha with qk-dim C draws (models/gpt.h)
+//   init-gain=G       mha: W_query and W_key scaled by G after init
+//   scores=zero       mha: uniform causal attention (no query, no key)
+//   wd=X              this variant's weight decay
+//   eval-seeds=N      evaluated on the first N evaluation seeds only
+//   lr-from=NAME      no selection runs: evaluated at the lr chosen for variant NAME
+//   name=NAME         the variant's short name in reports and in lr-from (default: the spec)
+// The answer's arms (docs/results.md) are such specs, e.g. B is
+// mha:qk-dim=128:out-proj=off:name=B.
 //
 // Two phases (the design a reviewer expects, so the learning rate is not chosen
 // on the seeds that measure the result):
@@ -24,6 +35,7 @@
 // the finished runs (train/report/sweep_report.h).
 #pragma once
 
+#include <cmath>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,7 +49,18 @@ struct SweepVariant {
     std::string attention;
     std::optional<bool> out_proj;
     std::optional<int64_t> qk_dim;  // "qk-dim=R", mha only
+    std::string init = "default";
+    float init_gain = 1.0f;
+    bool uniform = false;                 // scores=zero
+    std::optional<double> weight_decay;   // wd=X
+    std::optional<int64_t> eval_seeds;    // eval-seeds=N
+    std::string lr_from;                  // lr-from=NAME ("" : selected on its own)
+    std::string name;                     // name=NAME ("": the spec)
     std::string folder() const;
+    const std::string& label() const { return name.empty() ? spec : name; }
+    bool selected() const { return lr_from.empty(); }
+    // The run's options: attention, config overrides and weight decay on top of base.
+    void apply(TrainOptions& o) const;
 };
 
 // Throws naming the spec and the part it does not understand.
@@ -50,6 +73,15 @@ struct SweepPlan {
     std::vector<uint64_t> selection_seeds, eval_seeds;  // eval_seeds empty: reuse selection seeds
     std::string out_dir;
     int64_t max_runs = -1;  // stop after this many runs in this invocation (-1: all)
+    // Learning rates that bracket: while a selected variant's best rate is the
+    // lowest or highest it tried, try half or twice that rate as well (at most
+    // max_extensions times per variant). Each variant then has its own grid.
+    bool extend_lrs = false;
+    int max_extensions = 3;
+    // The report's primary contrasts (variant names, first minus second), fixed
+    // before the runs, and the smallest effect of interest for equivalence tests.
+    std::vector<std::pair<std::string, std::string>> contrasts;
+    double sesoi = 0.02;
 };
 
 // One finished run, as done.json and summary.csv record it.
@@ -60,6 +92,7 @@ struct SweepRun {
     int64_t num_parameters = 0, steps = 0;
     double tokens_per_second = 0, seconds = 0;
     double final_val_loss = 0, best_val_loss = 0, final_train_loss = 0;
+    double full_val_loss = NAN;  // the final evaluation over the whole validation split (NaN: none)
     std::string dir;  // the run's folder
 };
 
@@ -87,9 +120,25 @@ int64_t run_sweep(const SweepPlan& plan, int* stop_signal = nullptr);
 // The finished runs under OUT (reads done.json files).
 std::vector<SweepRun> finished_runs(const std::string& out_dir);
 
-// Per variant, the lr with the lowest mean final val loss over the selection
-// seeds; empty when a selection run is missing.
+// The loss a run is selected and compared by: the final evaluation over the
+// whole validation split when the run made one, else the last eval_iter estimate.
+double selection_loss(const SweepRun& r);
+
+// The learning rates a selected variant tries: plan.lrs, extended at an edge
+// while plan.extend_lrs says so and the finished selection runs put the best
+// rate there (deterministic from the finished runs, so a resumed sweep derives
+// the same grid). A diverged lr (NaN loss) counts as the worst.
+std::vector<double> variant_grid(const SweepPlan& plan, const SweepVariant& v,
+                                 const std::vector<SweepRun>& runs);
+
+// Per variant (in plan order), the lr with the lowest mean selection_loss over
+// the selection seeds on its grid; an lr-from variant takes the lr chosen for
+// the variant it names. Empty when a selection run is missing.
 std::vector<std::pair<std::string, double>> chosen_lrs(const SweepPlan& plan,
                                                        const std::vector<SweepRun>& runs);
+
+// The evaluation seeds a variant runs: the plan's (or the selection seeds when
+// none), the first eval-seeds=N of them when the variant says so.
+std::vector<uint64_t> variant_eval_seeds(const SweepPlan& plan, const SweepVariant& v);
 
 }  // namespace tg::train
