@@ -50,6 +50,7 @@ int run_step_child(const Options& opt);
 void run_data(const Options& opt);
 int run_loader_child(const Options& opt, const std::string& dir);
 void run_dp(const Options& opt);
+void run_tiles(const Options& opt);  // bench_tiles.cpp
 int run_dp_child(const Options& opt);
 
 }  // namespace tg::bench

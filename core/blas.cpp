@@ -18,7 +18,7 @@ static std::vector<GemmCall>* g_gemm_log = nullptr;
 static std::mutex g_gemm_log_mu;
 void set_gemm_log(std::vector<GemmCall>* log) { g_gemm_log = log; }
 
-GemmTiles gemm_tiles(int64_t M, int64_t N, int64_t K, int64_t tile_work) {
+GemmTiles gemm_tiles(int64_t M, int64_t N, int64_t K, int64_t tile_work, int64_t min_side) {
     // P, the tile count: the largest power of two <= kMaxTiles leaving each tile
     // at least tile_work multiply-adds; 1 for a product below that.
     double work = static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
@@ -26,13 +26,13 @@ GemmTiles gemm_tiles(int64_t M, int64_t N, int64_t K, int64_t tile_work) {
     while (P < kMaxTiles && work / (2.0 * P) >= static_cast<double>(tile_work)) P *= 2;
     // The grid tm x tn == P with the least packing: each tile packs its rows of A
     // (K values per row) and its columns of B, so the grid packs K * (M*tn + N*tm)
-    // values. A tile keeps >= kMinTileSide rows and columns; P halves until one fits.
+    // values. A tile keeps >= min_side rows and columns; P halves until one fits.
     for (; P > 1; P /= 2) {
         GemmTiles best{0, 0};
         double best_cost = 0;
         for (int tm = 1; tm <= P; tm *= 2) {
             int tn = P / tm;
-            if ((tm > 1 && M < tm * kMinTileSide) || (tn > 1 && N < tn * kMinTileSide)) continue;
+            if ((tm > 1 && M < tm * min_side) || (tn > 1 && N < tn * min_side)) continue;
             double cost = static_cast<double>(M) * tn + static_cast<double>(N) * tm;
             if (best.rows == 0 || cost < best_cost) best = {tm, tn}, best_cost = cost;
         }

@@ -9,10 +9,11 @@
 // grid of tiles chosen from the shape (M, N, K) alone and computes every tile with
 // one single-threaded cblas_sgemm (inside a parallel region, where Debian's OpenMP
 // OpenBLAS does not split), the tiles spread over the pool (core/parallel.h). The
-// same tiles and the same calls on 1, 2 or 16 threads give the same bits. Tiles of at least
-// 256 x 256 run as fast as OpenBLAS's own split on this machine's step shapes
-// (`tapegrad_bench --only step` prints both); the price is that a small product
-// uses at most a few cores on a large machine.
+// same tiles and the same calls on 1, 2 or 16 threads give the same bits. Tiles
+// are at least 128 x 128 (issue 37: 256 x 256 gave a 512 x 768 x 768 projection
+// 4 tiles, so at most 4 busy cores), which gives the 124M step's smallest
+// products 16 tiles; docs/performance.md ("Tiles that scale") has what the
+// smaller tiles cost here and a model of their scaling to 32 cores.
 #pragma once
 
 #include <cstdint>
@@ -36,11 +37,13 @@ struct GemmTiles {
 };
 inline constexpr int64_t kTileWork = int64_t{1} << 24;
 inline constexpr int kMaxTiles = 64;
-inline constexpr int64_t kMinTileSide = 256;
+inline constexpr int64_t kMinTileSide = 128;
 // A matrix-vector product (M == 1) reads each of B's values once: memory-bound,
 // it gains from a second thread at a smaller size, so its tiles are smaller.
 inline constexpr int64_t kVecTileWork = int64_t{1} << 18;
-GemmTiles gemm_tiles(int64_t M, int64_t N, int64_t K, int64_t tile_work = kTileWork);
+// min_side other than kMinTileSide: for the bench's scaling model only (gemm() never passes it).
+GemmTiles gemm_tiles(int64_t M, int64_t N, int64_t K, int64_t tile_work = kTileWork,
+                     int64_t min_side = kMinTileSide);
 
 // GEMM log, for the benchmark's sgemm bound: while on, every gemm() call's shape
 // and flags are appended.

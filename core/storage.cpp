@@ -2,6 +2,7 @@
 
 #include "core/memory.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -45,6 +46,8 @@ std::shared_ptr<Storage> Storage::allocate(size_t n) {
             p.stats.bytes_pooled -= n * sizeof(float);
         }
         p.stats.bytes_live += n * sizeof(float);
+        p.stats.bytes_held_peak =
+            std::max(p.stats.bytes_held_peak, p.stats.bytes_live + p.stats.bytes_pooled);
     }
     if (!data) {
         // 64-byte alignment keeps SIMD loads and BLAS panels on cache lines.
@@ -86,6 +89,11 @@ void pool_release_all() {
         for (float* f : v) std::free(f);
     p.free.clear();
     p.stats.bytes_pooled = 0;
+}
+
+void pool_reset_peak() {
+    std::lock_guard<std::mutex> lock(pool().mu);
+    pool().stats.bytes_held_peak = pool().stats.bytes_live + pool().stats.bytes_pooled;
 }
 
 }  // namespace tg

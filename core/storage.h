@@ -42,8 +42,16 @@ struct PoolStats {
     size_t reuses = 0;             // requests served from the pool
     size_t bytes_live = 0;         // bytes in use by live Storage
     size_t bytes_pooled = 0;       // bytes parked in the pool
+    size_t bytes_held_peak = 0;    // the most bytes_live + bytes_pooled reached since pool_reset_peak()
 };
 PoolStats pool_stats();
-void pool_release_all();  // give parked buffers back to the system
+// Give parked buffers back to the system. The pool is keyed by exact size, so a
+// run of other shapes never reuses the buffers a finished run parked (issue 37:
+// `compare` peaked at the sum of its runs). tg::train::Trainer calls this when it
+// is destroyed; a downstream program that runs models of different shapes one
+// after another without a Trainer calls it between them, once the first run's
+// tensors are gone. Live buffers are untouched.
+void pool_release_all();
+void pool_reset_peak();  // bytes_held_peak = what is held now
 
 }  // namespace tg

@@ -131,6 +131,10 @@ TEST_CASE("the tile grid depends on the shape only: power-of-two counts, wide en
     CHECK(head.rows == 1);  // a wide C is cut into column panels: A is packed once per panel
     GemmTiles wgrad = gemm_tiles(50257, 768, 512);
     CHECK(wgrad.cols == 1);  // a tall C into row panels
+    // Issue 37: the 124M step's smallest products (a 768 x 768 projection of 512
+    // rows, its input gradient and its weight gradient) have >= 16 tiles.
+    CHECK(tiles(512, 768, 768) >= 16);
+    CHECK(tiles(768, 768, 512) >= 16);
     for (int64_t M : {1, 16, 33, 512, 3072})
         for (int64_t N : {1, 31, 768, 50257})
             for (int64_t K : {1, 64, 768, 50257}) {

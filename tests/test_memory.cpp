@@ -13,8 +13,8 @@
 #include "core/ops.h"
 #include "models/gpt.h"
 #include "test_util.h"
-#include "train/observers/memory_profile.h"
 #include "train/loop/trainer.h"
+#include "train/observers/memory_profile.h"
 #include "train_test_util.h"
 
 using namespace tg;
@@ -240,4 +240,63 @@ TEST_CASE("recompute_in_backward frees layer_norm's and gelu's outputs and backw
     CHECK(freed[0]);
     CHECK(freed[1]);
     for (size_t i = 0; i < on.size(); ++i) CHECK(on[i] == off[i]);  // exact: the same expression refills
+}
+
+// Issue 37: the pool is keyed by exact size, so without a return between runs a
+// second run of other shapes starts on top of the first run's parked buffers.
+// The pool's own high-water mark (live + parked bytes) of two different-shaped
+// runs one after another stays at the larger run's (+5%), not their sum.
+TEST_CASE("a second run of other shapes does not add its pool to the first run's", "[memory][pool]") {
+    auto run_a = [] {
+        TrainOptions o = test::tiny_run();
+        o.config.emb_dim = 32;
+        o.max_steps = 3;
+        Trainer(o).run();
+    };
+    auto run_b = [] {
+        TrainOptions o = test::tiny_run();
+        o.config.context_length = 24;
+        o.config.emb_dim = 24;
+        o.max_steps = 3;
+        Trainer(o).run();
+    };
+    auto peak_of = [](auto&&... runs) {
+        pool_release_all();
+        pool_reset_peak();
+        (runs(), ...);
+        return pool_stats().bytes_held_peak;
+    };
+    const size_t a = peak_of(run_a), b = peak_of(run_b), both = peak_of(run_a, run_b);
+    INFO("pool peak: a " << a << " bytes, b " << b << ", a then b " << both);
+    CHECK(a > 0);
+    CHECK(b > 0);
+    CHECK(static_cast<double>(both) <= 1.05 * static_cast<double>(std::max(a, b)));
+    CHECK(pool_stats().bytes_pooled == 0);  // the last Trainer returned its buffers too
+}
+
+// The preset the experiments run, as `tapegrad compare` runs it (one process,
+// train_model per variant): mha then alt1 peak at the larger of the two.
+TEST_CASE("compare's runs on the small preset peak at the larger run's pool", "[memory][pool]") {
+    auto run = [](const char* attention) {
+        return [attention] {
+            TrainOptions o = test::tiny_run();
+            o.config = models::preset("small");
+            o.config.attention = attention;
+            o.batch_size = 2;
+            o.max_steps = 1;
+            o.eval_freq = 0;
+            o.sample_tokens = 0;
+            train_model(o);
+        };
+    };
+    auto peak_of = [](auto&&... runs) {
+        pool_release_all();
+        pool_reset_peak();
+        (runs(), ...);
+        return pool_stats().bytes_held_peak;
+    };
+    const size_t mha = peak_of(run("mha")), alt1 = peak_of(run("alt1")),
+                 both = peak_of(run("mha"), run("alt1"));
+    INFO("pool peak: mha " << mha << " bytes, alt1 " << alt1 << ", mha then alt1 " << both);
+    CHECK(static_cast<double>(both) <= 1.05 * static_cast<double>(std::max(mha, alt1)));
 }

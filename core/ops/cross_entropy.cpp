@@ -6,6 +6,11 @@
 // stored, only lse per row. dx[r, v] reads x[r, v] alone, so with memory saving
 // on the tape may hand backward the logits' own buffer for their gradient
 // (TapeEntry::grad_over_input, core/memory.h): one [N, V] buffer, not two.
+// exp is vm::exp (core/vmath.h, <= 1 ulp): the forward reads a row twice (the
+// max, then exp and its sum in one pass through a block on the stack), the
+// backward once (exp, scale and the write of the gradient in one pass). The
+// gradient cannot be written in the forward: g is known only in backward, and
+// keeping softmax there would be the [N, V] buffer the fusion saves.
 #include <fmt/format.h>
 
 #include <cmath>
@@ -13,8 +18,47 @@
 
 #include "core/ops.h"
 #include "core/parallel.h"
+#include "core/vmath.h"
 
 namespace tg {
+namespace {
+
+// max_v x_v in 16 lanes (exact, so the serial loop's value; see softmax.cpp).
+float row_max(const float* x, int64_t n) {
+    constexpr int L = 16;
+    float lane[L];
+    for (float& l : lane) l = -std::numeric_limits<float>::infinity();
+    int64_t i = 0;
+    for (; i + L <= n; i += L)
+        for (int j = 0; j < L; ++j) lane[j] = std::max(lane[j], x[i + j]);
+    float m = -std::numeric_limits<float>::infinity();
+    for (; i < n; ++i) m = std::max(m, x[i]);
+    for (float l : lane) m = std::max(m, l);
+    return m;
+}
+
+// log sum_v exp(x_v) = m + log sum_v exp(x_v - m): exp of a block of 512 into a
+// stack buffer (the vectorised loop), summed into 8 double lanes in a fixed order.
+float row_lse(const float* x, int64_t n) {
+    constexpr int64_t B = 512;
+    constexpr int L = 8;
+    const float m = row_max(x, n);
+    float e[B];
+    double lane[L] = {};
+    for (int64_t b = 0; b < n; b += B) {
+        const int64_t len = std::min(B, n - b);
+        for (int64_t i = 0; i < len; ++i) e[i] = vm::exp(x[b + i] - m);
+        int64_t i = 0;
+        for (; i + L <= len; i += L)
+            for (int j = 0; j < L; ++j) lane[j] += static_cast<double>(e[i + j]);
+        for (; i < len; ++i) lane[0] += static_cast<double>(e[i]);
+    }
+    double s = 0;
+    for (int j = 0; j < L; ++j) s += lane[j];
+    return m + static_cast<float>(std::log(s));
+}
+
+}  // namespace
 
 Tensor cross_entropy(const Tensor& logits, const Ids& targets, int64_t ignore_index, Loc loc) {
     if (logits.dim() < 2)
@@ -35,12 +79,7 @@ Tensor cross_entropy(const Tensor& logits, const Ids& targets, int64_t ignore_in
     parallel_for(N, rows_grain, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
             if (targets.data[r] == ignore_index) continue;
-            const float* x = xc.data() + r * V;
-            float m = -std::numeric_limits<float>::infinity();
-            for (int64_t v = 0; v < V; ++v) m = std::max(m, x[v]);
-            double s = 0;
-            for (int64_t v = 0; v < V; ++v) s += std::exp(x[v] - m);  // float exp, double sum
-            lse[r] = m + static_cast<float>(std::log(s));
+            lse[r] = row_lse(xc.data() + r * V, V);
         }
     });
     double total = 0;  // in row order, serially: the loss does not depend on the thread count
@@ -68,9 +107,9 @@ Tensor cross_entropy(const Tensor& logits, const Ids& targets, int64_t ignore_in
                        }
                        float l = lse[r];
                        if (gi[0].accumulate)
-                           for (int64_t v = 0; v < V; ++v) d[v] += std::exp(x[v] - l) * scale;
+                           for (int64_t v = 0; v < V; ++v) d[v] += vm::exp(x[v] - l) * scale;
                        else
-                           for (int64_t v = 0; v < V; ++v) d[v] = std::exp(x[v] - l) * scale;
+                           for (int64_t v = 0; v < V; ++v) d[v] = vm::exp(x[v] - l) * scale;
                        d[t] -= scale;
                    }
                });

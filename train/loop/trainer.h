@@ -28,16 +28,18 @@
 #include <string>
 #include <vector>
 
+#include "core/storage.h"
 #include "models/gpt.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
+#include "train/data/shard_loader.h"
 #include "train/data/text_loader.h"
 #include "train/dist/grad_reducer.h"
 #include "train/loop/observer.h"
 #include "train/data/shard_loader.h"
 #include "train/data/vocab_map.h"
-#include "train/tokenizer/tokenizer.h"
 #include "train/run/wall_time.h"
+#include "train/tokenizer/tokenizer.h"
 
 namespace tg::train {
 
@@ -213,6 +215,16 @@ private:
     // judge_step() on a non-finite value: true to skip the step; throws to stop.
     bool handle_nonfinite(double loss, double gnorm, int64_t step);
 
+    // First member, so destroyed last: once the model, optimizer state and
+    // loaders have parked their buffers, they go back to the system
+    // (pool_release_all, core/storage.h), and a next run of other shapes starts
+    // from what is live, not from this run's pool.
+    struct PoolReturn {
+        PoolReturn() = default;
+        PoolReturn(const PoolReturn&) = delete;
+        PoolReturn& operator=(const PoolReturn&) = delete;
+        ~PoolReturn() { pool_release_all(); }
+    } pool_return_;
     TrainOptions o_;
     std::chrono::steady_clock::time_point t0_;
     Tokenizer tok_;
