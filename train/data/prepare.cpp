@@ -17,6 +17,7 @@
 #include "models/safetensors.h"
 #include "train/data/text_loader.h"
 #include "train/data/shards.h"
+#include "train/io/json_text.h"
 
 namespace tg::train {
 namespace fs = std::filesystem;
@@ -307,7 +308,7 @@ PrepareResult prepare(const PrepareOptions& o, std::ostream& warnings) {
         {"tokens", {{"train", train.tokens}, {"val", val.tokens}}},
         {"shards", shards}};
     if (o.format == "jsonl") manifest["text_field"] = o.text_field;
-    models::write_file_atomic(o.out_dir + "/manifest.json", manifest.dump(2) + "\n");
+    write_json_file(o.out_dir + "/manifest.json", manifest);
 
     res.documents_train = train.documents;
     res.documents_val = val.documents;

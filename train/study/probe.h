@@ -19,11 +19,12 @@
 // S (LAPACK). Rows go to dynamics.csv every `every` steps (and at step 0).
 #pragma once
 
-#include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "models/gpt.h"
+#include "train/io/checked_file.h"
 #include "train/loop/observer.h"
 
 namespace tg::train {
@@ -76,7 +77,7 @@ private:
     int64_t every_, step_ = -1;
     bool active_ = false;
     std::vector<HeadDynamics> rows_;
-    std::FILE* csv_ = nullptr;
+    std::unique_ptr<CheckedFile> csv_;  // every write checked
     double seconds_ = 0;
 };
 
