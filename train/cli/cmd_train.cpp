@@ -20,17 +20,18 @@
 
 #include "core/blas.h"
 #include "models/safetensors.h"
-#include "train/run/preflight.h"
 #include "train/cli/commands.h"
 #include "train/cli/flags.h"
 #include "train/dist/mpi.h"
-#include "train/study/same_function_fork.h"
+#include "train/io/json_text.h"
 #include "train/report/report_md.h"
+#include "train/run/preflight.h"
 #include "train/run/run_dir.h"
 #include "train/run/stop_policy.h"
 #include "train/run/summary.h"
 #include "train/study/sweep.h"
 #include "train/run/wall_time.h"
+#include "train/study/same_function_fork.h"
 
 namespace tg::cli {
 namespace {
@@ -200,7 +201,7 @@ int run_compare(TrainFlags& f, std::string out, const std::vector<std::string>& 
         fmt::print("wrote {}/report.md and plots\n{}\n", out, html);
         fmt::print("{}", whole.format("compare wall time"));
         wall_json["compare"] = whole.to_json();
-        models::write_file_atomic(out + "/wall_time.json", wall_json.dump(2) + "\n");
+        train::write_json_file(out + "/wall_time.json", wall_json);
     }
     return 0;
 }

@@ -19,6 +19,7 @@
 #include "train/data/text_loader.h"
 #include "train/data/shards.h"
 #include "train/data/vocab_map.h"
+#include "train/io/json_text.h"
 
 namespace tg::train {
 namespace fs = std::filesystem;
@@ -341,7 +342,7 @@ PrepareResult prepare(const PrepareOptions& o, std::ostream& warnings) {
     } else {
         manifest["vocabulary"] = {{"kind", "gpt2"}, {"size", 50257}};
     }
-    models::write_file_atomic(o.out_dir + "/manifest.json", manifest.dump(2) + "\n");
+    write_json_file(o.out_dir + "/manifest.json", manifest);
 
     res.documents_train = train.documents;
     res.documents_val = val.documents;

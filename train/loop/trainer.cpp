@@ -9,16 +9,20 @@
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "core/memory.h"
 #include "models/checkpoint.h"
 #include "models/gpt2_hf.h"
 #include "optim/adamw.h"
 #include "optim/sgd.h"
-#include "train/run/preflight.h"
 #include "train/dist/mpi.h"
-#include "train/run/stop_policy.h"
+#include "train/io/json_text.h"
+#include "train/io/read_file.h"
 #include "train/observers/standard.h"
+#include "train/run/preflight.h"
+#include "train/run/run_dir.h"
+#include "train/run/stop_policy.h"
 
 namespace tg::train {
 namespace {
@@ -46,7 +50,26 @@ double since(std::chrono::steady_clock::time_point t) {
 
 std::string num(double v) { return std::isnan(v) ? std::string("nan") : fmt::format("{}", v); }  // not "-nan"
 
+// 64 random bits in hex: a run's identity (collisions are not a concern at 2^-64).
+std::string new_run_id() {
+    std::random_device rd;
+    uint64_t v = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+    return fmt::format("{:016x}", v);
+}
+
+// An evaluation as JSON and back; a NaN loss is null in JSON.
+json eval_to_json(const EvalPoint& e) {
+    auto n = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
+    return json::array({e.epoch, e.step, e.tokens_seen, n(e.train_loss), n(e.val_loss)});
+}
+EvalPoint eval_from_json(const json& j) {
+    auto n = [](const json& v) { return v.is_null() ? std::nan("") : v.get<double>(); };
+    return {j.at(0).get<int64_t>(), j.at(1).get<int64_t>(), j.at(2).get<int64_t>(), n(j.at(3)), n(j.at(4))};
+}
+
 }  // namespace
+
+std::string run_id_path(const std::string& out_dir) { return out_dir + "/run_id"; }
 
 Trainer::Trainer(const TrainOptions& o)
     : o_(o), t0_(std::chrono::steady_clock::now()),
@@ -122,6 +145,7 @@ Trainer::Trainer(const TrainOptions& o)
     if (o.warmup > 0 || o.min_lr)
         schedule_ = std::make_unique<optim::WarmupCosine>(optim::WarmupCosine{
             o.lr, o.min_lr.value_or(0.0), o.min_lr.value_or(0.0), o.warmup, total_steps_});
+    res_.run_id = new_run_id();  // a resumed run takes its checkpoint's
     if (!o.resume_path.empty()) resume(o.resume_path);
     res_.num_parameters = model_->num_parameters();
     res_.wall.startup = since(t0_);
@@ -243,6 +267,12 @@ TrainResult Trainer::run() {
         loop();
     } catch (const DivergedStop&) {
         diverged = true;  // no checkpoint of these weights: the one on disk is the last good one
+    } catch (const Error& e) {
+        // A failed write (or any error) mid-run: no checkpoint of a step the logs
+        // may not hold; the one on disk is kept, and said.
+        if (res_.saved_path.empty()) throw;
+        throw Error(fmt::format("{}\n  kept: the checkpoint '{}' (step {}; continue with --resume {})",
+                                e.what(), res_.saved_path, res_.saved_step, res_.saved_path));
     }
     for (StepObserver* ob : observers_) ob->end_run();
     res_.tokens_seen = pos_.tokens_seen;
@@ -313,8 +343,16 @@ std::map<std::string, std::string> Trainer::checkpoint_metadata() const {
                {"elapsed_s", elapsed()},
                {"train_seconds", res_.train_seconds},
                {"skipped_steps", pos_.skipped_steps}};
-    std::map<std::string, std::string> meta = {{"tapegrad.train", st.dump()},
-                                               {"tapegrad.optimizer_type", o_.optimizer}};
+    json history = {{"samples", res_.samples},
+                    {"sample_ids", res_.sample_ids},
+                    {"book_lines", res_.book_lines},
+                    {"evals", json::array()}};
+    for (const EvalPoint& e : res_.evals) history["evals"].push_back(eval_to_json(e));
+    std::map<std::string, std::string> meta = {
+        {"tapegrad.train", json_text(st, "the checkpoint's training position")},
+        {"tapegrad.history", json_text(history, "the checkpoint's run history")},
+        {"tapegrad.run_id", res_.run_id},
+        {"tapegrad.optimizer_type", o_.optimizer}};
     if (vocab_) meta["tapegrad.vocab"] = vocab_->to_json();  // generate decodes through it
     return meta;
 }
@@ -322,11 +360,14 @@ std::map<std::string, std::string> Trainer::checkpoint_metadata() const {
 void Trainer::save(const std::string& path) {
     // Every rank holds the same weights, optimizer state, generator and position,
     // so rank 0's checkpoint is the run's, whatever the number of ranks.
+    // saved_* name the checkpoint on disk: set once it is written (a failed
+    // write leaves the previous one there, and the message names that one).
+    if (dist::is_root()) {
+        PhaseTimer timer(res_.wall.checkpoints);
+        models::save_checkpoint(path, *model_, opt_.get(), checkpoint_metadata());
+    }
     res_.saved_path = path;
     res_.saved_step = pos_.global_step;
-    if (!dist::is_root()) return;
-    PhaseTimer timer(res_.wall.checkpoints);
-    models::save_checkpoint(path, *model_, opt_.get(), checkpoint_metadata());
 }
 
 void Trainer::resume(const std::string& path) {
@@ -360,6 +401,46 @@ void Trainer::resume(const std::string& path) {
     } catch (const json::exception& e) {
         throw Error("tapegrad: --resume: '" + path + "': malformed training position: " + e.what());
     }
+    restore_history(st, path);
+    // Older checkpoints carry no identity: they resume anywhere, as before.
+    if (auto id = st.metadata.find("tapegrad.run_id"); id != st.metadata.end()) {
+        res_.run_id = id->second;
+        check_run_folder(path);
+    }
+}
+
+// What summary.json reports of the steps before the checkpoint (older
+// checkpoints have none: the summary then starts at the resume).
+void Trainer::restore_history(const models::SafeTensors& st, const std::string& path) {
+    auto it = st.metadata.find("tapegrad.history");
+    if (it == st.metadata.end()) return;
+    try {
+        json h = json::parse(it->second);
+        res_.samples = h.at("samples").get<std::vector<std::string>>();
+        res_.sample_ids = h.at("sample_ids").get<std::vector<std::vector<int64_t>>>();
+        res_.book_lines = h.at("book_lines").get<std::string>();
+        for (const json& e : h.at("evals")) res_.evals.push_back(eval_from_json(e));
+    } catch (const json::exception& e) {
+        throw Error("tapegrad: --resume: '" + path + "': malformed run history: " + e.what());
+    }
+}
+
+// --out must be this run's folder (its run_id), or hold no run yet.
+void Trainer::check_run_folder(const std::string& checkpoint) const {
+    if (o_.out_dir.empty()) return;
+    std::string held;
+    if (std::filesystem::exists(run_id_path(o_.out_dir))) {
+        held = read_file(run_id_path(o_.out_dir), "--out");
+        while (!held.empty() && (held.back() == '\n' || held.back() == ' ')) held.pop_back();
+    } else if (!holds_run(o_.out_dir)) {
+        return;  // a fresh folder: the run continues there
+    }
+    if (held == res_.run_id) return;
+    throw Error(fmt::format(
+        "tapegrad: --resume: checkpoint '{}' belongs to run {}, but --out '{}' holds {}: resuming there "
+        "would append one run's history to another's; give the run's own folder or a new one",
+        checkpoint, res_.run_id, o_.out_dir,
+        held.empty() ? std::string("a run without a run id (not this checkpoint's)") : "run " + held));
 }
 
 TrainResult train_model(const TrainOptions& opt) {

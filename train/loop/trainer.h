@@ -33,15 +33,21 @@
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
 #include "train/data/shard_loader.h"
+#include "train/data/vocab_map.h"
 #include "train/data/text_loader.h"
 #include "train/dist/grad_reducer.h"
 #include "train/loop/observer.h"
-#include "train/data/shard_loader.h"
-#include "train/data/vocab_map.h"
 #include "train/run/wall_time.h"
 #include "train/tokenizer/tokenizer.h"
 
+namespace tg::models {
+struct SafeTensors;
+}
+
 namespace tg::train {
+
+// <out>/run_id: the identity of the run that writes the folder (TrainResult::run_id).
+std::string run_id_path(const std::string& out_dir);
 
 struct TrainOptions {
     models::GPTConfig config = models::preset("gpt2-124m");
@@ -110,8 +116,10 @@ struct TrainResult {
     int64_t steps = 0, tokens_seen = 0;
     double seconds = 0, train_seconds = 0;  // wall time; time inside optimizer steps
     std::vector<EvalPoint> evals;
-    std::vector<double> step_losses;   // the training batch loss of every step
-    std::vector<std::string> samples;  // one per finished epoch
+    std::vector<double> step_losses;  // the training batch loss of every step
+    // One per finished epoch: the text (decoded bytes) and its exact token ids.
+    std::vector<std::string> samples;
+    std::vector<std::vector<int64_t>> sample_ids;
     // --sample-kv-cache check: epochs whose cached sample equalled / differed from the uncached one.
     int64_t sample_cache_equal = 0, sample_cache_differ = 0;
     double probe_seconds = 0;
@@ -124,6 +132,10 @@ struct TrainResult {
     // adds what lies around it (preflight, summary, report) and its own total.
     WallTime wall;
     std::string book_lines;  // the printed "Ep .. (Step ..)" lines
+    // The run's identity: made when it starts, carried by its checkpoints
+    // (tapegrad.run_id) and its --out folder (<out>/run_id), so that --resume
+    // into another run's folder is refused.
+    std::string run_id;
     // How the run ended early, if it did: "SIGINT"/"SIGTERM" (stopped cleanly
     // between steps) or "nonfinite" (diverged; `diverged` says where).
     std::string stopped_by, diverged;
@@ -181,6 +193,9 @@ public:
     // The metadata save() writes beside the weights: the training position
     // (tapegrad.train: data position, generator state, clock) and the optimizer
     // type. The fork writes it with converted weights.
+    // tapegrad.history holds what summary.json reports of the steps so far
+    // (samples, their ids, book lines, evaluations), so a resumed run's summary
+    // keeps them; tapegrad.run_id the run's identity.
     std::map<std::string, std::string> checkpoint_metadata() const;
 
     // For observers and tests.
@@ -210,6 +225,8 @@ public:
 
 private:
     void resume(const std::string& path);
+    void restore_history(const models::SafeTensors& st, const std::string& path);
+    void check_run_folder(const std::string& checkpoint) const;
     void loop();
     void save_every();
     // judge_step() on a non-finite value: true to skip the step; throws to stop.

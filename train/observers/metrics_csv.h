@@ -1,12 +1,15 @@
 // metrics.csv: one row per optimizer step, flushed as written, so an interrupted
 // run keeps everything it logged. train_loss and val_loss are filled on the rows
 // where evaluation ran. The file is created with the first row, so a run that
-// fails before its first step leaves no header-only metrics.csv behind.
+// fails before its first step leaves no header-only metrics.csv behind. Every
+// write is checked (train/io/checked_file.h): a failed one stops the run.
 #pragma once
 
-#include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
+
+#include "train/io/checked_file.h"
 
 namespace tg::train {
 
@@ -28,7 +31,7 @@ public:
 private:
     std::string path_;
     bool append_;
-    std::FILE* f_ = nullptr;
+    std::unique_ptr<CheckedFile> f_;
 };
 
 }  // namespace tg::train

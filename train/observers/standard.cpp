@@ -10,9 +10,11 @@
 
 #include "core/tape.h"
 #include "models/generate.h"
-#include "train/run/clock.h"
+#include "models/safetensors.h"
 #include "train/dist/grad_reducer.h"
 #include "train/dist/mpi.h"
+#include "train/io/checked_file.h"
+#include "train/run/clock.h"
 
 namespace tg::train {
 namespace {
@@ -102,6 +104,10 @@ void Metrics::end_step(const StepInfo& info) {
         row.val_loss = eval_.this_step()->val_loss;
     }
     writer_.write(row);
+    if (!wrote_id_) {  // with the first row: a run that fails before it leaves no folder
+        models::write_file_atomic(run_id_path(t_.options().out_dir), t_.result().run_id + "\n");
+        wrote_id_ = true;
+    }
 }
 
 void Progress::end_step(const StepInfo& info) {
@@ -145,6 +151,7 @@ void Samples::end_epoch(int64_t) {
     for (char& c : text)
         if (c == '\n') c = ' ';
     t_.result().samples.push_back(text);
+    t_.result().sample_ids.push_back(out);
     if (!o.quiet) {
         clear_progress_line();
         std::cout << text << std::endl;
@@ -183,6 +190,12 @@ void Profile::after_update(double) {
 StandardObservers::StandardObservers(Trainer& t) {
     const TrainOptions& o = t.options();
     bool append = !o.resume_path.empty();
+    // A resumed run's files go back to its checkpoint's step: the rows a killed
+    // process logged after it are trained again, and must not appear twice.
+    if (append && !o.out_dir.empty() && dist::is_root()) {
+        cut_csv_rows(o.out_dir + "/metrics.csv", 1, t.position().global_step);
+        cut_csv_rows(o.out_dir + "/dynamics.csv", 0, t.position().global_step);
+    }
     // Under mpirun rank 0 alone writes files and prints; the other ranks
     // evaluate (their rows of each batch) and probe (their share of G), nothing else.
     const bool root = dist::is_root();

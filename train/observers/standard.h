@@ -2,7 +2,9 @@
 //   Evaluation   every eval_freq steps (from step 0): mean loss over eval_iter
 //                batches of each loader, in eval mode with no tape; prints the
 //                book's "Ep 1 (Step 000000): Train loss .., Val loss .." lines
-//   Metrics      one flushed row of <out>/metrics.csv per step
+//   Metrics      one flushed row of <out>/metrics.csv per step, and <out>/run_id
+//                with the first (a resumed run's CSVs are cut back to its
+//                checkpoint's step first)
 //   Progress     the one-line progress display on a terminal
 //   Samples      after each epoch a greedy sample from the start context
 //   Profile      --profile: a per-op and per-phase memory profile of the second
@@ -15,12 +17,12 @@
 #include <memory>
 #include <optional>
 
+#include "train/loop/trainer.h"
 #include "train/observers/final_eval.h"
 #include "train/observers/memory_profile.h"
 #include "train/observers/metrics_csv.h"
-#include "train/study/probe.h"
 #include "train/observers/tape_dump.h"
-#include "train/loop/trainer.h"
+#include "train/study/probe.h"
 
 namespace tg::train {
 
@@ -46,6 +48,7 @@ private:
     Trainer& t_;
     const Evaluation& eval_;
     MetricsWriter writer_;
+    bool wrote_id_ = false;  // <out>/run_id, written with the first row
 };
 
 class Progress : public StepObserver {

@@ -12,6 +12,7 @@
 
 #include "models/safetensors.h"
 #include "train/io/csv.h"
+#include "train/io/json_text.h"
 #include "train/io/read_file.h"
 #include "train/report_html_template.h"  // generated: kReportHtmlTemplate
 
@@ -63,7 +64,7 @@ nlohmann::json run_json(const HtmlRun& run) {
 // strings, where \u003c is the same character, so no "</script>" or "<!--" in a
 // sample text can end the element early.
 std::string script_safe_json(const nlohmann::json& j) {
-    std::string s = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string s = json_text(j, "report.html");
     std::string out;
     out.reserve(s.size());
     for (char c : s) {

@@ -11,8 +11,10 @@
 
 #include "models/safetensors.h"
 #include "train/io/csv.h"
+#include "train/io/json_text.h"
 #include "train/report/plots.h"
 #include "train/report/report_html.h"
+#include "train/run/summary.h"
 
 namespace tg::train {
 namespace fs = std::filesystem;
@@ -150,6 +152,25 @@ std::vector<std::string> run_variants(const std::string& run_dir) {
     return out;
 }
 
+// The settings the report is about: the first run's full configuration
+// (summary.json), and for every other run what differs from it (the attention
+// variant, and anything else a user should see before comparing the numbers).
+static std::string configuration_section(const std::vector<std::string>& variants,
+                                         const std::vector<nlohmann::json>& sums) {
+    if (!sums[0].contains("configuration"))
+        return "\nThe runs record no full configuration (made by an older tapegrad).\n";
+    std::string md = "\nConfiguration of " + variants[0] + " (every setting that changes the numbers): `" +
+                     json_text(sums[0]["configuration"], "report.md") + "`\n";
+    for (size_t i = 1; i < variants.size(); ++i) {
+        std::string d =
+            configuration_diff(sums[0]["configuration"], sums[i].value("configuration", nlohmann::json()),
+                               variants[0], variants[i]);
+        md +=
+            "\n" + variants[i] + (d.empty() ? " has the same configuration.\n" : " differs in: " + d + ".\n");
+    }
+    return md;
+}
+
 // Every input is read and checked before the first plot is drawn, so a damaged
 // run is refused naming the file and leaves no partial plots/ behind; if gnuplot
 // fails midway, a plots/ folder this call created is removed again.
@@ -190,10 +211,11 @@ std::string write_report(const std::string& run_dir) {
         throw;
     }
     md +=
-        "\nSettings: " + sums[0]["config"].dump() +
+        "\nSettings: " + json_text(sums[0]["config"], "report.md") +
         fmt::format(", lr {}, weight decay {}, seed {}, batch {}, epochs {}.\n", sums[0]["lr"].get<double>(),
                     sums[0]["weight_decay"].get<double>(), sums[0]["seed"].get<uint64_t>(),
                     sums[0]["batch_size"].get<int64_t>(), sums[0]["epochs"].get<int64_t>());
+    md += configuration_section(variants, sums);
     md += "\n![loss](loss.png)\n\n## Loss lines\n\n";
     for (size_t i = 0; i < variants.size(); ++i)
         md += "**" + variants[i] + "**\n```\n" + sums[i]["book_lines"].get<std::string>() + "```\n";

@@ -73,6 +73,10 @@ void preflight(const TrainOptions& o) {
                                                             : "no such file"));
     if (!o.save_path.empty()) check_writable_file("--save", o.save_path);
     if (!o.out_dir.empty()) check_writable_dir("--out", o.out_dir);
+    if (!o.dump_tape.empty()) {  // written at one step, maybe hours in: tried now
+        check_writable_file("--dump-tape", o.dump_tape);
+        check_writable_file("--dump-tape", o.dump_tape + ".dot");
+    }
 }
 
 void warn_schedule(const TrainOptions& o, int64_t total_steps) {

@@ -14,7 +14,8 @@ namespace tg::train {
 void validate_options(const TrainOptions& o);
 
 // Everything a run can check before it builds the model: validate_options,
-// --data, --init-from/--resume exist, --save and --out writable.
+// --data, --init-from/--resume exist, --save, --out and --dump-tape (and its
+// .dot) writable.
 void preflight(const TrainOptions& o);
 
 // Warnings that do not stop the run (printed on stderr): a --warmup at least as

@@ -1,16 +1,90 @@
 #include "train/run/summary.h"
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "core/blas.h"
 #include "models/checkpoint.h"
-#include "models/safetensors.h"
+#include "train/io/json_text.h"
 
 namespace tg::train {
+using json = nlohmann::json;
+
+json run_configuration(const TrainOptions& o) {
+    std::error_code ec;
+    auto size = std::filesystem::is_regular_file(o.data_path, ec)
+                    ? std::filesystem::file_size(o.data_path, ec)
+                    : std::uintmax_t{0};
+    return {{"model", json::parse(models::config_to_json(o.config))},
+            {"data", o.data_path},
+            {"data_bytes", ec ? std::uintmax_t{0} : size},
+            {"train_ratio", o.train_ratio},
+            {"epochs", o.epochs},
+            {"max_steps", o.max_steps},
+            {"max_length", o.max_length},
+            {"batch_size", o.batch_size},
+            {"shuffle", o.shuffle},
+            {"optimizer", o.optimizer},
+            {"lr", o.lr},
+            {"weight_decay", o.weight_decay},
+            {"momentum", o.momentum},
+            {"warmup", o.warmup},
+            {"min_lr", o.min_lr ? json(*o.min_lr) : json(nullptr)},
+            {"clip", o.clip},
+            {"seed", o.seed},
+            {"init_from", o.init_from},
+            {"eval_freq", o.eval_freq},
+            {"eval_iter", o.eval_iter},
+            {"probe_every", o.probe_every},
+            {"start_context", o.start_context},
+            {"sample_tokens", o.sample_tokens},
+            {"on_nan", o.on_nan},
+            {"stop_after", o.stop_after},
+            {"fresh_optimizer", o.fresh_optimizer},
+            {"final_eval", o.final_eval_full ? "full" : "off"}};
+}
+
+namespace {
+
+struct Labels {
+    const std::string &a, &b;
+};
+
+void diff_into(const json& a, const json& b, const std::string& prefix, const Labels& l, std::string& out) {
+    auto add = [&](const std::string& key, const std::string& was, const std::string& now) {
+        out += (out.empty() ? "" : "; ") + key + " " + was + " (" + l.a + ") vs " + now + " (" + l.b + ")";
+    };
+    auto text = [](const json& v, const std::string& k) { return json_text(v, k); };
+    for (auto it = a.begin(); it != a.end(); ++it) {
+        const std::string key = prefix + it.key();
+        if (!b.contains(it.key()))
+            add(key, text(it.value(), key), "unset");
+        else if (it->is_object() && b.at(it.key()).is_object())
+            diff_into(*it, b.at(it.key()), key + ".", l, out);
+        else if (*it != b.at(it.key()))
+            add(key, text(it.value(), key), text(b.at(it.key()), key));
+    }
+    for (auto it = b.begin(); it != b.end(); ++it)
+        if (!a.contains(it.key())) add(prefix + it.key(), "unset", text(it.value(), prefix + it.key()));
+}
+
+}  // namespace
+
+std::string configuration_diff(const json& a, const json& b, const std::string& a_label,
+                               const std::string& b_label) {
+    if (!a.is_object() || !b.is_object())
+        return "no configuration recorded for " + (a.is_object() ? b_label : a_label) +
+               " (made by an older tapegrad)";
+    std::string out;
+    diff_into(a, b, "", Labels{a_label, b_label}, out);
+    return out;
+}
 
 void write_summary(const std::string& dir, const TrainOptions& o, const TrainResult& r) {
-    nlohmann::json j;
-    j["config"] = nlohmann::json::parse(models::config_to_json(o.config));
+    json j;
+    j["config"] = json::parse(models::config_to_json(o.config));
+    j["configuration"] = run_configuration(o);
+    if (!r.run_id.empty()) j["run_id"] = r.run_id;
     j["num_parameters"] = r.num_parameters;
     j["steps"] = r.steps;
     j["tokens_seen"] = r.tokens_seen;
@@ -27,7 +101,10 @@ void write_summary(const std::string& dir, const TrainOptions& o, const TrainRes
     j["wall_time_s"] = r.wall.to_json();
     j["threads"] = num_threads();  // the pool the run used (--threads or the default)
     j["omp_wait_policy"] = wait_policy();
+    // The text for reading (bytes that are no UTF-8 as U+FFFD) and the exact
+    // tokens beside it: decode(sample_ids[i]) gives sample i's bytes.
     j["samples"] = r.samples;
+    j["sample_ids"] = r.sample_ids;
     j["sample_kv_cache"] = o.sample_kv_cache;
     if (o.sample_kv_cache == "check")
         j["sample_kv_cache_check"] = {{"equal", r.sample_cache_equal}, {"differ", r.sample_cache_differ}};
@@ -53,7 +130,7 @@ void write_summary(const std::string& dir, const TrainOptions& o, const TrainRes
         j["final_train_loss"] = r.evals.back().train_loss;
         j["final_val_loss"] = r.evals.back().val_loss;
     }
-    models::write_file_atomic(dir + "/summary.json", j.dump(2) + "\n");
+    write_json_file(dir + "/summary.json", j);
 }
 
 }  // namespace tg::train

@@ -199,16 +199,13 @@ DynamicsProbe::DynamicsProbe(models::GPTModel& model, const std::string& csv_pat
     }
     if (!csv_path.empty()) {
         bool exists = append && std::filesystem::exists(csv_path);
-        csv_ = std::fopen(csv_path.c_str(), append ? "a" : "w");
-        if (!csv_) throw Error("tapegrad: probe: cannot write '" + csv_path + "'");
-        if (!exists) fmt::print(csv_, "{}\n", csv_header());
-        std::fflush(csv_);
+        csv_ = std::make_unique<CheckedFile>(csv_path, append ? "a" : "w");
+        if (!exists) csv_->write(csv_header() + "\n");
     }
 }
 
 DynamicsProbe::~DynamicsProbe() {
     for (auto& L : layers_) L.att->observe = nullptr;
-    if (csv_) std::fclose(csv_);
 }
 
 std::string DynamicsProbe::csv_header() {
@@ -470,6 +467,7 @@ void DynamicsProbe::after_update(double) {
 
 void DynamicsProbe::write_rows(size_t from) {
     if (!csv_) return;
+    std::string text;  // one checked write for the step's rows
     for (size_t i = from; i < rows_.size(); ++i) {
         const HeadDynamics& r = rows_[i];
         bool a = r.merged;
@@ -492,9 +490,9 @@ void DynamicsProbe::write_rows(size_t from) {
         auto nv = [&](double x) { return std::isnan(x) ? std::string() : v(x); };  // empty: not recorded
         line += fmt::format(",{},{},{},{}", nv(r.drift_fro), nv(r.drift_stable_rank),
                             nv(r.drift_effective_rank), nv(r.drift_nuclear));
-        fmt::print(csv_, "{}\n", line);
+        text += line + "\n";
     }
-    std::fflush(csv_);
+    csv_->write(text);
 }
 
 }  // namespace tg::train

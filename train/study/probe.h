@@ -25,11 +25,12 @@
 #pragma once
 
 #include <cmath>
-#include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "models/gpt.h"
+#include "train/io/checked_file.h"
 #include "train/loop/observer.h"
 
 namespace tg::train {
@@ -86,7 +87,7 @@ private:
     int64_t every_, step_ = -1;
     bool active_ = false;
     std::vector<HeadDynamics> rows_;
-    std::FILE* csv_ = nullptr;
+    std::unique_ptr<CheckedFile> csv_;  // every write checked
     double seconds_ = 0;
 };
 

@@ -6,9 +6,9 @@
 
 #include "models/checkpoint.h"
 #include "models/convert.h"
+#include "train/observers/standard.h"
 #include "train/run/preflight.h"
 #include "train/run/run_dir.h"
-#include "train/observers/standard.h"
 
 namespace tg::train {
 
@@ -93,7 +93,8 @@ ForkResult train_fork(const TrainOptions& base, const std::string& out, int64_t 
     // the mha branch appends to the trunk's files. dynamics.csv too (the probe's
     // rows of the trunk, when --probe-every took any): the alt1 branch appends to
     // it on resume, so both branches' files hold the whole run from step 0.
-    for (const char* f : {"/metrics.csv", "/dynamics.csv"})
+    // run_id too: the alt1 branch resumes the trunk's checkpoint, so it is the trunk's run.
+    for (const char* f : {"/metrics.csv", "/dynamics.csv", "/run_id"})
         if (f == std::string("/metrics.csv") || fs::exists(out + "/mha" + f))
             fs::copy_file(out + "/mha" + f, out + "/alt1" + f, fs::copy_options::overwrite_existing);
     for (bool merged : {false, true}) {

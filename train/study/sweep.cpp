@@ -13,9 +13,10 @@
 
 #include "models/safetensors.h"
 #include "train/dist/mpi.h"
+#include "train/io/json_text.h"
+#include "train/report/sweep_report.h"
 #include "train/run/stop_policy.h"
 #include "train/run/summary.h"
-#include "train/report/sweep_report.h"
 
 namespace tg::train {
 namespace fs = std::filesystem;
@@ -122,6 +123,10 @@ private:
     bool finished(const Job& j) const {
         return fs::exists(run_dir(p_.out_dir, *j.v, j.lr, j.seed) + "/done.json");
     }
+    // A finished run counts only if made by this job's configuration; else it is
+    // refused naming the difference, or trained again under --overwrite.
+    bool reusable(const Job& j) const;
+    TrainOptions options(const Job& j, const std::string& dir) const;
     std::string orders_path(uint64_t seed) const {
         return fmt::format("{}/orders/seed{}.json", p_.out_dir, seed);
     }
@@ -133,7 +138,8 @@ private:
     bool train_run(const Job& j);  // true when it finished (done.json written)
 
     const SweepPlan& p_;
-    int64_t trained_ = 0;  // over all ranks
+    mutable std::vector<std::string> redone_;  // --overwrite: runs announced as trained again
+    int64_t trained_ = 0;                      // over all ranks
     int stop_signal_ = 0;
 };
 
@@ -145,7 +151,7 @@ std::vector<int64_t> Sweep::pick_round(const std::vector<Job>& jobs) const {
     std::vector<int64_t> picks;
     const Job* blocked = nullptr;
     for (size_t i = 0; i < jobs.size(); ++i) {
-        if (finished(jobs[i])) continue;
+        if (finished(jobs[i]) && reusable(jobs[i])) continue;
         if (slots <= 0) return {-1};
         if (!ready(jobs[i])) {
             if (!blocked) blocked = &jobs[i];
@@ -160,11 +166,8 @@ std::vector<int64_t> Sweep::pick_round(const std::vector<Job>& jobs) const {
     return picks;
 }
 
-bool Sweep::train_run(const Job& j) {
+TrainOptions Sweep::options(const Job& j, const std::string& dir) const {
     const SweepVariant& v = *j.v;
-    std::string dir = run_dir(p_.out_dir, v, j.lr, j.seed);
-    fs::remove_all(dir);  // a killed run's partial files: start it again
-    fs::create_directories(dir);
     TrainOptions o = p_.base;
     v.apply(o);
     o.lr = j.lr;
@@ -172,6 +175,32 @@ bool Sweep::train_run(const Job& j) {
     o.out_dir = dir;
     o.save_path.clear();
     o.resume_path.clear();
+    return o;
+}
+
+bool Sweep::reusable(const Job& j) const {
+    std::string dir = run_dir(p_.out_dir, *j.v, j.lr, j.seed);
+    json done = read_json_file(dir + "/done.json");
+    std::string diff = configuration_diff(done.value("configuration", json()),
+                                          run_configuration(options(j, dir)), "finished run", "this sweep");
+    if (diff.empty()) return true;
+    if (!p_.base.overwrite)
+        throw Error(fmt::format("tapegrad: sweep: '{}' is a finished run made with other settings: {}; pass "
+                                "--overwrite to train such runs again, or choose another --out",
+                                dir, diff));
+    if (std::find(redone_.begin(), redone_.end(), dir) == redone_.end()) {
+        fmt::print("sweep: {}: trained again (--overwrite): {}\n", dir, diff);
+        redone_.push_back(dir);
+    }
+    return false;
+}
+
+bool Sweep::train_run(const Job& j) {
+    const SweepVariant& v = *j.v;
+    std::string dir = run_dir(p_.out_dir, v, j.lr, j.seed);
+    fs::remove_all(dir);  // a killed run's partial files: start it again
+    fs::create_directories(dir);
+    TrainOptions o = options(j, dir);
     // The first variant draws and records the seed's batch order; the others replay it.
     std::vector<std::vector<int64_t>> orders;
     if (first(j))
@@ -185,10 +214,11 @@ bool Sweep::train_run(const Job& j) {
     write_summary(dir, o, res);
     if (first(j)) {
         fs::create_directories(p_.out_dir + "/orders");
-        models::write_file_atomic(orders_path(j.seed), json(orders).dump());
+        write_json_file(orders_path(j.seed), json(orders), -1);
     }
-    models::write_file_atomic(dir + "/done.json",
-                              to_json(describe_run(v, j.lr, j.seed, res, dir)).dump(2) + "\n");
+    json done = to_json(describe_run(v, j.lr, j.seed, res, dir));
+    done["configuration"] = run_configuration(o);  // what made it: a rerun reuses it only if equal
+    write_json_file(dir + "/done.json", done);
     return true;
 }
 
@@ -215,10 +245,10 @@ bool Sweep::run_all(const std::vector<Job>& jobs) {
     for (;;) {
         std::string msg;
         if (dist::is_root()) try {
-                msg = json(pick_round(jobs)).dump();
+                msg = json_text(json(pick_round(jobs)), "the sweep's round");
             } catch (const std::exception& e) {
                 if (world == 1) throw;
-                msg = json(std::string(e.what())).dump();  // a refusal every rank raises
+                msg = json_text(json(std::string(e.what())), "the sweep's message");  // every rank raises it
             }
         dist::broadcast(msg);
         json round = json::parse(msg);

@@ -31,6 +31,9 @@
 // Layout: OUT/runs/<variant>/lr<lr>/seed<S>/ holds the run's metrics.csv,
 // dynamics.csv, summary.json and, written atomically last, done.json. A run
 // without done.json was killed: its folder is removed and the run starts again.
+// done.json records the run's full configuration (train/run/summary.h): a run is
+// reused only if it equals the one this sweep would train; otherwise the sweep is
+// refused naming the settings that differ, or (--overwrite) trains it again.
 // OUT/summary.csv has one row per finished run; OUT/report.md is written from
 // the finished runs (train/report/sweep_report.h).
 #pragma once
