@@ -85,7 +85,8 @@ $(CORPUS)/brown-shards/manifest.json: $(CORPUS)/.brown-unpacked $(BUILD)/train/t
 $(CORPUS)/brown-compact/manifest.json: $(CORPUS)/.brown-unpacked $(BUILD)/train/tapegrad
 	$(BUILD)/train/tapegrad prepare --format brown --vocab compact --input $(CORPUS)/brown --out $(CORPUS)/brown-compact
 
-# Left out here: the browser test (it checks the page in Chromium; nothing of
+# Left out here: the exhaustive float tests (test_vmath: hours unoptimised; the
+# release build runs them), the browser test (it checks the page in Chromium; nothing of
 # ours runs there that a sanitizer would see beyond what the other tests cover)
 # and the mpi tests (tests/test_mpi.cpp): Open MPI's runtime is not built with
 # the sanitizers and keeps allocations from MPI_Init to exit that LeakSanitizer
@@ -94,7 +95,7 @@ $(CORPUS)/brown-compact/manifest.json: $(CORPUS)/.brown-unpacked $(BUILD)/train/
 sanitize: deps
 	cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=Debug -DTAPEGRAD_SANITIZE=ON -DTAPEGRAD_WERROR=ON
 	cmake --build build/sanitize -j $(JOBS)
-	cd build/sanitize && ctest --output-on-failure -j $(JOBS) -LE 'slow|browser|mpi'
+	cd build/sanitize && ctest --output-on-failure -j $(JOBS) -LE 'slow|browser|mpi|exhaustive'
 
 # libFuzzer on the safetensors parser, bounded time, fixtures as seed corpus.
 FUZZ_SECONDS ?= 60

@@ -212,6 +212,10 @@ TEST_CASE("Holm and TOST against hand-computed values", "[study][stats]") {
     CHECK(h[1] == Approx(0.06));
     CHECK(h[2] == Approx(0.06));
     CHECK(stats::holm({0.5, 0.9})[1] == Approx(1.0));
+    std::vector<double> with_nan = stats::holm({0.02, NAN, 0.04});  // a test not made is not in the family
+    CHECK(with_nan[0] == Approx(0.04));
+    CHECK(std::isnan(with_nan[1]));
+    CHECK(with_nan[2] == Approx(0.04));
     // d = a - b = (0.01, 0.02, 0.00, 0.01): mean 0.01, sd sqrt(2/3)/100 = 0.0081650, se 0.0040825,
     // t = 2.4495 on 3 df: two-sided p = 0.0917 (t table: 2.353 -> 0.10, 3.182 -> 0.05).
     std::vector<double> a = {1.01, 1.02, 1.00, 1.01}, b = {1.0, 1.0, 1.0, 1.0};
@@ -284,6 +288,15 @@ TEST_CASE("compact vocabulary: prepare relabels losslessly, train decodes its sa
     o.out_dir = (dir / "run").string();
     o.start_context = "I had";
     o.sample_tokens = 5;
+    {
+        // A shard run has no text loaders: the accessors say so with null
+        // (they dereferenced a null pointer before, issue 35).
+        Trainer t(o);
+        CHECK(t.shards() != nullptr);
+        CHECK(t.train_loader() == nullptr);
+        CHECK(t.val_loader() == nullptr);
+        CHECK(t.vocab_map() != nullptr);
+    }
     TrainResult r = train_model(o);
     REQUIRE(r.samples.size() == 1);
     CHECK(r.samples[0].rfind("I had", 0) == 0);

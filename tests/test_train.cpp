@@ -367,7 +367,7 @@ TEST_CASE("Trainer: train_step is one step, observers see each phase, steps numb
     t3.add_observer(&rec3);
     auto before = t3.model().named_parameters().front().second.to_vector();
     std::vector<int64_t> order = t3.next_train_order();
-    auto stats = t3.train_step(t3.train_loader().batch(order, 0));
+    auto stats = t3.train_step(t3.train_loader()->batch(order, 0));
     CHECK(std::isfinite(stats.loss));
     CHECK(stats.grad_norm > 0);
     CHECK(t3.model().named_parameters().front().second.to_vector() != before);

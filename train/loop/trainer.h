@@ -204,8 +204,10 @@ public:
     optim::Optimizer& optimizer() { return *opt_; }
     const Tokenizer& tokenizer() const { return tok_; }
     // The book pipeline's loaders (--data FILE); null with --data DIR.
-    DataLoader& train_loader() { return *train_loader_; }
-    DataLoader& val_loader() { return *val_loader_; }
+    // The book's text loaders, or null when --data is a shard directory (then
+    // shards() holds the loaders): never a reference to nothing.
+    DataLoader* train_loader() { return train_loader_.get(); }
+    DataLoader* val_loader() { return val_loader_.get(); }
     // The token shards of --data DIR; null for a text file.
     const ShardCorpus* shards() const { return shards_.get(); }
     const WindowDataset* val_dataset() const { return val_ds_.get(); }  // the text pipeline's

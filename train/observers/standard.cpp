@@ -76,9 +76,9 @@ void Evaluation::end_step(const StepInfo& info) {
             vl = ShardCorpus::eval_loss(sc->val.get(), o.eval_iter, loss);
         } else {
             std::vector<int64_t> to = t_.next_train_order();
-            tl = loader_loss(model, t_.train_loader(), to, o.eval_iter);
-            std::vector<int64_t> vo = t_.val_loader().begin_iteration(default_generator());
-            vl = loader_loss(model, t_.val_loader(), vo, o.eval_iter);
+            tl = loader_loss(model, *t_.train_loader(), to, o.eval_iter);
+            std::vector<int64_t> vo = t_.val_loader()->begin_iteration(default_generator());
+            vl = loader_loss(model, *t_.val_loader(), vo, o.eval_iter);
         }
     }
     model.train();

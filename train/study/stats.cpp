@@ -137,16 +137,17 @@ PairedTest paired_test(const std::vector<double>& a, const std::vector<double>& 
 }
 
 std::vector<double> holm(const std::vector<double>& p) {
-    const size_t m = p.size();
-    std::vector<size_t> order(m);
-    for (size_t i = 0; i < m; ++i) order[i] = i;
+    // A test that could not be made (NaN: too few seeds) is not in the family.
+    std::vector<size_t> order;
+    for (size_t i = 0; i < p.size(); ++i)
+        if (!std::isnan(p[i])) order.push_back(i);
+    const size_t m = order.size();
     std::stable_sort(order.begin(), order.end(), [&](size_t i, size_t j) { return p[i] < p[j]; });
-    std::vector<double> out(m, NAN);
+    std::vector<double> out(p.size(), NAN);
     double running = 0;
     for (size_t k = 0; k < m; ++k) {
-        double adj = std::min(1.0, p[order[k]] * static_cast<double>(m - k));
-        running = std::max(running, adj);
-        out[order[k]] = std::isnan(p[order[k]]) ? NAN : running;
+        running = std::max(running, std::min(1.0, p[order[k]] * static_cast<double>(m - k)));
+        out[order[k]] = running;
     }
     return out;
 }

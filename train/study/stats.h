@@ -58,7 +58,8 @@ struct PairedTest {
 };
 PairedTest paired_test(const std::vector<double>& a, const std::vector<double>& b, double delta);
 // Holm-adjusted p-values, in the input's order: sort ascending, p_(k) * (m - k + 1)
-// (k from 1), made monotone by a running maximum and capped at 1.
+// (k from 1), made monotone by a running maximum and capped at 1; NaN p-values
+// (tests that could not be made) stay NaN and do not count in m.
 std::vector<double> holm(const std::vector<double>& p);
 // The power of the two-sided paired t-test at level alpha to detect a true mean
 // difference `effect` with n pairs whose differences have sd `sd`: from the
