@@ -129,6 +129,11 @@ Tensor matmul(const Tensor& a, const Tensor& b, Loc loc) {
     if (!needs_record({&a, &b})) return out;
     record("matmul", loc, {a, b}, out, [va, vb, p, M, N, K, fold](const Tensor& g, std::span<GradSlot> gi) {
         const float* dc = g.data();
+        if (p.a.empty()) {  // an empty batch: no product adds to the gradients, so they are 0
+            for (const GradSlot& s : gi)
+                if (s && !s.accumulate) std::fill_n(s.data, numel_of(*s.shape), 0.0f);
+            return;
+        }
         if (fold) {
             int64_t rows = M * static_cast<int64_t>(p.a.size());
             // dA[rows,K] = dC[rows,N] @ B^T ; dB[K,N] = A^T[K,rows] @ dC[rows,N]
