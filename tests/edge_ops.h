@@ -6,6 +6,7 @@
 //   view, reshape  the rank, then the shape          cat  the dim
 //   embedding, Embedding  the rank of the ids, their shape, the ids
 //   cross_entropy  the targets                       masked_fill  1: fill -inf, 0: fill 0.25
+//   dropout, Dropout_train  the seed of the generator
 // Layers get their parameters from the inputs (the fixture's values, in place of
 // the initialisation), so the case checks the layer's forward and the gradient
 // of every parameter.
@@ -84,6 +85,12 @@ inline const std::map<std::string, EdgeOp>& edge_ops() {
         {"masked_fill",
          {"masked_fill", [](V x, I i) { return masked_fill(x[0], x[1], i[0] ? -INFINITY : 0.25f); }}},
         {"dropout_mask", {"dropout", [](V x, I) { return dropout_with_mask(x[0], x[1], 0.25f); }}},
+        {"dropout",
+         {"dropout",
+          [](V x, I i) {
+              Generator g(static_cast<uint64_t>(i[0]));
+              return dropout(x[0], 0.25f, true, g);
+          }}},
         {"embedding", {"embedding", [](V x, I i) { return embedding(x[0], ids_from(i)); }}},
         {"cross_entropy",
          {"cross_entropy",
@@ -125,6 +132,12 @@ inline const std::map<std::string, EdgeOp>& edge_ops() {
               nn::Dropout d(0.5f);
               d.eval();
               return d(x[0]);
+          }}},
+        {"Dropout_train",
+         {"dropout",
+          [](V x, I i) {
+              manual_seed(static_cast<uint64_t>(i[0]));  // the layer draws from the default generator
+              return nn::Dropout(0.25f)(x[0]);
           }}},
         {"FeedForward", {"linear", [](V x, I) { return feed_forward_layer(x); }}},
     };

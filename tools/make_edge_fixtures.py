@@ -184,6 +184,18 @@ for shape, v in UNARY_SHAPES:
     case(f"dropout_mask{tag(shape, v)}", "dropout_mask", [inp(shape, v), (tuple(shape), "", "mask", None, False)],
          fn=lambda a, m, i: a * (m / (1 - 0.25)))
 
+# dropout drawn from a seeded generator (tapegrad's draws PyTorch's numbers), p = 0.25; ints: the seed.
+# The op with its own Generator(seed), nn.Dropout in training from the default generator.
+def dropout_seeded(a, i):
+    with torch.random.fork_rng():
+        torch.manual_seed(i[0])
+        return F.dropout(a, 0.25, training=True)
+
+
+for op in ("dropout", "Dropout_train"):
+    for shape, v in UNARY_SHAPES + [([70], ""), ([3, 50], "")]:
+        case(f"{op}{tag(shape, v)}", op, [inp(shape, v)], [11], fn=dropout_seeded)
+
 # embedding and nn.Embedding: weight; ints: rank of the ids, their shape, the ids.
 EMB = [([5, 3], "", [], [2]), ([5, 3], "", [0], []), ([5, 3], "", [2, 0], []), ([0, 3], "", [0], []),
        ([5, 0], "", [2], [1, 4]), ([5, 3], "", [2, 2], [4, 0, 4, 1]), ([5, 3], "", [2], [5, 0]),
