@@ -1,5 +1,6 @@
 // The ops of the edge-shape sweep (tests/test_ops_edge.cpp): every public op of
-// core/ops.h and the layers of nn/layers.h, by the name the cases of
+// core/ops.h, the layers of nn/layers.h and the attention variants of
+// nn/attention.h, by the name the cases of
 // tools/make_edge_fixtures.py give them. What `ints` carry, per op:
 //   sum_dim, mean_dim, max_dim   dim, keepdim        var_dim   dim, keepdim, unbiased
 //   transpose  d0, d1    permute  the order    slice  dim, start, end
@@ -16,6 +17,7 @@
 #include <string>
 
 #include "core/tapegrad.h"
+#include "nn/attention.h"
 #include "nn/layers.h"
 #include "op_cases.h"
 
@@ -46,6 +48,26 @@ inline Tensor feed_forward_layer(const std::vector<Tensor>& x) {
     ff.down->weight = x[3];
     ff.down->bias = x[4];
     return ff(x[0]);
+}
+
+// ints: d_in, d_out, context_length, num_heads, out_proj; x[0] the input, then the
+// parameters in PyTorch's order (mha: W_query, W_key, W_value; alt1: each head's S,
+// W_value; then out_proj's weight and bias), dropout 0.
+inline Tensor attention_layer(const std::string& variant, const std::vector<Tensor>& x,
+                              const std::vector<int64_t>& i) {
+    nn::AttentionSpec spec{i[0], i[1], i[2], i[3], 0.0f, false, i[4] != 0};
+    std::shared_ptr<nn::Attention> att = nn::make_attention(variant, spec);
+    size_t k = 1;
+    std::vector<Tensor*> params;  // in PyTorch's order
+    if (auto* mha = dynamic_cast<nn::MultiHeadAttention*>(att.get())) {
+        params = {&mha->W_query->weight, &mha->W_key->weight, &mha->W_value->weight};
+        if (mha->out_proj) params.insert(params.end(), {&mha->out_proj->weight, &mha->out_proj->bias});
+    } else if (auto* alt = dynamic_cast<nn::MHA_alt1*>(att.get())) {
+        for (auto& h : alt->heads) params.insert(params.end(), {&h->S->weight, &h->W_value->weight});
+        if (alt->out_proj) params.insert(params.end(), {&alt->out_proj->weight, &alt->out_proj->bias});
+    }
+    for (Tensor* p : params) *p = x[k++];
+    return (*att)(x[0]);
 }
 
 inline const std::map<std::string, EdgeOp>& edge_ops() {
@@ -139,6 +161,8 @@ inline const std::map<std::string, EdgeOp>& edge_ops() {
               manual_seed(static_cast<uint64_t>(i[0]));  // the layer draws from the default generator
               return nn::Dropout(0.25f)(x[0]);
           }}},
+        {"attention_mha", {"attention", [](V x, I i) { return attention_layer("mha", x, i); }}},
+        {"attention_alt1", {"attention", [](V x, I i) { return attention_layer("alt1", x, i); }}},
         {"FeedForward", {"linear", [](V x, I) { return feed_forward_layer(x); }}},
     };
     return ops;

@@ -279,4 +279,30 @@ for shape, C in [([2, 3, 4], 4), ([0, 4], 4), ([2, 0], 0), ([0, 2, 0], 0), ([3],
     case(f"FeedForward{tag(shape, '')}", "FeedForward",
          [inp(shape), inp([4 * C, C]), inp([4 * C]), inp([C, 4 * C]), inp([C])], fn=ff)
 
+# The attention variants of nn/attention.h (tools/torch_gpt.py's modules, dropout 0): x, then the
+# parameters in PyTorch's order. ints: d_in, d_out, context_length, num_heads, out_proj.
+from torch_gpt import MHA_alt1, MultiHeadAttention  # noqa: E402
+
+
+def attention_case(name, op, x_spec, ints):
+    d_in, d_out, ctx, nh, proj = ints
+    cls = MultiHeadAttention if op == "attention_mha" else MHA_alt1
+    m = cls(d_in, d_out, ctx, 0.0, nh, qkv_bias=False, out_proj=bool(proj))
+    names = [n for n, _ in m.named_parameters()]
+    specs = [x_spec] + [inp(list(p.shape)) for _, p in m.named_parameters()]
+
+    def fn(x, *rest):  # the parameters, then the ints
+        return torch.nn.utils.stateless.functional_call(m, dict(zip(names, rest[:-1])), (x,))
+
+    case(name, op, specs, ints, fn=fn)
+
+
+ATTENTION = [([2, 3, 4], "", [4, 4, 5, 2, 1]), ([0, 3, 4], "", [4, 4, 5, 2, 1]), ([2, 0, 4], "", [4, 4, 5, 2, 1]),
+             ([2, 3, 0], "", [0, 4, 5, 2, 1]), ([1, 1, 4], "", [4, 4, 5, 2, 0]), ([2, 3, 4], "", [4, 0, 5, 1, 1]),
+             ([2, 3, 4], "T", [4, 4, 5, 2, 0]), ([2, 6, 4], "", [4, 4, 5, 2, 1]), ([3, 4], "", [4, 4, 5, 2, 1]),
+             ([2, 3, 5], "", [4, 4, 5, 2, 1])]
+for op in ("attention_mha", "attention_alt1"):
+    for shape, v, ints in ATTENTION:
+        attention_case(f"{op}{tag(shape, v)}_{'_'.join(map(str, ints))}", op, inp(shape, v), ints)
+
 write("edge_cases.json", cases)
