@@ -37,7 +37,8 @@ Tensor sqrt(const Tensor& a, Loc loc = Loc::current());
 Tensor gelu(const Tensor& x, Loc loc = Loc::current());
 
 // ---- matrix products (matmul.cpp, linear.cpp) ----
-// [..., M, K] @ [..., K, N] -> [..., M, N]; batch dims broadcast. Operands may be
+// [..., M, K] @ [..., K, N] -> [..., M, N]; batch dims broadcast; a 1-d operand is a
+// vector, as in PyTorch ([K] @ [K, N] -> [N], [M, K] @ [K] -> [M]). Operands may be
 // transposed views: they reach cblas_sgemm as transpose flags, never as copies.
 Tensor matmul(const Tensor& a, const Tensor& b, Loc loc = Loc::current());
 // x [..., IN] @ W[OUT, IN]^T + bias[OUT] -> [..., OUT]; bias may be undefined.

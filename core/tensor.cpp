@@ -52,10 +52,14 @@ void fail(const char* op, const Loc& loc, const std::string& what) {
     throw Error(fmt::format("tapegrad: {}: {} [called at {}]", op, what, loc_str(loc)));
 }
 
+// A 0-d tensor has dims 0 and -1, as in PyTorch: a scalar is one element along its one dim.
 int64_t wrap_dim(int64_t d, int64_t ndim, const char* op, const Loc& loc) {
-    int64_t w = d < 0 ? d + ndim : d;
-    if (w < 0 || w >= std::max<int64_t>(ndim, 1))
-        fail(op, loc, fmt::format("dim {} out of range for a tensor of rank {}", d, ndim));
+    int64_t n = std::max<int64_t>(ndim, 1);
+    int64_t w = d < 0 ? d + n : d;
+    if (w < 0 || w >= n)
+        fail(op, loc,
+             fmt::format("dim {} out of range for a tensor of rank {} (expected in [{}, {}])", d, ndim, -n,
+                         n - 1));
     return w;
 }
 

@@ -19,6 +19,17 @@ Tensor causal_attention_weights(const Tensor& scores, const Tensor& mask, int64_
     return drop(w);
 }
 
+// x must be [B, T, d_in] with T <= context_length: refused here, naming the layer,
+// rather than by whichever op inside would trip over the shape.
+static void check_attention_input(const Tensor& x, const AttentionSpec& s) {
+    if (x.dim() != 3 || x.shape()[2] != s.d_in)
+        throw Error(fmt::format("tapegrad: attention: input {} must be [B, T, {}] (d_in)",
+                                shape_str(x.shape()), s.d_in));
+    if (x.shape()[1] > s.context_length)
+        throw Error(fmt::format("tapegrad: attention: {} tokens exceed context_length {}", x.shape()[1],
+                                s.context_length));
+}
+
 Tensor Attention::observed_scores(Tensor scores, const Tensor& x, int64_t head) const {
     scores.named("scores");
     if (observe) observe(scores, x, head);
@@ -47,11 +58,9 @@ MultiHeadAttention::MultiHeadAttention(const AttentionSpec& s) : Attention(s) {
 // without copies; q @ k^T reads them in place through gemm's leading dimension.
 // The scale stays 1/sqrt(HS) for any R (both book variants scale by the head size).
 Tensor MultiHeadAttention::forward(const Tensor& x) {
+    check_attention_input(x, spec_);
     int64_t B = x.size(0), T = x.size(1), NH = spec_.num_heads, HS = spec_.head_dim(),
             R = spec_.qk_head_dim();
-    if (T > spec_.context_length)
-        throw Error(
-            fmt::format("tapegrad: attention: {} tokens exceed context_length {}", T, spec_.context_length));
     Tensor v = (*W_value)(x).view({B, T, NH, HS}).transpose(1, 2);
     Tensor scores;  // [B, NH, T, T]
     if (spec_.uniform) {
@@ -107,9 +116,7 @@ MHA_alt1::MHA_alt1(const AttentionSpec& s) : Attention(s) {
 }
 
 Tensor MHA_alt1::forward(const Tensor& x) {
-    if (x.size(1) > spec_.context_length)
-        throw Error(fmt::format("tapegrad: attention: {} tokens exceed context_length {}", x.size(1),
-                                spec_.context_length));
+    check_attention_input(x, spec_);
     std::vector<Tensor> outs;
     for (size_t h = 0; h < heads.size(); ++h)
         outs.push_back((*heads[h])(

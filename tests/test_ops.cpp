@@ -184,3 +184,82 @@ TEST_CASE("cat and slice", "[ops][grad]") {
     GRADCHECK([](V x) { return x[0].slice(0, 1, 3); }, leaf({4, 2}, 45));
     GRADCHECK([](V x) { return x[0].permute({2, 0, 1}).reshape({4, 6}); }, leaf({2, 3, 4}, 46));
 }
+
+// Issue 36, item 3: the edge shapes that crashed the process or gave a wrong
+// gradient, each with PyTorch 1.13's answer. The sweep of every op over edge
+// shapes is tests/test_ops_edge.cpp.
+TEST_CASE("0-d tensors reduce and transpose as PyTorch does (issue 36)", "[ops][edge]") {
+    using F = std::function<Tensor(const Tensor&)>;
+    std::vector<std::pair<const char*, F>> ops = {
+        {"mean(x, 0)", [](const Tensor& x) { return mean(x, 0); }},
+        {"mean(x, -1, keepdim)", [](const Tensor& x) { return mean(x, -1, true); }},
+        {"max(x, 0)", [](const Tensor& x) { return max(x, 0); }},
+        {"x.transpose(0, 0)", [](const Tensor& x) { return x.transpose(0, 0); }},
+        {"x.transpose(-1, 0)", [](const Tensor& x) { return x.transpose(-1, 0); }},
+    };
+    for (auto& [name, f] : ops) {
+        INFO(name);
+        Tensor x = Tensor::scalar(2.5f).requires_grad_();
+        Tensor y = f(x);
+        CHECK(y.shape() == Shape{});
+        CHECK(y.item() == 2.5f);
+        y.backward();
+        REQUIRE(x.grad().defined());
+        CHECK(x.grad().item() == 1.0f);
+    }
+}
+
+TEST_CASE("slice and cat of 0-d tensors throw PyTorch's reason (issue 36)", "[ops][edge]") {
+    Tensor x = Tensor::scalar(2.5f).requires_grad_();
+    CHECK_THROWS_AS(x.slice(0, 0, 1), Error);
+    CHECK_THROWS_WITH(x.slice(0, 0, 1), Catch::Contains("tapegrad: slice: ") &&
+                                            Catch::Contains("slice() cannot be applied to a 0-dim tensor"));
+    CHECK_THROWS_AS(cat({x, x}, 0), Error);
+    CHECK_THROWS_WITH(cat({x, x}, 0),
+                      Catch::Contains("tapegrad: cat: ") &&
+                          Catch::Contains("zero-dimensional tensor (at position 0) cannot be concatenated"));
+    Tensor v = Tensor::ones({2});
+    CHECK_THROWS_WITH(cat({v, x}, 0), Catch::Contains("zero-dimensional tensor (at position 1)"));
+}
+
+TEST_CASE("linear with IN = 0 gives the bias in every row (issue 36)", "[ops][edge]") {
+    Tensor x = Tensor::empty({2, 0}).requires_grad_();
+    Tensor w = Tensor::empty({3, 0}).requires_grad_();
+    Tensor b = Tensor::from_vector({0.5f, -1.0f, 2.0f}, {3}).requires_grad_();
+    Tensor y = linear(x, w, b);
+    REQUIRE(y.shape() == Shape{2, 3});
+    CHECK(y.to_vector() == std::vector<float>{0.5f, -1.0f, 2.0f, 0.5f, -1.0f, 2.0f});
+    y.backward(Tensor::ones({2, 3}));
+    CHECK(b.grad().to_vector() == std::vector<float>{2.0f, 2.0f, 2.0f});
+    CHECK(x.grad().shape() == Shape{2, 0});
+    CHECK(w.grad().shape() == Shape{3, 0});
+}
+
+TEST_CASE("cross_entropy over V = 0 classes throws naming the shapes (issue 36)", "[ops][edge]") {
+    Tensor logits = Tensor::empty({2, 0}).requires_grad_();
+    CHECK_THROWS_AS(cross_entropy(logits, Ids{{2}, {0, 0}}), Error);
+    CHECK_THROWS_WITH(cross_entropy(logits, Ids{{2}, {0, 0}}), Catch::Contains("tapegrad: cross_entropy: ") &&
+                                                                   Catch::Contains("out of bounds") &&
+                                                                   Catch::Contains("[2, 0]"));
+}
+
+TEST_CASE("matmul over an empty batch writes a zero gradient for the shared operand (issue 36)",
+          "[ops][edge][matmul]") {
+    bool prev = debug_fill_nan();
+    set_debug_fill_nan(true);  // an unwritten gradient buffer reads NaN
+    Tensor a = Tensor::empty({0, 2, 3}).requires_grad_();
+    Tensor b = Tensor::ones({3, 2}).requires_grad_();
+    Tensor c = matmul(a, b);
+    CHECK(c.shape() == Shape{0, 2, 2});
+    c.backward(Tensor::empty({0, 2, 2}));
+    set_debug_fill_nan(prev);
+    CHECK(a.grad().shape() == Shape{0, 2, 3});
+    REQUIRE(b.grad().shape() == Shape{3, 2});
+    CHECK(b.grad().to_vector() == std::vector<float>(6, 0.0f));
+}
+
+TEST_CASE("pow with exponent 0 has gradient 0 at x = 0 as in PyTorch (issue 36)", "[ops][edge]") {
+    Tensor x = Tensor::from_vector({0.0f, 2.0f, -1.5f}, {3}).requires_grad_();
+    sum(pow(x, 0.0f)).backward();
+    CHECK(x.grad().to_vector() == std::vector<float>{0.0f, 0.0f, 0.0f});
+}

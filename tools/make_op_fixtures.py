@@ -6,49 +6,21 @@ Each case: float32 inputs (seeded), out = op(inputs), an upstream gradient G of
 out's shape, and d(sum(out * G))/d(input) for every float input.
 Run: /usr/bin/python3 tools/make_op_fixtures.py
 """
-import json
 import math
 import os
+import sys
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from op_fixture_lib import causal, gelu_book, layer_norm_book, record, t, write  # noqa: E402
+
 torch.manual_seed(20261127)
-HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "..", "tests", "fixtures", "ops.json")
-
-
-def t(*shape, lo=-1.0, hi=1.0):
-    return (torch.rand(*shape) * (hi - lo) + lo).requires_grad_()
-
-
-def gelu_book(x):  # the book's GELU (tanh approximation)
-    return 0.5 * x * (1 + torch.tanh(torch.sqrt(torch.tensor(2.0 / torch.pi)) * (x + 0.044715 * torch.pow(x, 3))))
-
-
-def layer_norm_book(x, scale, shift, eps=1e-5):
-    mean = x.mean(dim=-1, keepdim=True)
-    var = x.var(dim=-1, keepdim=True, unbiased=False)
-    return scale * ((x - mean) / torch.sqrt(var + eps)) + shift
-
-
-def causal(T):
-    return torch.triu(torch.ones(T, T), diagonal=1)
-
-
 cases = {}
 
 
 def case(name, fn, inputs, ints=None):
-    out = fn(*inputs)
-    g = torch.rand(out.shape) * 2 - 1
-    grads = torch.autograd.grad(out, inputs, g)
-    cases[name] = {
-        "inputs": [{"shape": list(x.shape), "data": x.detach().flatten().tolist()} for x in inputs],
-        "ints": ints or [],
-        "out": {"shape": list(out.shape), "data": out.detach().flatten().tolist()},
-        "upstream": g.flatten().tolist(),
-        "grads": [gr.flatten().tolist() for gr in grads],
-    }
+    cases[name] = record(fn, inputs, ints)
 
 
 case("add_broadcast", lambda a, b: a + b, [t(2, 3, 4), t(3, 1)])
@@ -92,7 +64,4 @@ case("dropout_mask", lambda a: a * (mask / (1 - 0.1)), [t(3, 4)], ints=[int(v) f
 case("cat_dim1", lambda a, b: torch.cat([a, b], dim=1), [t(2, 3), t(2, 2)])
 case("slice_permute", lambda a: a.permute(2, 0, 1)[1:3].reshape(2, 6), [t(2, 3, 4)])
 
-os.makedirs(os.path.dirname(OUT), exist_ok=True)
-with open(OUT, "w") as f:
-    json.dump({"torch_version": torch.__version__, "cases": cases}, f)
-print(f"wrote {len(cases)} cases to {os.path.relpath(OUT)}")
+write("ops.json", cases)

@@ -9,6 +9,11 @@ namespace tg {
 
 Tensor cat(const std::vector<Tensor>& parts, int64_t dim, Loc loc) {
     if (parts.empty()) fail("cat", loc, "no tensors to join");
+    for (size_t k = 0; k < parts.size(); ++k)
+        if (parts[k].dim() == 0)
+            fail(
+                "cat", loc,
+                fmt::format("zero-dimensional tensor (at position {}) cannot be concatenated (shape [])", k));
     int64_t d = wrap_dim(dim, parts[0].dim(), "cat", loc);
     Shape os = parts[0].shape();
     os[d] = 0;

@@ -1,7 +1,7 @@
 // cross_entropy from logits, fused log-softmax + NLL (PyTorch's F.cross_entropy):
 //   lse_r = log sum_v exp(x[r, v]),   loss = (1/n) sum over kept rows of (lse_r - x[r, t_r])
 //   dx[r, v] = (softmax(x_r)[v] - [v == t_r]) * g / n    (0 on ignored rows)
-// logits [N, V] or [B, T, V]; targets N ids; rows whose target is ignore_index are
+// logits [V] (one row), [N, V] or [B, T, V]; targets N ids; rows whose target is ignore_index are
 // left out and n counts the rest. Fused: the [N, V] log-probabilities are never
 // stored, only lse per row. dx[r, v] reads x[r, v] alone, so with memory saving
 // on the tape may hand backward the logits' own buffer for their gradient
@@ -61,9 +61,11 @@ float row_lse(const float* x, int64_t n) {
 }  // namespace
 
 Tensor cross_entropy(const Tensor& logits, const Ids& targets, int64_t ignore_index, Loc loc) {
-    if (logits.dim() < 2)
-        fail("cross_entropy", loc, "logits must be [N, V] or [B, T, V], got " + shape_str(logits.shape()));
-    int64_t V = logits.shape().back(), N = logits.numel() / V;
+    if (logits.dim() < 1)
+        fail("cross_entropy", loc,
+             "logits must be [V], [N, V] or [B, T, V], got " + shape_str(logits.shape()));
+    const Shape& ls = logits.shape();
+    int64_t V = ls.back(), N = numel_of(Shape(ls.begin(), ls.end() - 1));  // rows, also when V = 0
     if (targets.numel() != N)
         fail("cross_entropy", loc,
              fmt::format("logits {} have {} rows but targets {} have {} ids", shape_str(logits.shape()), N,
@@ -72,10 +74,13 @@ Tensor cross_entropy(const Tensor& logits, const Ids& targets, int64_t ignore_in
     for (int64_t r = 0; r < N; ++r) {  // validate first: no throwing from the parallel loop
         int64_t t = targets.data[r];
         if (t != ignore_index && (t < 0 || t >= V))
-            fail("cross_entropy", loc, fmt::format("target {} at row {} is outside [0, {})", t, r, V));
+            fail("cross_entropy", loc,
+                 fmt::format("target {} at row {} is out of bounds: outside [0, {}) for logits {}", t, r, V,
+                             shape_str(ls)));
     }
     std::vector<float> lse(static_cast<size_t>(N));
-    const int64_t rows_grain = std::max<int64_t>(1, kElementGrain / 8 / V);  // exp-bound rows
+    const int64_t rows_grain =
+        std::max<int64_t>(1, kElementGrain / 8 / std::max<int64_t>(V, 1));  // exp-bound
     parallel_for(N, rows_grain, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
             if (targets.data[r] == ignore_index) continue;

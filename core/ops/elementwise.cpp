@@ -151,11 +151,12 @@ Tensor tanh(const Tensor& a, Loc loc) {
         a, "tanh", loc, [](float x) { return std::tanh(x); }, [](float, float y) { return 1.0f - y * y; });
 }
 
-// pow: out = a^p.  da = g * p * a^(p-1).
+// pow: out = a^p.  da = g * p * a^(p-1); for p = 0, da = 0 (a constant, as
+// PyTorch), not 0 * 0^-1 = NaN at a = 0.
 Tensor pow(const Tensor& a, float p, Loc loc) {
     return unary(
         a, "pow", loc, [p](float x) { return std::pow(x, p); },
-        [p](float x, float) { return p * std::pow(x, p - 1.0f); });
+        [p](float x, float) { return p == 0.0f ? 0.0f : p * std::pow(x, p - 1.0f); });
 }
 
 // add_scalar: out = a + s.  da = g.

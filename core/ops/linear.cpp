@@ -1,5 +1,6 @@
 // linear: y[N, OUT] = x[N, IN] @ W[OUT, IN]^T + bias[OUT]   (N = all leading dims of x)
 //   dx = dy @ W          dW = dy^T @ x          dbias = sum over rows of dy
+// IN = 0 is an empty sum: y = bias in every row (gemm writes 0 for K = 0).
 // Fused (one gemm with the transpose flag, bias added in the same pass over y)
 // because it is most of a GPT step: composing matmul(x, W.transpose) + add would
 // route dW through a transposed buffer and a broadcast reduction.
@@ -26,7 +27,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Loc loc
     // Rows of x must be evenly spaced to be one gemm operand; gather otherwise.
     Tensor xc = x.is_contiguous() ? x : x.clone();
     Tensor wc = weight.is_contiguous() ? weight : weight.clone();
-    int64_t N = xc.numel() / IN;
+    int64_t N = numel_of(Shape(x.shape().begin(), x.shape().end() - 1));  // rows, also when IN = 0
     Shape os = x.shape();
     os.back() = OUT;
     Tensor out = Tensor::empty(os);
@@ -34,10 +35,11 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, Loc loc
     if (bias.defined()) {
         const float* pb = bias.data();
         float* po = out.data();
-        parallel_for(N, std::max<int64_t>(1, kElementGrain / OUT), [&](int64_t r0, int64_t r1) {
-            for (int64_t r = r0; r < r1; ++r)
-                for (int64_t j = 0; j < OUT; ++j) po[r * OUT + j] += pb[j];
-        });
+        parallel_for(N, std::max<int64_t>(1, kElementGrain / std::max<int64_t>(OUT, 1)),
+                     [&](int64_t r0, int64_t r1) {
+                         for (int64_t r = r0; r < r1; ++r)
+                             for (int64_t j = 0; j < OUT; ++j) po[r * OUT + j] += pb[j];
+                     });
     }
     if (!needs_record({&x, &weight, &bias})) return out;
     record("linear", loc, {x, weight, bias}, out,

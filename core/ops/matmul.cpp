@@ -1,4 +1,5 @@
-// matmul: C[..., M, N] = A[..., M, K] @ B[..., K, N], batch dims broadcast.
+// matmul: C[..., M, N] = A[..., M, K] @ B[..., K, N], batch dims broadcast; a 1-d
+// operand is a vector, as in PyTorch (matmul_vector below).
 //   dA = dC @ B^T      dB = A^T @ dC     (summed over batch elements that broadcast)
 // An operand whose last two dims are a row-major or a transposed (column-major)
 // view goes to cblas_sgemm as is, with a transpose flag and its leading dimension:
@@ -92,19 +93,34 @@ bool foldable(const MatView& a, const BatchPlan& p, const Shape& b_shape, int64_
     return true;
 }
 
+// A 1-d operand, as PyTorch: a [K] is the one-row matrix [1, K], b [K] the
+// one-column [K, 1], and that dim is dropped from the result ([K] @ [K] is 0-d).
+// The reshapes are views on the tape, so the gradients flow back through them.
+Tensor matmul_vector(const Tensor& a, const Tensor& b, const Loc& loc) {
+    Tensor a2 = a.dim() == 1 ? a.reshape({1, a.shape()[0]}, loc) : a;
+    Tensor b2 = b.dim() == 1 ? b.reshape({b.shape()[0], 1}, loc) : b;
+    Tensor c = matmul(a2, b2, loc);
+    Shape os(c.shape().begin(), c.shape().end() - 2);
+    if (a.dim() > 1) os.push_back(c.shape()[c.dim() - 2]);
+    if (b.dim() > 1) os.push_back(c.shape().back());
+    return c.reshape(os, loc);
+}
+
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b, Loc loc) {
     if (!a.defined() || !b.defined()) fail("matmul", loc, "undefined operand");
-    if (a.dim() < 2 || b.dim() < 2)
+    if (a.dim() < 1 || b.dim() < 1)
         fail("matmul", loc,
-             fmt::format("operands must have at least 2 dims, got {} and {}", shape_str(a.shape()),
+             fmt::format("operands must have at least 1 dim, got {} and {}", shape_str(a.shape()),
                          shape_str(b.shape())));
-    int64_t M = a.shape()[a.dim() - 2], K = a.shape().back(), N = b.shape().back();
-    if (b.shape()[b.dim() - 2] != K)
+    int64_t K = a.shape().back(), Kb = b.shape()[b.dim() > 1 ? b.dim() - 2 : 0];
+    if (Kb != K)
         fail("matmul", loc,
              fmt::format("inner dims differ: {} @ {} ({} vs {})", shape_str(a.shape()), shape_str(b.shape()),
-                         K, b.shape()[b.dim() - 2]));
+                         K, Kb));
+    if (a.dim() == 1 || b.dim() == 1) return matmul_vector(a, b, loc);
+    int64_t M = a.shape()[a.dim() - 2], N = b.shape().back();
     MatView va = as_matrix(a), vb = as_matrix(b);
     BatchPlan p = plan_batches(va.t, vb.t, a.shape(), b.shape(), M, N, "matmul", loc);
     Shape os = p.batch;
@@ -129,6 +145,11 @@ Tensor matmul(const Tensor& a, const Tensor& b, Loc loc) {
     if (!needs_record({&a, &b})) return out;
     record("matmul", loc, {a, b}, out, [va, vb, p, M, N, K, fold](const Tensor& g, std::span<GradSlot> gi) {
         const float* dc = g.data();
+        if (p.a.empty()) {  // an empty batch: no product adds to the gradients, so they are 0
+            for (const GradSlot& s : gi)
+                if (s && !s.accumulate) std::fill_n(s.data, numel_of(*s.shape), 0.0f);
+            return;
+        }
         if (fold) {
             int64_t rows = M * static_cast<int64_t>(p.a.size());
             // dA[rows,K] = dC[rows,N] @ B^T ; dB[K,N] = A^T[K,rows] @ dC[rows,N]

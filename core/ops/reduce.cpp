@@ -3,6 +3,7 @@
 // double so long reductions do not drift from PyTorch's pairwise sums.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -34,6 +35,10 @@ Around split(const Tensor& a, int64_t dim, bool keepdim) {
     }
     return s;
 }
+
+// The size of dim d as the reduction sees it: a 0-d tensor is one element along
+// its dim 0 (= -1), as in PyTorch (mean(x, 0) of a scalar is the scalar).
+int64_t reduced_size(const Tensor& a, int64_t d) { return a.dim() == 0 ? 1 : a.shape()[d]; }
 
 Tensor contig(const Tensor& a) {
     if (a.is_contiguous()) return a;
@@ -79,7 +84,7 @@ Tensor mean(const Tensor& a, Loc loc) {
 
 Tensor mean(const Tensor& a, int64_t dim, bool keepdim, Loc loc) {
     int64_t d = wrap_dim(dim, a.dim(), "mean", loc);
-    return sum_scaled(a, d, keepdim, static_cast<float>(a.shape()[d]), "mean", loc);
+    return sum_scaled(a, d, keepdim, static_cast<float>(reduced_size(a, d)), "mean", loc);
 }
 
 // var: m = mean_k a[k];  out = sum_k (a[k] - m)^2 / (n - unbiased)
@@ -88,7 +93,8 @@ Tensor var(const Tensor& a, int64_t dim, bool keepdim, bool unbiased, Loc loc) {
     int64_t d = wrap_dim(dim, a.dim(), "var", loc);
     Tensor ac = contig(a);
     Around s = split(a, d, keepdim);
-    float denom = static_cast<float>(s.n - (unbiased ? 1 : 0));
+    // PyTorch's max(0, n - correction): n = 0, or n = 1 unbiased, divides by 0 (NaN, as PyTorch)
+    float denom = static_cast<float>(std::max<int64_t>(0, s.n - (unbiased ? 1 : 0)));
     Tensor out = Tensor::empty(s.out_shape);
     Tensor means = Tensor::empty(s.out_shape);
     const float* pa = ac.data();
@@ -104,21 +110,26 @@ Tensor var(const Tensor& a, int64_t dim, bool keepdim, bool unbiased, Loc loc) {
             means.data()[o * s.inner + i] = static_cast<float>(m);
             out.data()[o * s.inner + i] = static_cast<float>(q / denom);
         }
-    record("var", loc, {a}, out, [ac, means, s, denom](const Tensor& g, std::span<GradSlot> gi) {
-        for (int64_t o = 0; o < s.outer; ++o)
-            for (int64_t k = 0; k < s.n; ++k)
-                for (int64_t i = 0; i < s.inner; ++i) {
-                    int64_t j = (o * s.n + k) * s.inner + i, r = o * s.inner + i;
-                    gi[0].store(j, g.data()[r] * 2.0f * (ac.data()[j] - means.data()[r]) / denom);
-                }
-    });
+    // A 0-d input, unbiased (denominator 0): PyTorch 1.13 gives g * 2 / 0 (+-inf, NaN
+    // for g = 0) rather than g * 2 * 0 / 0 = NaN; the forward is NaN either way.
+    const bool scalar_no_dof = a.dim() == 0 && denom == 0.0f;
+    record("var", loc, {a}, out,
+           [ac, means, s, denom, scalar_no_dof](const Tensor& g, std::span<GradSlot> gi) {
+               for (int64_t o = 0; o < s.outer; ++o)
+                   for (int64_t k = 0; k < s.n; ++k)
+                       for (int64_t i = 0; i < s.inner; ++i) {
+                           int64_t j = (o * s.n + k) * s.inner + i, r = o * s.inner + i;
+                           float c = scalar_no_dof ? 1.0f : ac.data()[j] - means.data()[r];
+                           gi[0].store(j, g.data()[r] * 2.0f * c / denom);
+                       }
+           });
     return out;
 }
 
 // max: out = max_k a[k]; the gradient goes to the first index holding the max.
 Tensor max(const Tensor& a, int64_t dim, bool keepdim, Loc loc) {
     int64_t d = wrap_dim(dim, a.dim(), "max", loc);
-    if (a.shape()[d] == 0)
+    if (reduced_size(a, d) == 0)
         fail("max", loc, fmt::format("reducing an empty dim {} of {}", d, shape_str(a.shape())));
     Tensor ac = contig(a);
     Around s = split(a, d, keepdim);

@@ -62,14 +62,14 @@ void each_row(int64_t rows, int64_t n, F&& f) {
                  });
 }
 
-// The rows of a (contiguous) and their count, checked once for both ops.
+// The rows of a (contiguous), their length and count. A 0-d tensor is one row of
+// one element, as PyTorch's softmax(x, -1) of a scalar (1; log_softmax 0).
 struct Rows {
     Tensor t;
     int64_t n, count;
 };
-Rows rows_checked(const Tensor& a, const char* op, const Loc& loc) {
-    if (a.dim() < 1) fail(op, loc, "needs at least one dim");
-    int64_t n = a.shape().back();
+Rows rows_split(const Tensor& a) {
+    int64_t n = a.dim() == 0 ? 1 : a.shape().back();
     return {rows_of(a), n, a.numel() / std::max<int64_t>(n, 1)};
 }
 
@@ -78,7 +78,7 @@ Rows rows_checked(const Tensor& a, const char* op, const Loc& loc) {
 // y_i = exp(x_i - m) / sum_j exp(x_j - m),  m = max_j x_j
 //   dx_i = y_i (g_i - sum_j g_j y_j)
 Tensor softmax(const Tensor& a, Loc loc) {
-    Rows rw = rows_checked(a, "softmax", loc);  // plain locals: Clang 14 cannot capture structured bindings
+    Rows rw = rows_split(a);  // plain locals: Clang 14 cannot capture structured bindings
     Tensor ac = rw.t;
     int64_t n = rw.n, rows = rw.count;
     Tensor out = Tensor::empty(a.shape());
@@ -111,8 +111,7 @@ Tensor softmax(const Tensor& a, Loc loc) {
 // y_i = x_i - m - log sum_j exp(x_j - m)
 //   dx_i = g_i - exp(y_i) sum_j g_j
 Tensor log_softmax(const Tensor& a, Loc loc) {
-    Rows rw =
-        rows_checked(a, "log_softmax", loc);  // plain locals: Clang 14 cannot capture structured bindings
+    Rows rw = rows_split(a);  // plain locals: Clang 14 cannot capture structured bindings
     Tensor ac = rw.t;
     int64_t n = rw.n, rows = rw.count;
     Tensor out = Tensor::empty(a.shape());

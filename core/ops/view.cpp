@@ -42,7 +42,11 @@ Shape infer_shape(const Shape& want, int64_t n, const char* op, const Loc& loc) 
             known *= s[i];
         }
     }
-    if (infer >= 0 && known > 0 && n % known == 0) s[infer] = n / known;
+    if (infer >= 0 && known == 0)  // 0 * anything is 0: the -1 could be any size (PyTorch refuses too)
+        fail(op, loc,
+             fmt::format("cannot reshape {} elements into shape {}: the -1 could be any size", n,
+                         shape_str(want)));
+    if (infer >= 0 && n % known == 0) s[infer] = n / known;
     if (numel_of(s) != n)
         fail(op, loc, fmt::format("shape {} is invalid for {} elements", shape_str(want), n));
     return s;
@@ -88,6 +92,7 @@ Tensor Tensor::permute(const Shape& order, Loc loc) const {
 Tensor Tensor::transpose(int64_t d0, int64_t d1, Loc loc) const {
     int64_t a = wrap_dim(d0, dim(), "transpose", loc), b = wrap_dim(d1, dim(), "transpose", loc);
     Shape s = shape(), ds = strides(), gs = contiguous_strides(shape());
+    if (dim() == 0) return make_view(*this, "transpose", loc, s, ds, 0, gs, 0);  // dims 0 and -1: itself
     std::swap(s[a], s[b]);
     std::swap(ds[a], ds[b]);
     std::swap(gs[a], gs[b]);
@@ -95,6 +100,7 @@ Tensor Tensor::transpose(int64_t d0, int64_t d1, Loc loc) const {
 }
 
 Tensor Tensor::slice(int64_t dim_, int64_t start, int64_t end, Loc loc) const {
+    if (dim() == 0) fail("slice", loc, "slice() cannot be applied to a 0-dim tensor (shape [])");
     int64_t d = wrap_dim(dim_, dim(), "slice", loc);
     int64_t n = shape()[d];
     if (start < 0) start += n;
