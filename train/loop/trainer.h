@@ -30,12 +30,12 @@
 #include "models/gpt.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
+#include "train/data/shard_loader.h"
 #include "train/data/text_loader.h"
 #include "train/dist/grad_reducer.h"
 #include "train/loop/observer.h"
-#include "train/data/shard_loader.h"
-#include "train/tokenizer/tokenizer.h"
 #include "train/run/wall_time.h"
+#include "train/tokenizer/tokenizer.h"
 
 namespace tg::train {
 
@@ -90,6 +90,9 @@ struct TrainOptions {
     // compare: record the train loader's orders (mha) and replay them (alt1).
     std::vector<std::vector<int64_t>>* record_orders = nullptr;
     const std::vector<std::vector<int64_t>>* replay_orders = nullptr;
+    // Called once, when this invocation's first optimizer step has finished:
+    // `--overwrite` removes the old run only then (train/run/run_dir.h).
+    std::function<void()> on_first_step;
 };
 
 struct EvalPoint {
