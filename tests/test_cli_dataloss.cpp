@@ -465,3 +465,62 @@ TEST_CASE("40.10: two runs never write one --save checkpoint", "[dataloss][lock]
     CHECK(fs::exists(ck));
     CHECK_FALSE(fs::exists(tmp(".shared.safetensors.lock")));
 }
+
+namespace {
+
+// Cut a CSV file to its header and the first `rows` rows.
+void keep_rows(const std::string& path, int64_t rows) {
+    std::istringstream in(slurp(path));
+    std::string line, out;
+    for (int64_t i = 0; i <= rows && std::getline(in, line); ++i) out += line + "\n";
+    std::ofstream(path, std::ios::binary) << out;
+}
+
+}  // namespace
+
+TEST_CASE("36.4: report and sweep --report-only say what they leave out; no gnuplot range noise",
+          "[dataloss][report]") {
+    // One evaluation per run: gnuplot's "empty x range" warning, kept off the terminal.
+    std::string c = tmp("report_c");
+    Out cmp =
+        run("compare " + kSmall + "--max-steps 3 --eval-freq 5 --eval-iter 1 --probe-every 1 --out " + c);
+    INFO(cmp.text);
+    REQUIRE(cmp.code == 0);
+    CHECK_THAT(cmp.text, !Catch::Contains("range"));
+    // No evaluation at all: a figure that says so, not a gnuplot failure.
+    Out none =
+        run("compare " + kSmall + "--max-steps 1 --eval-freq 0 --probe-every 0 --out " + tmp("report_n"));
+    INFO(none.text);
+    CHECK(none.code == 0);
+    CHECK(fs::exists(tmp("report_n") + "/loss.png"));
+    fs::create_directories(c + "/extra");
+    std::ofstream(c + "/extra/summary.json") << "{}";
+    keep_rows(c + "/mha/metrics.csv", 2);
+    fs::remove(c + "/alt1/dynamics.csv");
+    Out rep = run("report " + c);
+    INFO(rep.text);
+    CHECK(rep.code == 0);
+    CHECK_THAT(rep.text, Catch::Contains("skipped '" + c + "/extra': it has no metrics.csv"));
+    CHECK_THAT(rep.text, Catch::Contains("mha/metrics.csv' holds 2 of the run's 3 steps (truncated)"));
+    CHECK_THAT(rep.text, Catch::Contains("alt1/dynamics.csv' is missing"));
+    // The sweep's report-only: a run without done.json, a cut metrics.csv, a missing dynamics.csv.
+    std::string s = tmp("report_s");
+    const std::string sweep = kSweepBase + "--seeds 1 --max-steps 3 --probe-every 1 --out " + s;
+    Out sw = run(sweep);
+    INFO(sw.text);
+    REQUIRE(sw.code == 0);
+    const std::string runs = s + "/runs/";
+    keep_rows(runs + "mha/lr1e-03/seed1/metrics.csv", 1);
+    fs::remove(runs + "alt1/lr1e-03/seed1/dynamics.csv");
+    fs::create_directories(runs + "mha/lr1e-03/seed9");
+    fs::copy_file(runs + "alt1/lr1e-03/seed1/metrics.csv", runs + "mha/lr1e-03/seed9/metrics.csv");
+    Out ro = run(sweep + " --report-only");
+    INFO(ro.text);
+    CHECK(ro.code == 0);
+    CHECK_THAT(ro.text, Catch::Contains("skipped '" + runs + "mha/lr1e-03/seed9': no done.json"));
+    CHECK_THAT(ro.text, Catch::Contains("seed1/metrics.csv' holds 1 of the run's 3 steps (truncated)"));
+    CHECK_THAT(ro.text, Catch::Contains("alt1/lr1e-03/seed1/dynamics.csv' is missing"));
+    fs::remove_all(c);
+    fs::remove_all(tmp("report_n"));
+    fs::remove_all(s);
+}
