@@ -103,7 +103,7 @@ std::vector<std::string> split_documents(const std::string& text, const std::str
         json j;
         try {
             j = json::parse(line);
-        } catch (const json::parse_error& e) {
+        } catch (const json::exception& e) {  // parse_error, and out_of_range for a number's overflow
             throw Error(
                 fmt::format("tapegrad prepare: {}:{}: not a JSON line ({})", source, lineno, e.what()));
         }
