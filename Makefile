@@ -97,13 +97,23 @@ sanitize: deps
 	cmake --build build/sanitize -j $(JOBS)
 	cd build/sanitize && ctest --output-on-failure -j $(JOBS) -LE 'slow|browser|mpi|exhaustive'
 
-# libFuzzer on the safetensors parser, bounded time, fixtures as seed corpus.
+# libFuzzer on every parser of outside bytes, each for FUZZ_SECONDS: the
+# safetensors header (fixtures as seed corpus), prepare's document readers and
+# the tokenizer (tests/fuzz_seeds/prepare: the first byte picks the format), the
+# sweep's state files (tests/fuzz_seeds/sweep: done.json, orders). A finding
+# stops make with the crashing input saved in the working directory.
 FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := fuzz_safetensors fuzz_prepare_inputs fuzz_sweep_json
 fuzz: deps
 	CC=clang CXX=clang++ cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTAPEGRAD_FUZZ=ON
-	cmake --build build/fuzz -j $(JOBS) --target fuzz_safetensors
-	mkdir -p build/fuzz/corpus && cp tests/fixtures/*.safetensors build/fuzz/corpus/
+	cmake --build build/fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
+	mkdir -p build/fuzz/corpus build/fuzz/corpus_prepare build/fuzz/corpus_sweep
+	cp tests/fixtures/*.safetensors build/fuzz/corpus/
+	cp tests/fuzz_seeds/prepare/* build/fuzz/corpus_prepare/
+	cp tests/fuzz_seeds/sweep/* build/fuzz/corpus_sweep/
 	build/fuzz/fuzz_safetensors -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -max_len=65536 build/fuzz/corpus
+	build/fuzz/fuzz_prepare_inputs -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -max_len=8192 build/fuzz/corpus_prepare
+	build/fuzz/fuzz_sweep_json -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 -max_len=4096 build/fuzz/corpus_sweep
 
 # Install to PREFIX (default /usr/local): bin/tapegrad, lib/, include/tapegrad/,
 # lib/cmake/tapegrad/, lib/pkgconfig/tapegrad.pc, share/tapegrad/.

@@ -434,3 +434,33 @@ TEST_CASE("mpi: compare under -np 2 gives both variants the single process's los
     CHECK(count(b.text, "/report.md and plots") == 1);
     fs::remove_all(tmpdir());
 }
+
+TEST_CASE("mpi: a locked sweep folder is refused on every rank alike, naming the holder's pid",
+          "[mpi][sweep][lock]") {
+    // Another sweep holds OUT (its flock, its pid in the lock file): rank 0 finds
+    // it taken and tells rank 1, so both end at once with the same message; the
+    // holder's folder is not touched.
+    std::string d = tmp("sweep_locked");
+    fs::create_directories(d);
+    std::string lock = d + "/.tapegrad.lock";
+    pid_t holder = ::fork();
+    REQUIRE(holder >= 0);
+    if (holder == 0) {
+        std::string cmd = "echo $$ > '" + lock + "' && exec flock -n -o '" + lock + "' sleep 120";
+        ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    Out r =
+        ranks(2, "sweep --preset tiny --context-length 16 --emb-dim 16 --n-heads 2 --n-layers 1 --threads 1 "
+                 "--max-steps 2 --eval-freq 0 --variants mha --lrs 4e-4 --seeds 1,2 --out " +
+                     d);
+    INFO(r.text);
+    CHECK(r.code != 0);
+    CHECK(r.code != 124);  // no hang
+    CHECK(count(r.text, "in use by another run (pid " + std::to_string(holder) + ")") >= 1);
+    CHECK_FALSE(fs::exists(d + "/runs"));
+    ::kill(holder, SIGKILL);
+    ::waitpid(holder, nullptr, 0);
+    fs::remove_all(tmpdir());
+}

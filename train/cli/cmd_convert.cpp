@@ -9,6 +9,7 @@
 
 #include "models/convert.h"
 #include "train/cli/commands.h"
+#include "train/io/same_file.h"
 
 namespace tg::cli {
 
@@ -33,6 +34,7 @@ Command convert_command() {
                 ->check(CLI::IsMember({"alt1"}));
             sub.add_flag("--allow-nonfinite", f->allow_nonfinite, "convert weights that hold NaN/Inf");
             return [f] {
+                train::refuse_same_file("convert", "IN", f->in, "OUT", f->out);
                 models::GPTConfig c = models::convert_checkpoint_to_alt1(f->in, f->out, f->allow_nonfinite);
                 fmt::print("wrote {} ({}); optimizer state not converted (start from it with --init-from)\n",
                            f->out, c.describe());

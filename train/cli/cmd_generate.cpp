@@ -19,10 +19,10 @@
 #include "models/checkpoint.h"
 #include "models/generate.h"
 #include "models/gpt2_hf.h"
-#include "train/run/preflight.h"
 #include "train/cli/commands.h"
 #include "train/cli/flags.h"
 #include "train/run/paths.h"
+#include "train/run/preflight.h"
 #include "train/tokenizer/tokenizer.h"
 
 namespace tg::cli {
@@ -92,6 +92,11 @@ int run_generate(GenerateFlags& f) {
     std::string dir = f.vocab_dir.empty() ? train::data_dir() : f.vocab_dir;
     train::Tokenizer tok(dir + "/encoder.json", dir + "/vocab.bpe");
     if (f.top_k > 0) f.gen.top_k = f.top_k;
+    const int64_t vocab = model->config().vocab_size;
+    if (f.eos_id && (*f.eos_id < 0 || *f.eos_id >= vocab))
+        throw Error(fmt::format("tapegrad: --eos-id must be a token id in [0, {}] (the model's vocabulary), "
+                                "not {}",
+                                vocab - 1, *f.eos_id));
     f.gen.eos_id = f.eos_id;
     f.gen.kv_cache = !f.no_kv_cache;
     std::vector<int64_t> ids = tok.encode(f.prompt, true);

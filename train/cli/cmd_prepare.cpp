@@ -9,18 +9,21 @@
 #include "core/blas.h"
 #include "train/cli/commands.h"
 #include "train/cli/flags.h"
-#include "train/run/paths.h"
 #include "train/data/prepare.h"
+#include "train/run/paths.h"
+#include "train/run/preflight.h"
 
 namespace tg::cli {
 namespace {
 
 struct PrepareFlags {
     train::PrepareOptions opt;
-    int threads = 0;  // 0: use_threads() picks
+    int threads = 0;            // 0: use_threads() picks
+    std::string seed = "1337";  // parsed strictly: "-1" must not wrap to 2^64-1
 };
 
 int run_prepare(PrepareFlags& f) {
+    f.opt.seed = train::parse_u64_strict("--seed", f.seed);
     use_threads(f.threads);
     if (f.opt.vocab_dir.empty()) f.opt.vocab_dir = train::data_dir();  // train/run/paths.h
     train::PrepareResult r = train::prepare(f.opt, std::cerr);
@@ -61,7 +64,8 @@ Command prepare_command() {
             sub.add_option("--val-fraction", o.val_fraction,
                            "share of documents for val (by a seeded hash of each document's bytes)")
                 ->capture_default_str();
-            sub.add_option("--seed", o.seed, "seed of the val split rule")->capture_default_str();
+            sub.add_option("--seed", f->seed, "seed of the val split rule (0 .. 2^64-1)")
+                ->capture_default_str();
             sub.add_option("--shard-tokens", o.shard_tokens, "tokens per shard (the last one holds the rest)")
                 ->capture_default_str();
             sub.add_option(

@@ -4,26 +4,40 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
 #include <csignal>
 #include <filesystem>
 #include <iostream>
 #include <memory>
 
+#include "nn/attention.h"
 #include "train/cli/commands.h"
 #include "train/cli/flags.h"
 #include "train/dist/mpi.h"
+#include "train/report/sweep_report.h"
+#include "train/run/preflight.h"
 #include "train/run/stop_policy.h"
 #include "train/study/sweep.h"
-#include "train/report/sweep_report.h"
 
 namespace tg::cli {
 namespace {
+
+// "a, b, c" (not fmt::join: GCC 12 -O3 warns inside fmt's fill parsing).
+std::string join_names(const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) {
+        if (!out.empty()) out += ", ";
+        out += n;
+    }
+    return out;
+}
 
 struct SweepFlags {
     TrainFlags train;
     std::vector<std::string> variants = {"mha", "alt1"};
     std::vector<double> lrs;
-    std::vector<uint64_t> seeds, eval_seeds;
+    std::vector<std::string> seeds, eval_seeds;  // parsed strictly: "-1" must not wrap
     std::string out = "runs/sweep";
     int64_t max_runs = -1;
     bool report_only = false, extend_lrs = false;
@@ -50,6 +64,25 @@ void apply_config(CLI::App& sub, const std::string& path) {
     }
 }
 
+std::vector<uint64_t> parse_seeds(const char* flag, const std::vector<std::string>& given) {
+    std::vector<uint64_t> seeds;
+    for (const std::string& s : given) seeds.push_back(train::parse_u64_strict(flag, s));
+    return seeds;
+}
+
+// Every value of the grid before the first run trains (a NaN lr, an unknown
+// attention), not when its run's turn comes.
+void check_grid(const train::SweepPlan& plan) {
+    for (double lr : plan.lrs)
+        if (!std::isfinite(lr) || lr < 0)
+            throw Error(fmt::format("tapegrad: sweep --lrs: {} is not a finite learning rate >= 0", lr));
+    std::vector<std::string> known = nn::attention_names();
+    for (const train::SweepVariant& v : plan.variants)
+        if (std::find(known.begin(), known.end(), v.attention) == known.end())
+            throw Error(fmt::format("tapegrad: sweep --variants: '{}': unknown attention '{}' (known: {})",
+                                    v.spec, v.attention, join_names(known)));
+}
+
 int run_sweep_cmd(CLI::App& sub, SweepFlags& f) {
     if (!f.config.empty()) apply_config(sub, f.config);
     train::SweepPlan plan;
@@ -61,8 +94,9 @@ int run_sweep_cmd(CLI::App& sub, SweepFlags& f) {
                         "' is not mha: give it per variant (mha:qk-dim=R)");
     }
     plan.lrs = f.lrs.empty() ? std::vector<double>{plan.base.lr} : f.lrs;
-    plan.selection_seeds = f.seeds.empty() ? std::vector<uint64_t>{plan.base.seed} : f.seeds;
-    plan.eval_seeds = f.eval_seeds;
+    plan.selection_seeds =
+        f.seeds.empty() ? std::vector<uint64_t>{plan.base.seed} : parse_seeds("--seeds", f.seeds);
+    plan.eval_seeds = parse_seeds("--eval-seeds", f.eval_seeds);
     plan.out_dir = f.out;
     plan.max_runs = f.max_runs;
     plan.extend_lrs = f.extend_lrs;
@@ -77,6 +111,7 @@ int run_sweep_cmd(CLI::App& sub, SweepFlags& f) {
     if (bc.init != "default" || bc.init_gain != 1.0f || bc.uniform_attention)
         throw Error("tapegrad: sweep: --init, --init-gain and --uniform-attention are per variant here: "
                     "write them into the variant (alt1:init=product, mha:init-gain=G, mha:scores=zero)");
+    check_grid(plan);
     if (f.report_only) {
         if (dist::is_root()) fmt::print("{}\n", train::write_sweep_report(plan));
     } else {

@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
@@ -20,11 +21,13 @@
 
 #include "core/blas.h"
 #include "models/safetensors.h"
+#include "nn/attention.h"
 #include "train/cli/commands.h"
 #include "train/cli/flags.h"
 #include "train/dist/mpi.h"
 #include "train/io/json_text.h"
 #include "train/report/report_md.h"
+#include "train/run/folder_lock.h"
 #include "train/run/preflight.h"
 #include "train/run/run_dir.h"
 #include "train/run/stop_policy.h"
@@ -35,6 +38,16 @@
 
 namespace tg::cli {
 namespace {
+
+// "a, b, c" (not fmt::join: GCC 12 -O3 warns inside fmt's fill parsing).
+std::string join_names(const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) {
+        if (!out.empty()) out += ", ";
+        out += n;
+    }
+    return out;
+}
 
 // After a run that ended early, say what was kept; the exit code: 0, 128 +
 // signal (130 SIGINT, 143 SIGTERM), or 3 for a diverged run.
@@ -80,19 +93,29 @@ train::TrainResult timed_train(const train::TrainOptions& o, Clock::time_point c
     return res;
 }
 
-// The run folder's lock: under mpirun rank 0 alone takes it (it alone writes
-// there) and tells the others, so a refused folder ends every rank alike.
-void lock_run_dir(std::optional<train::RunDirLock>& lock, const std::string& dir, bool overwrite,
-                  bool resume) {
+// A lock under mpirun: rank 0 alone takes it (it alone writes there) and tells
+// the others, so a refusal ends every rank alike.
+template <class Take>
+void lock_on_root(Take&& take) {
     std::string refused;
     if (dist::is_root()) try {
-            lock.emplace(dir, "--out", overwrite, resume);
+            take();
         } catch (const std::exception& e) {
             refused = e.what();
             if (dist::world() == 1) throw;
         }
     dist::broadcast(refused);
     if (!refused.empty()) throw Error(refused);
+}
+
+void lock_run_dir(std::optional<train::RunDirLock>& lock, const std::string& dir, bool overwrite,
+                  bool resume) {
+    lock_on_root([&] { lock.emplace(dir, "--out", overwrite, resume); });
+}
+
+// Two runs never write one --save checkpoint: ".NAME.lock" beside it.
+void lock_save(std::optional<train::LockFile>& lock, const std::string& save) {
+    if (!save.empty()) lock_on_root([&] { lock.emplace(train::lock_path_for(save), "--save", save); });
 }
 
 int run_train(TrainFlags& f) {
@@ -102,8 +125,13 @@ int run_train(TrainFlags& f) {
     train::preflight(o);  // before the lock: a refused value creates nothing
     if (!o.quiet && dist::is_root())
         fmt::print("train: {} ({} threads)\n", o.config.describe(), num_threads());
+    std::optional<train::LockFile> save_lock;
+    lock_save(save_lock, o.save_path);
     std::optional<train::RunDirLock> lock;
     if (!o.out_dir.empty()) lock_run_dir(lock, o.out_dir, o.overwrite, !o.resume_path.empty());
+    o.on_first_step = [&lock] {
+        if (lock) lock->keep_new();  // --overwrite: the old run goes once the new one has started
+    };
     auto res = timed_train(o, cmd_start);
     if (!o.out_dir.empty() && res.steps > 0 && dist::is_root()) train::write_summary(o.out_dir, o, res);
     if (res.stopped_by.empty())
@@ -148,8 +176,26 @@ train::TrainOptions variant_options(TrainFlags& f, const std::string& v, std::op
     return o;
 }
 
+// compare's variants before anything trains: each known, none twice (a
+// variant's folder is its name).
+void check_variants(const std::vector<std::string>& variants) {
+    std::vector<std::string> known = nn::attention_names();
+    for (size_t i = 0; i < variants.size(); ++i) {
+        const std::string attention = train::parse_variant(variants[i]).attention;  // a spec's keys checked too
+        if (std::find(known.begin(), known.end(), attention) == known.end())
+            throw Error(fmt::format("tapegrad: compare --variants: unknown attention '{}' (known: {})",
+                                    attention, join_names(known)));
+        if (std::find(variants.begin(), variants.begin() + static_cast<long>(i), variants[i]) !=
+            variants.begin() + static_cast<long>(i))
+            throw Error(fmt::format("tapegrad: compare --variants: '{}' is given twice; each variant trains "
+                                    "once, into its own folder",
+                                    variants[i]));
+    }
+}
+
 int run_compare(TrainFlags& f, std::string out, const std::vector<std::string>& variants) {
     auto cmd_start = Clock::now();
+    check_variants(variants);
     train::install_stop_handlers();
     if (out.empty()) {
         out = fresh_compare_dir(variants);
@@ -173,6 +219,9 @@ int run_compare(TrainFlags& f, std::string out, const std::vector<std::string>& 
         o.save_path = o.out_dir + "/model.safetensors";
         std::optional<train::RunDirLock> vlock;
         lock_run_dir(vlock, o.out_dir, o.overwrite, false);
+        o.on_first_step = [&vlock] {
+            if (vlock) vlock->keep_new();
+        };
         // The first variant draws the batch order; the others replay it.
         if (i == 0)
             o.record_orders = &orders;
@@ -289,7 +338,9 @@ Command compare_command() {
                     "run directory (one folder per variant, report.md, plots); default runs/compare, "
                     "or the first free runs/compare-N when that holds a run");
                 auto* vopt = sub.add_option("--variants", *variants,
-                                            "attention variants to compare, the first sets the batch order")
+                                            "attention variants to compare, the first sets the batch order "
+                                            "(mha alt1 or mha,alt1)")
+                                 ->delimiter(',')
                                  ->capture_default_str();
                 auto fork_at = std::make_shared<std::optional<int64_t>>();
                 sub.add_option(

@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <iostream>
@@ -16,10 +17,11 @@
 
 #include "core/parallel.h"
 #include "models/safetensors.h"
-#include "train/data/text_loader.h"
 #include "train/data/shards.h"
 #include "train/data/vocab_map.h"
 #include "train/io/json_text.h"
+#include "train/data/text_loader.h"
+#include "train/run/folder_lock.h"
 
 namespace tg::train {
 namespace fs = std::filesystem;
@@ -34,31 +36,50 @@ struct Source {
     bool stdin_ = false;
 };
 
+// Is `p` (canonical) `dir` or inside it?
+bool inside(const fs::path& p, const fs::path& dir) {
+    auto [d, q] = std::mismatch(dir.begin(), dir.end(), p.begin(), p.end());
+    return d == dir.end();
+}
+
 // Files of the inputs in a stable order: each input as given, directory trees
-// walked recursively with entries sorted by path.
-std::vector<Source> collect_sources(const std::vector<std::string>& inputs) {
+// walked recursively with entries sorted by path. The output folder is never an
+// input: an input inside --out is refused (prepare would read its own shards
+// and manifest back in), and a walked tree skips --out when it holds it.
+std::vector<Source> collect_sources(const std::vector<std::string>& inputs, const std::string& out_dir) {
     if (inputs.empty()) throw Error("tapegrad prepare: --input: give at least one file, directory or -");
-    std::vector<Source> out;
+    const fs::path out = fs::weakly_canonical(out_dir);
+    std::vector<Source> sources;
     for (const auto& in : inputs) {
         if (in == "-") {
-            out.push_back({"-", true});
+            sources.push_back({"-", true});
             continue;
         }
         std::error_code ec;
         auto st = fs::status(in, ec);
         if (ec || !fs::exists(st))
             throw Error(fmt::format("tapegrad prepare: --input '{}': no such file or directory", in));
+        if (inside(fs::weakly_canonical(in), out))
+            throw Error(fmt::format("tapegrad prepare: --input '{}' is inside --out '{}': prepare would read "
+                                    "its own output back in; choose an --out outside the inputs",
+                                    in, out_dir));
         if (fs::is_directory(st)) {
             std::vector<std::string> files;
-            for (const auto& e : fs::recursive_directory_iterator(in))
-                if (e.is_regular_file()) files.push_back(e.path().string());
+            for (auto it = fs::recursive_directory_iterator(in); it != fs::recursive_directory_iterator();
+                 ++it) {
+                if (it->is_directory() && fs::weakly_canonical(it->path()) == out) {
+                    it.disable_recursion_pending();  // our own output folder
+                    continue;
+                }
+                if (it->is_regular_file()) files.push_back(it->path().string());
+            }
             std::sort(files.begin(), files.end());
-            for (auto& f : files) out.push_back({f, false});
+            for (auto& f : files) sources.push_back({f, false});
         } else {
-            out.push_back({in, false});
+            sources.push_back({in, false});
         }
     }
-    return out;
+    return sources;
 }
 
 std::string read_source(const Source& s) {
@@ -66,8 +87,10 @@ std::string read_source(const Source& s) {
     return read_text_file(s.name);
 }
 
-// The documents of one source's text, by --format.
-std::vector<std::string> documents_of(const std::string& text, const Source& src, const PrepareOptions& o) {
+}  // namespace
+
+std::vector<std::string> split_documents(const std::string& text, const std::string& source,
+                                         const PrepareOptions& o) {
     if (o.format == "file") return {text};
     if (o.format == "brown") return {brown_to_text(text)};
     std::vector<std::string> docs;
@@ -83,19 +106,21 @@ std::vector<std::string> documents_of(const std::string& text, const Source& src
         json j;
         try {
             j = json::parse(line);
-        } catch (const json::parse_error& e) {
+        } catch (const json::exception& e) {  // parse_error, and out_of_range for a number's overflow
             throw Error(
-                fmt::format("tapegrad prepare: {}:{}: not a JSON line ({})", src.name, lineno, e.what()));
+                fmt::format("tapegrad prepare: {}:{}: not a JSON line ({})", source, lineno, e.what()));
         }
         if (!j.is_object() || !j.contains(o.text_field) || !j[o.text_field].is_string())
             throw Error(
                 fmt::format("tapegrad prepare: {}:{}: expected a JSON object with a string field '{}' "
                             "(--text-field)",
-                            src.name, lineno, o.text_field));
+                            source, lineno, o.text_field));
         docs.push_back(j[o.text_field].get<std::string>());
     }
     return docs;
 }
+
+namespace {
 
 uint32_t crc32_of(const std::string& bytes) {
     return static_cast<uint32_t>(
@@ -163,6 +188,33 @@ VocabMap compact_shards(const std::string& dir, json& shards) {
     return map;
 }
 
+// The new set is written into OUT/.prepare.tmp and moved into OUT only once
+// every shard and the manifest are written, so a prepare that fails (no
+// documents, a full disk) leaves the old set as it was. The moves are renames
+// on one file system, the manifest last: a kill between them leaves shards
+// that the old manifest's checksums refuse (train/data/shard_loader.h).
+struct WorkDir {
+    explicit WorkDir(const std::string& out_dir) : out(out_dir), dir(out_dir + "/.prepare.tmp") {
+        fs::remove_all(dir);  // a dead prepare's (we hold the folder's lock)
+        fs::create_directory(dir);
+    }
+    ~WorkDir() {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+    }
+    void commit(const std::set<std::string>& written) const {
+        for (const auto& name : written) fs::rename(fs::path(dir) / name, fs::path(out) / name);
+        // Shards of an earlier run into the same folder that this run did not write.
+        const std::regex ours("(train|val)_[0-9]{6}\\.bin");
+        for (const auto& e : fs::directory_iterator(out)) {
+            std::string name = e.path().filename().string();
+            if (std::regex_match(name, ours) && !written.count(name)) fs::remove(e.path());
+        }
+        fs::rename(fs::path(dir) / "manifest.json", fs::path(out) / "manifest.json");
+    }
+    std::string out, dir;
+};
+
 void check_options(const PrepareOptions& o) {
     if (o.vocab != "gpt2" && o.vocab != "compact")
         throw Error(fmt::format("tapegrad prepare: --vocab '{}': expected gpt2 or compact", o.vocab));
@@ -225,9 +277,10 @@ PrepareResult prepare(const PrepareOptions& o, std::ostream& warnings) {
     auto t0 = std::chrono::steady_clock::now();
     std::string enc_path = o.vocab_dir + "/encoder.json", bpe_path = o.vocab_dir + "/vocab.bpe";
     Tokenizer tok(enc_path, bpe_path);
-    std::vector<Source> sources = collect_sources(o.inputs);
-    fs::create_directories(o.out_dir);
-    SplitWriter train("train", o.out_dir, o.shard_tokens), val("val", o.out_dir, o.shard_tokens);
+    FolderLock lock(o.out_dir, "prepare --out");  // one prepare per folder; a killed one's lock is gone
+    std::vector<Source> sources = collect_sources(o.inputs, o.out_dir);
+    WorkDir work(o.out_dir);
+    SplitWriter train("train", work.dir, o.shard_tokens), val("val", work.dir, o.shard_tokens);
     PrepareResult res;
     json source_list = json::array();
     bool show = o.progress && isatty(STDERR_FILENO);
@@ -269,7 +322,7 @@ PrepareResult prepare(const PrepareOptions& o, std::ostream& warnings) {
         std::string text = read_source(src);
         res.bytes += static_cast<int64_t>(text.size());
         std::vector<std::string> docs;
-        if (text.find_first_not_of(" \t\r\n") != std::string::npos) docs = documents_of(text, src, o);
+        if (text.find_first_not_of(" \t\r\n") != std::string::npos) docs = split_documents(text, src.name, o);
         docs.erase(std::remove_if(docs.begin(), docs.end(), [](const std::string& d) { return d.empty(); }),
                    docs.end());
         if (docs.empty()) {
@@ -297,14 +350,6 @@ PrepareResult prepare(const PrepareOptions& o, std::ostream& warnings) {
     if (o.val_fraction > 0 && val.documents == 0)
         warnings
             << "tapegrad prepare: warning: no document went to val (too few documents for --val-fraction)\n";
-
-    // Shards of an earlier run into the same folder that this run did not write.
-    const std::regex ours("(train|val)_[0-9]{6}\\.bin");
-    for (const auto& e : fs::directory_iterator(o.out_dir)) {
-        std::string name = e.path().filename().string();
-        if (std::regex_match(name, ours) && !train.written.count(name) && !val.written.count(name))
-            fs::remove(e.path());
-    }
 
     json shards = train.shards;
     for (auto& s : val.shards) shards.push_back(s);
@@ -342,7 +387,10 @@ PrepareResult prepare(const PrepareOptions& o, std::ostream& warnings) {
     } else {
         manifest["vocabulary"] = {{"kind", "gpt2"}, {"size", 50257}};
     }
-    write_json_file(o.out_dir + "/manifest.json", manifest);
+    write_json_file(work.dir + "/manifest.json", manifest);  // any bytes (a file name) as U+FFFD
+    std::set<std::string> written = train.written;
+    written.insert(val.written.begin(), val.written.end());
+    work.commit(written);
 
     res.documents_train = train.documents;
     res.documents_val = val.documents;

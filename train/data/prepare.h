@@ -16,7 +16,9 @@
 //     -> with --vocab compact, the shards rewritten in dense ids and the map
 //        recorded in the manifest's "vocabulary".
 //
-// Every file is written atomically, shards of an earlier run that this run did
+// Every file is written into a temporary folder and moved into --out at the
+// end (a failed prepare leaves the old set), --out is locked (one prepare at a
+// time) and is never read as an input; shards of an earlier run that this run did
 // not write are removed, and the output has no timestamps: the same inputs and
 // options give identical bytes. Empty inputs are skipped with a warning;
 // invalid UTF-8 is replaced with U+FFFD as the tokenizer does.
@@ -55,6 +57,10 @@ struct PrepareResult {
 // Throws naming the input, file and line, or option at fault.
 PrepareResult prepare(const PrepareOptions& opt, std::ostream& warnings);
 
+// The documents of one source's text by o.format (file, lines, jsonl with
+// o.text_field, brown); throws naming `source` and the line of a bad JSON line.
+std::vector<std::string> split_documents(const std::string& text, const std::string& source,
+                                         const PrepareOptions& o);
 // The split rule: true when the document goes to val.
 bool goes_to_val(const std::string& document, uint64_t seed, double val_fraction);
 // One Brown Corpus sample (word/tag tokens, sentences on tab-indented lines) as

@@ -3,9 +3,15 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
+#include <ostream>
 
 namespace tg::train {
+namespace fs = std::filesystem;
 
 ShardDataset::ShardDataset(const std::vector<std::string>& paths, int64_t T) : T_(T) {
     if (T <= 0) throw Error(fmt::format("tapegrad: shard data: context length {} must be positive", T));
@@ -123,6 +129,78 @@ Batch ShardLoader::eval_batch(int64_t k, int64_t eval_iter) const {
     std::vector<int64_t> w(static_cast<size_t>(b));
     for (int64_t r = 0; r < b; ++r) w[r] = (first + r) * n / m;
     return make(w);
+}
+
+namespace {
+
+// manifest.json's shards as file name -> (tokens, crc32 hex); throws naming the manifest.
+std::map<std::string, std::pair<int64_t, std::string>> manifest_shards(const std::string& path) {
+    std::map<std::string, std::pair<int64_t, std::string>> out;
+    try {
+        std::ifstream f(path);
+        nlohmann::json m = nlohmann::json::parse(f);
+        for (const auto& s : m.at("shards"))
+            out[s.at("file").get<std::string>()] = {s.at("tokens").get<int64_t>(),
+                                                    s.at("crc32").get<std::string>()};
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(fmt::format("tapegrad: --data: '{}' is damaged ({}); run `tapegrad prepare` again", path,
+                                e.what()));
+    }
+    return out;
+}
+
+// The first id >= vocab in a shard, or -1.
+int64_t first_id_past(const shards::MappedShard& s, int64_t vocab) {
+    const uint16_t* t = s.tokens();
+    for (int64_t i = 0; i < s.size(); ++i)
+        if (t[i] >= vocab) return i;
+    return -1;
+}
+
+}  // namespace
+
+void check_corpus(const std::string& dir, int64_t vocab_size, std::ostream& notes) {
+    std::vector<std::string> files = shards::list_shards(dir, "train"), va = shards::list_shards(dir, "val");
+    files.insert(files.end(), va.begin(), va.end());
+    const std::string mpath = (fs::path(dir) / "manifest.json").string();
+    std::optional<std::map<std::string, std::pair<int64_t, std::string>>> listed;
+    if (fs::exists(mpath))
+        listed = manifest_shards(mpath);
+    else
+        notes << fmt::format("tapegrad: note: --data '{}' has no manifest.json (shards from elsewhere, as "
+                             "llm.c's): their list and checksums are not checked\n",
+                             dir);
+    for (const auto& path : files) {
+        std::string name = fs::path(path).filename().string();
+        shards::MappedShard s(path);  // validates the header against the size
+        if (listed) {
+            auto it = listed->find(name);
+            if (it == listed->end())
+                throw Error(
+                    fmt::format("tapegrad: --data '{}': shard '{}' is not in manifest.json (left from "
+                                "another prepare?); run `tapegrad prepare` again",
+                                dir, name));
+            if (it->second.first != s.size())
+                throw Error(
+                    fmt::format("tapegrad: --data '{}': shard '{}' holds {} tokens, manifest.json says {}",
+                                dir, name, s.size(), it->second.first));
+            std::string crc = fmt::format("{:08x}", s.file_crc32());
+            if (crc != it->second.second)
+                throw Error(
+                    fmt::format("tapegrad: --data '{}': shard '{}' has CRC-32 {}, manifest.json says {}: "
+                                "the file is damaged or from another prepare",
+                                dir, name, crc, it->second.second));
+            listed->erase(it);
+        }
+        if (int64_t at = first_id_past(s, vocab_size); at >= 0)
+            throw Error(fmt::format(
+                "tapegrad: --data '{}': shard '{}' holds token id {} at offset {} (token {} "
+                "of its body), outside the vocabulary [0, {}) of --vocab-size {}",
+                dir, name, s.tokens()[at], shards::kHeaderBytes + 2 * at, at, vocab_size, vocab_size));
+    }
+    if (listed && !listed->empty())
+        throw Error(fmt::format("tapegrad: --data '{}': manifest.json lists '{}', which is missing", dir,
+                                listed->begin()->first));
 }
 
 ShardCorpus::ShardCorpus(const std::string& d, int64_t T, int64_t B, bool shuffle, uint64_t seed) : dir(d) {

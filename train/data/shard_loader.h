@@ -24,13 +24,14 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <iosfwd>
 #include <limits>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "train/data/text_loader.h"
 #include "train/data/shards.h"
+#include "train/data/text_loader.h"
 
 namespace tg::train {
 
@@ -85,6 +86,15 @@ private:
     uint64_t seed_;
     int rank_, world_;
 };
+
+// `train --data DIR` before step 0: the folder's manifest.json (prepare's) is
+// read and must list exactly the train/val shards present, each with its size
+// (1024 + 2 x tokens) and CRC-32; a folder without a manifest (llm.c's own
+// shards) is allowed, said on `notes`. Every shard's ids are scanned against the
+// vocabulary: the first id >= vocab_size is refused naming the shard and its
+// token offset, so a wrong --vocab-size or a damaged shard fails here, not at
+// the step whose batch holds it.
+void check_corpus(const std::string& dir, int64_t vocab_size, std::ostream& notes);
 
 // `train --data DIR`: the train_* and val_* shards of a directory, their
 // loaders (train: shuffled or not, seeded by the run's seed; val: sequential),

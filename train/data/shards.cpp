@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <bit>
@@ -123,6 +124,17 @@ MappedShard::MappedShard(const std::string& path) : path_(path) {
 MappedShard::MappedShard(MappedShard&& o) noexcept
     : path_(std::move(o.path_)), map_(o.map_), map_bytes_(o.map_bytes_), tokens_(o.tokens_), size_(o.size_) {
     o.map_ = nullptr;
+}
+
+uint32_t MappedShard::file_crc32() const {
+    uLong crc = ::crc32(0L, Z_NULL, 0);
+    const auto* p = static_cast<const Bytef*>(map_);
+    for (size_t done = 0; done < map_bytes_;) {  // zlib takes 32-bit lengths
+        size_t n = std::min<size_t>(map_bytes_ - done, size_t{1} << 30);
+        crc = ::crc32(crc, p + done, static_cast<uInt>(n));
+        done += n;
+    }
+    return static_cast<uint32_t>(crc);
 }
 
 MappedShard::~MappedShard() {

@@ -53,6 +53,8 @@ public:
     const uint16_t* tokens() const { return tokens_; }
     int64_t size() const { return size_; }
     const std::string& path() const { return path_; }
+    // CRC-32 (zlib's) of the whole file, header included: manifest.json's "crc32".
+    uint32_t file_crc32() const;
 
 private:
     std::string path_;

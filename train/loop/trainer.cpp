@@ -10,6 +10,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 
 #include "core/memory.h"
 #include "models/checkpoint.h"
@@ -82,6 +83,9 @@ Trainer::Trainer(const TrainOptions& o)
                                 cfg.context_length));
     if (std::filesystem::is_directory(o.data_path)) {
         // Token shards: memory-mapped, seeded order by (seed, epoch), no text to tokenize.
+        std::ostringstream notes;  // manifest, checksums, ids < vocab; said once, by rank 0
+        check_corpus(o.data_path, cfg.vocab_size, notes);
+        if (dist::is_root()) std::cerr << notes.str();
         shards_ = std::make_unique<ShardCorpus>(o.data_path, T, o.batch_size, o.shuffle, o.seed);
         vocab_ = VocabMap::from_manifest(o.data_path);
         if (vocab_) {
@@ -370,6 +374,31 @@ void Trainer::save(const std::string& path) {
     res_.saved_step = pos_.global_step;
 }
 
+namespace {
+
+// A checkpoint's position must fit this run's data: a hand-edited (or foreign)
+// one is refused naming the field, never read past an order's end.
+// windows: the text dataset's window count (-1 for shards: no order stored).
+void check_position(const Position& p, int64_t batches, int64_t windows, const std::string& path) {
+    auto bad = [&](const std::string& what) {
+        throw Error(fmt::format("tapegrad: --resume: '{}': training position out of range: {}", path, what));
+    };
+    if (p.epoch < 0) bad(fmt::format("epoch {} < 0", p.epoch));
+    if (p.next_batch < 0 || p.next_batch > batches)
+        bad(fmt::format("next_batch {} is not in [0, {}] (the batches of an epoch)", p.next_batch, batches));
+    if (p.global_step < -1 || p.tokens_seen < 0 || p.replay_index < 0)
+        bad(fmt::format("global_step {}, tokens_seen {}, replay_index {}", p.global_step, p.tokens_seen,
+                        p.replay_index));
+    if (windows < 0 || !p.in_epoch) return;
+    if (static_cast<int64_t>(p.order.size()) != windows)
+        bad(fmt::format("the epoch's order holds {} windows, the data {}", p.order.size(), windows));
+    for (size_t i = 0; i < p.order.size(); ++i)
+        if (p.order[i] < 0 || p.order[i] >= windows)
+            bad(fmt::format("order[{}] = {} is not a window in [0, {})", i, p.order[i], windows));
+}
+
+}  // namespace
+
 void Trainer::resume(const std::string& path) {
     auto st = models::read_safetensors(path);
     models::GPTConfig saved = models::checkpoint_config(st, path);
@@ -401,6 +430,7 @@ void Trainer::resume(const std::string& path) {
     } catch (const json::exception& e) {
         throw Error("tapegrad: --resume: '" + path + "': malformed training position: " + e.what());
     }
+    check_position(pos_, batches_per_epoch(), shards_ ? -1 : train_ds_->size(), path);
     restore_history(st, path);
     // Older checkpoints carry no identity: they resume anywhere, as before.
     if (auto id = st.metadata.find("tapegrad.run_id"); id != st.metadata.end()) {
@@ -443,11 +473,32 @@ void Trainer::check_run_folder(const std::string& checkpoint) const {
         held.empty() ? std::string("a run without a run id (not this checkpoint's)") : "run " + held));
 }
 
+namespace {
+
+// Calls opt.on_first_step once, after the first step of this invocation.
+class FirstStepHook : public StepObserver {
+public:
+    explicit FirstStepHook(const std::function<void()>& f) : f_(f) {}
+    void end_step(const StepInfo&) override {
+        if (done_ || !f_) return;
+        done_ = true;
+        f_();
+    }
+
+private:
+    const std::function<void()>& f_;
+    bool done_ = false;
+};
+
+}  // namespace
+
 TrainResult train_model(const TrainOptions& opt) {
     preflight(opt);
     set_detect_anomaly(opt.detect_anomaly);
     Trainer trainer(opt);
     StandardObservers obs(trainer);
+    FirstStepHook first_step(opt.on_first_step);
+    trainer.add_observer(&first_step);
     TrainResult res = trainer.run();
     res.probe_seconds = obs.probe_seconds();
     // The probe runs inside the steps' hooks: its time is its own part, not the step's.

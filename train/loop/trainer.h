@@ -104,6 +104,9 @@ struct TrainOptions {
     // compare: record the train loader's orders (mha) and replay them (alt1).
     std::vector<std::vector<int64_t>>* record_orders = nullptr;
     const std::vector<std::vector<int64_t>>* replay_orders = nullptr;
+    // Called once, when this invocation's first optimizer step has finished:
+    // `--overwrite` removes the old run only then (train/run/run_dir.h).
+    std::function<void()> on_first_step;
 };
 
 struct EvalPoint {

@@ -4,11 +4,14 @@
 #include <sys/wait.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <regex>
+#include <sstream>
 
 #include "train/io/csv.h"
 
@@ -63,14 +66,32 @@ const std::vector<std::string> kDynCols = {
 
 }  // namespace
 
+// gnuplot's output without its "empty x range" warnings: a short run's curve of
+// one point (or of equal values) is expected, and gnuplot widens the range itself.
+std::string without_empty_range_warnings(const std::string& out) {
+    static const std::regex empty_range("empty [xy]2? range", std::regex::icase);
+    std::istringstream in(out);
+    std::string kept, line;
+    while (std::getline(in, line))
+        if (!std::regex_search(line, empty_range)) kept += line + "\n";
+    return kept;
+}
+
 void run_gnuplot(const std::string& script) {
     std::string cmd = "cd '" + fs::path(script).parent_path().string() + "' && gnuplot '" +
                       fs::path(script).filename().string() + "' 2>&1";
-    int rc = std::system(cmd.c_str());
+    FILE* p = ::popen(cmd.c_str(), "r");
+    if (!p) throw Error(fmt::format("tapegrad: cannot start gnuplot for '{}'", script));
+    std::string out;
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+    int rc = ::pclose(p);
+    std::string shown = without_empty_range_warnings(out);
     if (rc != 0)
         throw Error(fmt::format(
-            "tapegrad: gnuplot failed on '{}' (exit {}); install it with: apt-get install gnuplot-nox",
-            script, WIFEXITED(rc) ? WEXITSTATUS(rc) : rc));
+            "tapegrad: gnuplot failed on '{}' (exit {}); install it with: apt-get install gnuplot-nox{}",
+            script, WIFEXITED(rc) ? WEXITSTATUS(rc) : rc, shown.empty() ? "" : "\n" + shown));
+    std::fputs(shown.c_str(), stderr);  // what else gnuplot said is worth seeing
 }
 
 void plot_losses(const std::string& run_dir, const std::vector<std::string>& variants) {
@@ -94,6 +115,7 @@ void plot_losses(const std::string& run_dir, const std::vector<std::string>& var
         }
         write_file((pdir / ("loss_" + v + ".dat")).string(),
                    "# tokens_seen epoch train_loss val_loss\n" + dat);
+        if (dat.empty()) continue;  // no evaluation (--eval-freq 0): nothing of it to draw
         std::string sep = plot_tok.empty() ? "" : ", ";
         plot_tok += fmt::format(
             "{}'loss_{}.dat' u 1:3 w l lw 2 t '{} train', '' u 1:4 w l lw 2 dt 2 t '{} val'", sep, v, v, v);
@@ -105,6 +127,11 @@ void plot_losses(const std::string& run_dir, const std::vector<std::string>& var
         "set multiplot layout 1,2 title 'Training and validation loss'\nset grid\nset ylabel 'loss'\n"
         "set xlabel 'tokens seen'\nplot {}\nset xlabel 'epochs'\nplot {}\nunset multiplot\n",
         plot_tok, plot_ep);
+    if (plot_tok.empty())  // no run evaluated: a figure that says so (gnuplot refuses empty data)
+        gp = "set terminal pngcairo noenhanced size 1200,450 font ',10'\nset output 'loss.png'\n"
+             "unset border\nunset tics\nset xrange [0:1]\nset yrange [0:1]\n"
+             "set label 1 'no evaluations to plot (the runs used --eval-freq 0)' at 0.5,0.5 center\n"
+             "plot 2 notitle\n";
     std::string script = (pdir / "loss.gp").string();
     write_file(script, gp);
     run_gnuplot(script);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -142,11 +143,21 @@ std::string dynamics_section(const std::string& run_dir, const std::vector<std::
 std::vector<std::string> run_variants(const std::string& run_dir) {
     std::vector<std::string> out;
     if (!fs::is_directory(run_dir)) throw Error("tapegrad: report: '" + run_dir + "' is not a directory");
-    for (auto& e : fs::directory_iterator(run_dir))
-        if (e.is_directory() && fs::exists(e.path() / "metrics.csv"))
+    for (auto& e : fs::directory_iterator(run_dir)) {
+        if (!e.is_directory()) continue;
+        if (fs::exists(e.path() / "metrics.csv"))
             out.push_back(e.path().filename().string());
+        else if (fs::exists(e.path() / "summary.json") || fs::exists(e.path() / "dynamics.csv"))
+            std::cerr << fmt::format("tapegrad: report: skipped '{}': it has no metrics.csv\n",
+                                     e.path().string());
+    }
     std::sort(out.begin(), out.end(),
               [](auto& a, auto& b) { return (a == "mha") != (b == "mha") ? a == "mha" : a < b; });
+    if (out.empty() && fs::exists(fs::path(run_dir) / "metrics.csv"))
+        throw Error("tapegrad: report: '" + run_dir +
+                    "' is one run's folder (train --out); report reads a compare folder, one subfolder "
+                    "per variant (mha/, alt1/) as `tapegrad compare --out` writes it: give the folder "
+                    "above the runs, or put each run in a subfolder named by its variant");
     if (out.empty())
         throw Error("tapegrad: report: no run (a folder with metrics.csv) under '" + run_dir + "'");
     return out;
@@ -197,8 +208,18 @@ std::string write_report(const std::string& run_dir) {
             throw Error("tapegrad: report: '" + path + "' is incomplete or damaged: " + e.what());
         }
         sums.push_back(s);
-        read_csv(run_dir + "/" + v + "/metrics.csv");  // refuses a damaged file naming line and column
-        if (fs::exists(run_dir + "/" + v + "/dynamics.csv")) read_csv(run_dir + "/" + v + "/dynamics.csv");
+        // refuses a damaged file naming line and column; a cut one is said
+        Csv m = read_csv(run_dir + "/" + v + "/metrics.csv");
+        if (static_cast<int64_t>(m.rows.size()) < s.value("steps", int64_t{0}))
+            std::cerr << fmt::format("tapegrad: report: '{}/{}/metrics.csv' holds {} of the run's {} steps "
+                                     "(truncated): its curves stop there\n",
+                                     run_dir, v, m.rows.size(), s.value("steps", int64_t{0}));
+        if (fs::exists(run_dir + "/" + v + "/dynamics.csv"))
+            read_csv(run_dir + "/" + v + "/dynamics.csv");
+        else if (s.value("probe_every", int64_t{0}) > 0)
+            std::cerr << fmt::format("tapegrad: report: '{}/{}/dynamics.csv' is missing: the dynamics plots "
+                                     "leave {} out\n",
+                                     run_dir, v, v);
     }
     fs::path pdir = fs::path(run_dir) / "plots";
     bool had_plots = fs::exists(pdir);

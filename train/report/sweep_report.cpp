@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 
 #include "models/safetensors.h"
 #include "train/io/csv.h"
@@ -272,10 +273,48 @@ std::string contrasts_section(const SweepPlan& p, const std::vector<SweepRun>& r
     return md + "\n";
 }
 
+// Rows of a CSV file after its header (0 when it is missing).
+int64_t csv_rows(const std::string& path) {
+    std::ifstream f(path);
+    std::string line;
+    int64_t n = -1;
+    while (std::getline(f, line))
+        if (!line.empty()) ++n;
+    return std::max<int64_t>(n, 0);
+}
+
+// What the report leaves out, said on stderr rather than left as a silent gap:
+// run folders without done.json (killed, or still training), a metrics.csv
+// with fewer steps than done.json (truncated: its curve stops early), and a
+// missing dynamics.csv when the probe was on.
+void say_skipped(const SweepPlan& p, const std::vector<SweepRun>& runs) {
+    const fs::path root = fs::path(p.out_dir) / "runs";
+    if (!fs::is_directory(root)) return;
+    for (const auto& e : fs::recursive_directory_iterator(root))
+        if (e.is_regular_file() && e.path().filename() == "metrics.csv" &&
+            !fs::exists(e.path().parent_path() / "done.json"))
+            std::cerr << fmt::format("tapegrad: sweep report: skipped '{}': no done.json (the run did not "
+                                     "finish; the sweep trains it again)\n",
+                                     e.path().parent_path().string());
+    for (const SweepRun& r : runs) {
+        int64_t rows = csv_rows(r.dir + "/metrics.csv");
+        if (rows < r.steps)
+            std::cerr << fmt::format(
+                "tapegrad: sweep report: '{}/metrics.csv' holds {} of the run's {} steps "
+                "(truncated): its loss curve stops at that point\n",
+                r.dir, rows, r.steps);
+        if (p.base.probe_every > 0 && !fs::exists(r.dir + "/dynamics.csv"))
+            std::cerr << fmt::format("tapegrad: sweep report: '{}/dynamics.csv' is missing: the dynamics "
+                                     "figures leave that run out\n",
+                                     r.dir);
+    }
+}
+
 }  // namespace
 
 std::string write_sweep_report(const SweepPlan& p) {
     std::vector<SweepRun> runs = finished_runs(p.out_dir);
+    say_skipped(p, runs);
     auto chosen = chosen_lrs(p, runs);
     if (chosen.empty())
         throw Error("tapegrad: sweep report: not every selection run of '" + p.out_dir + "' finished");

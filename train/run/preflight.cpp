@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <iostream>
 
+#include "train/io/same_file.h"
+
 namespace tg::train {
 namespace fs = std::filesystem;
 namespace {
@@ -59,6 +61,7 @@ void validate_options(const TrainOptions& o) {
     at_least("--eval-iter", o.eval_iter, 1);
     at_least("--probe-every", o.probe_every, 0);
     at_least("--save-every", o.save_every, 0);
+    finite_at_least("--bucket-mb", o.bucket_mb, 0, true);
     if (o.save_every > 0 && o.save_path.empty())
         throw Error("tapegrad: --save-every needs --save FILE (the checkpoint it rewrites)");
 }
@@ -71,6 +74,9 @@ void preflight(const TrainOptions& o) {
             throw Error(fmt::format("tapegrad: {} '{}': {}", flag, *path,
                                     fs::is_directory(*path) ? "is a folder; expected a .safetensors file"
                                                             : "no such file"));
+    // --resume FILE --save FILE continues one checkpoint; any other input is never overwritten.
+    refuse_same_file("train", "--init-from", o.init_from, "--save", o.save_path);
+    refuse_same_file("train", "--data", o.data_path, "--save", o.save_path);
     if (!o.save_path.empty()) check_writable_file("--save", o.save_path);
     if (!o.out_dir.empty()) check_writable_dir("--out", o.out_dir);
     if (!o.dump_tape.empty()) {  // written at one step, maybe hours in: tried now

@@ -85,6 +85,8 @@ ForkResult train_fork(const TrainOptions& base, const std::string& out, int64_t 
     preflight(trunk);  // --save beside the trunk: its folder exists now
     ForkResult r;
     r.trunk = train_trunk(t, out);
+    if (r.trunk.steps > 0)  // the new fork has started: the overwritten one goes
+        for (RunDirLock* l : {&lock_out, &lock_mha, &lock_alt1}) l->keep_new();
     if (!r.trunk.stopped_by.empty()) {
         r.stopped = "trunk";
         return r;

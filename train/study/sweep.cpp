@@ -9,12 +9,15 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "models/safetensors.h"
 #include "train/dist/mpi.h"
 #include "train/io/json_text.h"
 #include "train/report/sweep_report.h"
+#include "train/io/read_file.h"
+#include "train/run/folder_lock.h"
 #include "train/run/stop_policy.h"
 #include "train/run/summary.h"
 
@@ -23,16 +26,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
-
-json read_json_file(const std::string& path) {
-    std::ifstream f(path);
-    if (!f) throw Error("tapegrad: sweep: cannot read '" + path + "'");
-    try {
-        return json::parse(f);
-    } catch (const json::exception& e) {
-        throw Error("tapegrad: sweep: '" + path + "' is not valid JSON: " + e.what());
-    }
-}
 
 // Final and best validation loss, final train loss: from the run's evaluations.
 SweepRun describe_run(const SweepVariant& v, double lr, uint64_t seed, const TrainResult& r,
@@ -198,15 +191,20 @@ bool Sweep::reusable(const Job& j) const {
 bool Sweep::train_run(const Job& j) {
     const SweepVariant& v = *j.v;
     std::string dir = run_dir(p_.out_dir, v, j.lr, j.seed);
-    fs::remove_all(dir);  // a killed run's partial files: start it again
-    fs::create_directories(dir);
+    // The run's folder is locked before it is cleared: a live process writing
+    // there (a `train --out` into it, say) is refused, never wiped.
+    FolderLock run_lock(dir, "sweep run");
+    std::vector<fs::path> partial;  // a killed run's files: start it again
+    for (const auto& e : fs::directory_iterator(dir))
+        if (e.path().filename() != FolderLock::kFileName) partial.push_back(e.path());
+    for (const auto& f : partial) fs::remove_all(f);
     TrainOptions o = options(j, dir);
     // The first variant draws and records the seed's batch order; the others replay it.
     std::vector<std::vector<int64_t>> orders;
     if (first(j))
         o.record_orders = &orders;
     else {
-        orders = read_json_file(orders_path(j.seed)).get<std::vector<std::vector<int64_t>>>();
+        orders = read_orders_json(read_file(orders_path(j.seed), "sweep"), orders_path(j.seed));
         o.replay_orders = &orders;
     }
     TrainResult res = train_model(o);
@@ -410,12 +408,42 @@ std::string run_dir(const std::string& out, const SweepVariant& v, double lr, ui
     return fmt::format("{}/runs/{}/{}/seed{}", out, v.folder(), lr_folder(lr), seed);
 }
 
+namespace {
+
+json parse_state(const std::string& text, const std::string& path) {
+    try {
+        return json::parse(text);
+    } catch (const json::exception& e) {
+        throw Error("tapegrad: sweep: '" + path + "' is not valid JSON: " + e.what());
+    }
+}
+
+}  // namespace
+
+SweepRun read_done_json(const std::string& text, const std::string& path, const std::string& dir) {
+    try {
+        return from_json(parse_state(text, path), dir);
+    } catch (const json::exception& e) {
+        throw Error("tapegrad: sweep: '" + path + "' is not a finished run's record (" + e.what() +
+                    "); remove the run's folder to train it again");
+    }
+}
+
+std::vector<std::vector<int64_t>> read_orders_json(const std::string& text, const std::string& path) {
+    try {
+        return parse_state(text, path).get<std::vector<std::vector<int64_t>>>();
+    } catch (const json::exception& e) {
+        throw Error("tapegrad: sweep: '" + path + "' is not a batch order record (" + e.what() + ")");
+    }
+}
+
 std::vector<SweepRun> finished_runs(const std::string& out_dir) {
     std::vector<SweepRun> runs;
     if (!fs::is_directory(out_dir + "/runs")) return runs;
     for (auto& e : fs::recursive_directory_iterator(out_dir + "/runs"))
         if (e.is_regular_file() && e.path().filename() == "done.json")
-            runs.push_back(from_json(read_json_file(e.path().string()), e.path().parent_path().string()));
+            runs.push_back(read_done_json(read_file(e.path().string(), "sweep"), e.path().string(),
+                                          e.path().parent_path().string()));
     std::sort(runs.begin(), runs.end(), [](const SweepRun& a, const SweepRun& b) {
         return std::tie(a.variant, a.lr, a.seed) < std::tie(b.variant, b.lr, b.seed);
     });
@@ -514,8 +542,19 @@ int64_t run_sweep(const SweepPlan& p, int* stop_signal) {
         throw Error("tapegrad: sweep: the first variant ('" + lead.spec +
                     "') draws every seed's batch order, so it must run at every seed: it cannot take "
                     "lr-from or eval-seeds (list another variant first)");
-    if (dist::is_root()) fs::create_directories(p.out_dir);
-    dist::barrier();
+    // One sweep per folder: rank 0 locks OUT for all ranks and says so; a
+    // refusal ends every rank with the same message (a killed sweep's lock
+    // went with its process: a rerun resumes).
+    std::optional<FolderLock> lock;
+    std::string refused;
+    if (dist::is_root()) try {
+            lock.emplace(p.out_dir, "sweep --out");
+        } catch (const std::exception& e) {
+            if (dist::world() == 1) throw;
+            refused = e.what();
+        }
+    dist::broadcast(refused);
+    if (!refused.empty()) throw Error(refused);
     Sweep sweep(p);
     auto ended = [&] {
         if (stop_signal) *stop_signal = sweep.stop_signal();

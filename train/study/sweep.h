@@ -120,6 +120,12 @@ std::string run_dir(const std::string& out, const SweepVariant& v, double lr, ui
 // folder all ranks see (a shared file system across hosts).
 int64_t run_sweep(const SweepPlan& plan, int* stop_signal = nullptr);
 
+// The sweep's state files as the sweep reads them: a done.json's text (a
+// finished run; dir is the run's folder) and an orders/seed<S>.json's (one
+// window order per epoch). Anything else is refused with tg::Error naming path.
+SweepRun read_done_json(const std::string& text, const std::string& path, const std::string& dir);
+std::vector<std::vector<int64_t>> read_orders_json(const std::string& text, const std::string& path);
+
 // The finished runs under OUT (reads done.json files).
 std::vector<SweepRun> finished_runs(const std::string& out_dir);
 
