@@ -147,6 +147,11 @@ void add_train_flags(CLI::App* app, TrainFlags& f, bool with_attention) {
     app->add_option("--probe-every", o.probe_every,
                     "record gradient dynamics every N steps and at step 0 (0: off)")
         ->capture_default_str();
+    app->add_option("--probe-pairs", o.probe_pairs,
+                    "with --probe-every: the top K (query, key) pairs of each head's gradient G and update "
+                    "-dM, with per-sequence, per-offset and attention-sink shares, into pairs.csv (0: off)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
     app->add_option_function<std::string>(
            "--final-eval", [&o](const std::string& v) { o.final_eval_full = v == "full"; },
            "full: after the last step, the loss over every window of the validation split, per "

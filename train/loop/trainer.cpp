@@ -192,6 +192,11 @@ Trainer::StepStats Trainer::train_step(const Batch& b) {
     }
     Batch local = reducer_ ? slice_rows(b, rows) : b;
     Tensor loss;
+    batch_ = &local;
+    struct CurrentBatch {  // current_batch() for the observers, until train_step returns
+        const Batch*& p;
+        ~CurrentBatch() { p = nullptr; }
+    } current{batch_};
     try {
         loss = cross_entropy(model_->forward(local.input), local.target);
     } catch (...) {

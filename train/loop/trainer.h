@@ -82,6 +82,10 @@ struct TrainOptions {
     // bits, gelu's tanh recomputed (core/memory.h); the numbers are the same either way.
     bool memory_saving = true;
     int64_t probe_every = 0;  // gradient dynamics probe interval (0: off)
+    // --probe-pairs K: at each probed step the top K (query, key) pairs of every
+    // head's G and -dM, and their aggregates, into <out>/pairs.csv (0: off;
+    // train/study/pairs.h).
+    int64_t probe_pairs = 0;
     // --final-eval full: after the last step, the loss over every window of the
     // validation split (not eval_iter batches), per document into
     // <out>/final_eval.csv (train/observers/final_eval.h).
@@ -218,6 +222,9 @@ public:
     const VocabMap* vocab_map() const { return vocab_ ? &*vocab_ : nullptr; }
     int64_t batches_per_epoch() const;
     const Position& position() const { return pos_; }
+    // The batch train_step() is working on (this rank's rows), null between steps:
+    // what the probe's pair decomposition reads the tokens from.
+    const Batch* current_batch() const { return batch_; }
     // Under mpirun -np N (N > 1): the gradient reducer, else null.
     GradReducer* reducer() { return reducer_.get(); }
     TrainResult& result() { return res_; }
@@ -262,6 +269,7 @@ private:
     Position pos_;
     TrainResult res_;
     int64_t total_steps_ = 0;
+    const Batch* batch_ = nullptr;  // set inside train_step()
 };
 
 // A Trainer with the standard observers for `opt` (evaluation and book lines,

@@ -52,6 +52,37 @@ double loader_loss(models::GPTModel& model, DataLoader& loader, const std::vecto
     return total / static_cast<double>(n);
 }
 
+// --probe-pairs K: the probe's pair decomposition into <out>/pairs.csv, the
+// tokens read from the Trainer's current batch (decoded through the corpus's
+// compact vocabulary when there is one). One process only: said, not failed.
+void enable_probe_pairs(Trainer& t, DynamicsProbe* probe, bool append) {
+    const TrainOptions& o = t.options();
+    if (o.probe_pairs <= 0) return;
+    if (!probe) {
+        if (dist::is_root())
+            std::cerr
+                << "tapegrad: note: --probe-pairs reads the probe's G: it needs --probe-every N and --out; "
+                   "this run writes no pairs.csv\n";
+        return;
+    }
+    if (dist::world() > 1) {
+        if (dist::is_root())
+            std::cerr
+                << "tapegrad: note: --probe-pairs is single-process only (a rank's pairs are its rows of "
+                   "the batch, G the global one): this run writes no pairs.csv\n";
+        return;
+    }
+    if (append && !o.out_dir.empty()) cut_csv_rows(o.out_dir + "/pairs.csv", 0, t.position().global_step);
+    DynamicsProbe::PairTokens tokens;
+    tokens.ids = [&t]() -> const Ids* { return t.current_batch() ? &t.current_batch()->input : nullptr; };
+    tokens.decode = [&t](int64_t id) {
+        const VocabMap* vm = t.vocab_map();
+        return t.tokenizer().decode({vm ? vm->to_gpt2(id) : id});
+    };
+    probe->enable_pairs(o.probe_pairs, o.out_dir.empty() ? "" : o.out_dir + "/pairs.csv", std::move(tokens),
+                        append);
+}
+
 }  // namespace
 
 void Evaluation::end_step(const StepInfo& info) {
@@ -221,6 +252,7 @@ StandardObservers::StandardObservers(Trainer& t) {
             probe_ = std::make_unique<DynamicsProbe>(t.model(), o.out_dir + "/dynamics.csv", probe_every,
                                                      append);
     }
+    enable_probe_pairs(t, probe_.get(), append);
     if (dump_) t.add_observer(dump_.get());
     if (probe_) t.add_observer(probe_.get());
     if (o.profile) {

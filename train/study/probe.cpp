@@ -461,6 +461,7 @@ void DynamicsProbe::after_update(double) {
     size_t first = rows_.size();
     for (auto& w : work) rows_.push_back(w.second->row);
     write_rows(first);
+    if (pairs_top_ > 0) measure_pairs();
     active_ = false;
     seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -493,6 +494,98 @@ void DynamicsProbe::write_rows(size_t from) {
         text += line + "\n";
     }
     csv_->write(text);
+}
+
+void DynamicsProbe::enable_pairs(int64_t top_k, const std::string& csv_path, PairTokens tokens, bool append) {
+    if (top_k <= 0) throw Error(fmt::format("tapegrad: probe: --probe-pairs wants K > 0 (got {})", top_k));
+    pairs_top_ = top_k;
+    pair_tokens_ = std::move(tokens);
+    if (!csv_path.empty()) {
+        bool exists = append && std::filesystem::exists(csv_path);
+        pairs_csv_ = std::make_unique<CheckedFile>(csv_path, append ? "a" : "w");
+        if (!exists) pairs_csv_->write(pairs_csv_header() + "\n");
+    }
+}
+
+const std::vector<float>& DynamicsProbe::D(int64_t layer, int64_t head) const {
+    return layers_.at(static_cast<size_t>(layer)).heads.at(static_cast<size_t>(head)).D;
+}
+
+const Tensor& DynamicsProbe::x(int64_t layer) const { return layers_.at(static_cast<size_t>(layer)).x; }
+
+// Every head's pair decomposition (train/study/pairs.h), heads spread over the
+// pool as in after_update. The normalisers are the probe's own: ||G||^2 from
+// g_norm, and <G, -dM> = dm_cos ||dM|| ||G|| (measure_update), so that the shares
+// summing to 1 checks the pair sum against them.
+void DynamicsProbe::measure_pairs() {
+    struct Work {
+        Layer* L;
+        Head* H;
+        size_t layer, head;
+        std::vector<float>* x;
+        HeadPairs out;
+    };
+    std::vector<std::vector<float>> xs(layers_.size());
+    std::vector<Work> work;
+    for (size_t li = 0; li < layers_.size(); ++li) {
+        Layer& L = layers_[li];
+        xs[li].resize(static_cast<size_t>(L.x.numel()));
+        gather_contiguous(L.x, xs[li].data());
+        for (size_t h = 0; h < L.heads.size(); ++h) work.push_back({&L, &L.heads[h], li, h, &xs[li], {}});
+    }
+    std::vector<std::exception_ptr> errors(work.size());
+    parallel_for(static_cast<int64_t>(work.size()), 1, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+            try {
+                Work& w = work[i];
+                const nn::BilinearHead& f = w.L->bil[w.head];
+                const HeadDynamics& r = w.H->row;
+                PairInput in;
+                in.x = w.x->data();
+                in.D = w.H->D.data();
+                in.B = w.L->B;
+                in.T = w.L->T;
+                in.C = w.L->att->spec().d_in;
+                in.G.dense = w.H->G.data();
+                in.g_norm2 = r.g_norm * r.g_norm;
+                in.dm_inner = r.dm_cos * r.dm_norm * r.g_norm;
+                std::vector<float> a1, b1, da, db;
+                snapshot(*w.L, *w.H, a1, b1);
+                da.resize(a1.size());
+                for (size_t k = 0; k < a1.size(); ++k) da[k] = a1[k] - w.H->a[k];
+                if (r.merged) {  // -dM = -dS^T
+                    in.minus_dm.dense = da.data();
+                    in.minus_dm.dense_transposed = true;
+                    in.minus_dm.dense_scale = -1;
+                } else {  // -dM = -(dWq^T Wk' + Wq^T dWk), Wk' after the step
+                    db.resize(b1.size());
+                    for (size_t k = 0; k < b1.size(); ++k) db[k] = b1[k] - w.H->b[k];
+                    in.minus_dm.factors = {{da.data(), b1.data(), f.a.rows, -1.0},
+                                           {w.H->a.data(), db.data(), f.a.rows, -1.0}};
+                }
+                w.out = analyse_pairs(in, pairs_top_);
+            } catch (...) {
+                errors[i] = std::current_exception();  // never throw out of a parallel region
+            }
+        }
+    });
+    for (auto& e : errors)
+        if (e) std::rethrow_exception(e);
+    const Ids* ids = pair_tokens_.ids ? pair_tokens_.ids() : nullptr;
+    if (ids && !layers_.empty() &&
+        (ids->shape.size() != 2 || ids->shape[0] != layers_[0].B || ids->shape[1] != layers_[0].T))
+        throw Error(fmt::format("tapegrad: probe: the batch's ids ({} dims, {} ids) do not match the attention "
+                                "input [{}, {}]",
+                                ids->shape.size(), ids->numel(), layers_[0].B, layers_[0].T));
+    std::string text;
+    for (Work& w : work) {
+        w.out.step = step_;
+        w.out.layer = static_cast<int64_t>(w.layer);
+        w.out.head = static_cast<int64_t>(w.head);
+        if (pairs_csv_) text += pairs_csv_rows(w.out, ids ? *ids : Ids{}, pair_tokens_.decode);
+        pair_rows_.push_back(std::move(w.out));
+    }
+    if (pairs_csv_) pairs_csv_->write(text);
 }
 
 }  // namespace tg::train

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,7 @@
 #include "models/gpt.h"
 #include "train/io/checked_file.h"
 #include "train/loop/observer.h"
+#include "train/study/pairs.h"
 
 namespace tg::train {
 
@@ -74,6 +76,22 @@ public:
 
     static std::string csv_header();
 
+    // --probe-pairs K (train/study/pairs.h): at each probed step, every head's
+    // pair decomposition of G and of -dM, kept in pair_rows() and written to
+    // csv_path (empty: memory only). `ids` gives the step's input ids [B, T]
+    // (null: no token columns), `decode` one id's text. Single process only:
+    // under mpirun a rank's pairs are its rows, and G is the global one.
+    struct PairTokens {
+        std::function<const Ids*()> ids;
+        std::function<std::string(int64_t)> decode;
+    };
+    void enable_pairs(int64_t top_k, const std::string& csv_path, PairTokens tokens, bool append = false);
+    const std::vector<HeadPairs>& pair_rows() const { return pair_rows_; }
+    // What the last probed backward held for the pairs (tests): dL/dscores of
+    // (layer, head) [B, T, T], and the layer's attention input [B, T, C].
+    const std::vector<float>& D(int64_t layer, int64_t head) const;
+    const Tensor& x(int64_t layer) const;
+
 private:
     struct Head;
     struct Layer;
@@ -81,6 +99,7 @@ private:
     void measure_update(Layer& L, Head& H) const;  // fills H.row; one head, thread-safe
     static void drift_spectrum(HeadDynamics& r, const Head& H, int64_t C, int64_t hs);
     void write_rows(size_t from);
+    void measure_pairs();  // after measure_update: needs each head's g_norm, dm_cos, dm_norm
 
     models::GPTModel& model_;
     std::vector<Layer> layers_;
@@ -89,6 +108,10 @@ private:
     std::vector<HeadDynamics> rows_;
     std::unique_ptr<CheckedFile> csv_;  // every write checked
     double seconds_ = 0;
+    int64_t pairs_top_ = 0;  // 0: no pair decomposition
+    PairTokens pair_tokens_;
+    std::vector<HeadPairs> pair_rows_;
+    std::unique_ptr<CheckedFile> pairs_csv_;
 };
 
 }  // namespace tg::train
