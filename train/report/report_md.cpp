@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/safetensors.h"
+#include "nn/attention.h"
 #include "train/io/csv.h"
 #include "train/io/json_text.h"
 #include "train/report/plots.h"
@@ -145,8 +146,14 @@ std::vector<std::string> run_variants(const std::string& run_dir) {
     for (auto& e : fs::directory_iterator(run_dir))
         if (e.is_directory() && fs::exists(e.path() / "metrics.csv"))
             out.push_back(e.path().filename().string());
+    // The variants' report_order (nn::AttentionTraits: mha first), then by name;
+    // a folder that is no registered variant (a sweep spec) sorts as order 1.
+    auto order = [](const std::string& v) {
+        const nn::AttentionTraits* t = nn::find_attention_traits(v);
+        return t ? t->report_order : 1;
+    };
     std::sort(out.begin(), out.end(),
-              [](auto& a, auto& b) { return (a == "mha") != (b == "mha") ? a == "mha" : a < b; });
+              [&](auto& a, auto& b) { return order(a) != order(b) ? order(a) < order(b) : a < b; });
     if (out.empty())
         throw Error("tapegrad: report: no run (a folder with metrics.csv) under '" + run_dir + "'");
     return out;
