@@ -140,6 +140,8 @@ Tensor causal_attention_weights_at(const Tensor& scores, const Tensor& mask, int
 // comparing its name:
 using AttentionFactory = std::function<std::shared_ptr<Attention>(const AttentionSpec&)>;
 struct AttentionTraits {
+    AttentionTraits() = default;
+    explicit AttentionTraits(AttentionFactory f) : make(std::move(f)) {}
     AttentionFactory make;
     // Default: out_proj when the config does not say (--out-proj); mha on (the
     // book), alt1 off (the discussion).

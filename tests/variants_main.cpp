@@ -5,10 +5,18 @@
 //   tied     the downstream example (examples/downstream/tied_attention.h)
 //   bare     below: none of the optional capabilities (no cached forward, no
 //            bilinear heads, no converter; out_proj left to the default, off)
-#include "core/blas.h"
-#include "examples/lowrank_attention.h"
+// Like a downstream project, it reads tapegrad's installed-style headers
+// (staged-include) only: mixing them with the source tree's in one file would
+// define every class twice.
+#include <tapegrad/core/blas.h>
+#include <tapegrad/train/cli/cli.h>
+
 #include "tied_attention.h"
-#include "train/cli/cli.h"
+
+// examples/lowrank_attention.h (not installed, so not staged): its one entry point.
+namespace tg::examples {
+void register_lowrank_attention();
+}
 
 namespace {
 
