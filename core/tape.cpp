@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <map>
+#include <mutex>
 #include <ostream>
 #include <unordered_map>
 #include <unordered_set>
@@ -74,6 +75,15 @@ bool needs_record(std::initializer_list<const Tensor*> inputs) {
     return false;
 }
 
+const char* intern_op_name(const char* op) {
+    // Node-based: an element's c_str() stays put as the set grows. A name set is
+    // program state by nature (op names are code, not a run's data).
+    static std::mutex m;
+    static std::unordered_set<std::string> names;
+    std::lock_guard lock(m);
+    return names.emplace(op).first->c_str();
+}
+
 void record(const char* op, const Loc& loc, std::vector<Tensor> inputs, Tensor& out, BackwardFn backward,
             bool documented_inf) {
     if (out.label().empty()) out.set_label(scoped(op));
@@ -96,7 +106,8 @@ void record(const char* op, const Loc& loc, std::vector<Tensor> inputs, Tensor& 
     out.impl()->requires_grad = true;
     out.impl()->entry = static_cast<int64_t>(t_tape.entries().size());
     out.impl()->generation = t_tape.generation();
-    t_tape.entries().push_back(TapeEntry{op, loc, std::move(inputs), out, std::move(backward)});
+    t_tape.entries().push_back(
+        TapeEntry{intern_op_name(op), loc, std::move(inputs), out, std::move(backward)});
     if (track_saved()) detail::saved_note(t_tape.entries().size(), std::move(allocs));
     if (memory_saving() && !detail::break_armed()) detail::release_note(t_tape.entries().back());
 }

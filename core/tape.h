@@ -36,6 +36,8 @@ struct GradSlot {
 using BackwardFn = std::function<void(const Tensor& grad_out, std::span<GradSlot> grad_in)>;
 
 struct TapeEntry {
+    // Interned by record() (intern_op_name): it lives as long as the program, so an
+    // extension may pass a temporary string's c_str() as the op name.
     const char* op = "";
     Loc where;
     std::vector<Tensor> inputs;
@@ -136,6 +138,9 @@ void profile_add(const char* op, double fwd, double bwd);
 // op's output holds infinities by design (anomaly mode accepts them).
 void record(const char* op, const Loc& loc, std::vector<Tensor> inputs, Tensor& out, BackwardFn backward,
             bool documented_inf = false);
+// The one program-lifetime copy of an op name: the same pointer for equal names,
+// valid after the caller's string is gone (thread-safe; names are few and short).
+const char* intern_op_name(const char* op);
 // True when an op with these inputs would be recorded (skip saving otherwise).
 bool needs_record(std::initializer_list<const Tensor*> inputs);
 

@@ -36,8 +36,13 @@ Tensor LowRankDiagAttention::forward(const Tensor& x) {
 }
 
 void register_lowrank_attention() {
-    nn::register_attention(
-        "lowrank", [](const nn::AttentionSpec& s) { return std::make_shared<LowRankDiagAttention>(s); });
+    // Its traits: out_proj off by default (like alt1, a merged form); no optional
+    // capability (no cached forward of its own: generation recomputes the window;
+    // no bilinear heads: the probe is skipped; no converter).
+    nn::AttentionTraits t{
+        [](const nn::AttentionSpec& s) { return std::make_shared<LowRankDiagAttention>(s); }};
+    t.out_proj = false;
+    nn::register_attention("lowrank", std::move(t));
 }
 
 }  // namespace tg::examples

@@ -15,9 +15,10 @@ std::string config_to_json(const GPTConfig& c) {
               {"n_layers", c.n_layers},      {"drop_rate", c.drop_rate},
               {"qkv_bias", c.qkv_bias},      {"attention", c.attention},
               {"out_proj", c.has_out_proj()}};
-    // mha always records its query/key width (older files without it mean HS);
+    // A variant with query/key factors (mha) always records their width (older
+    // files without it mean HS);
     // another variant only when set, so loading it is refused by GPTModel.
-    if (c.attention == "mha" || c.qk_dim) j["qk_dim"] = c.qk_head_dim();
+    if (c.traits().qk_factors || c.qk_dim) j["qk_dim"] = c.qk_head_dim();
     // The study's arms (models/gpt.h), only when set: older files read as defaults.
     if (c.init != "default") j["init"] = c.init;
     if (c.init_gain != 1.0f) j["init_gain"] = c.init_gain;
@@ -40,7 +41,7 @@ GPTConfig config_from_json(const std::string& s) {
         c.out_proj = j.at("out_proj").get<bool>();
         if (j.contains("qk_dim")) {
             int64_t r = j.at("qk_dim");
-            if (c.attention != "mha" || c.n_heads <= 0 || r != c.emb_dim / c.n_heads) c.qk_dim = r;
+            if (!c.traits().qk_factors || c.n_heads <= 0 || r != c.emb_dim / c.n_heads) c.qk_dim = r;
         }
         c.init = j.value("init", std::string("default"));
         c.init_gain = j.value("init_gain", 1.0f);

@@ -20,16 +20,21 @@ void merge_query_key(const HeadFactor& q, const HeadFactor& k, const float* bq, 
     if (bq && S_bias) gemm(ta, false, C, 1, R, 1.0f, k.p, k.ld, bq, 1, 0.0f, S_bias, 1);
 }
 
+bool converts_to_alt1(const std::string& attention) {
+    const nn::AttentionTraits* t = nn::find_attention_traits(attention);
+    return t && t->converts_to == kConvertTarget;
+}
+
 GPTConfig alt1_config_of(const GPTConfig& mha) {
-    if (mha.attention != "mha")
+    if (!converts_to_alt1(mha.attention))
         throw Error("tapegrad: convert --to alt1: the input must be an mha model, this one is attention '" +
-                    mha.attention + "'");
+                    mha.attention + "' (its traits have no converter to alt1)");
     if (mha.uniform_attention)
         throw Error("tapegrad: convert --to alt1: the input has uniform attention (no query or key)");
     // Without out_proj both forms concatenate the heads' outputs, so alt1 without
     // out_proj holds the same function; with it, out_proj is copied.
     GPTConfig c = mha;
-    c.attention = "alt1";
+    c.attention = kConvertTarget;
     c.out_proj = mha.has_out_proj();
     c.qk_dim.reset();
     c.init_gain = 1.0f;

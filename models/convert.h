@@ -35,6 +35,13 @@ struct HeadFactor {
 void merge_query_key(const HeadFactor& q, const HeadFactor& k, const float* bq, int64_t C, int64_t R,
                      float* S, float* S_bias);
 
+// The variant this converter writes: a source variant offers it through its
+// traits (nn::AttentionTraits::converts_to, mha's), which is what every caller
+// checks, never the source's name.
+inline constexpr const char* kConvertTarget = "alt1";
+// True when `attention`'s traits say it converts to kConvertTarget (mha).
+bool converts_to_alt1(const std::string& attention);
+
 // The alt1 config computing the same function as `mha`: attention alt1,
 // out_proj on, qk_dim unset, everything else as in `mha`. Refuses (naming what
 // is expected) a config that is not mha or has no out_proj.

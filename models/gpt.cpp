@@ -9,6 +9,12 @@
 
 namespace tg::models {
 
+const nn::AttentionTraits& GPTConfig::traits() const {
+    static const nn::AttentionTraits none;  // immutable: no factory, no capability
+    const nn::AttentionTraits* t = nn::find_attention_traits(attention);
+    return t ? *t : none;
+}
+
 std::string GPTConfig::describe() const {
     std::string s = fmt::format(
         "vocab {} context {} emb {} heads {} layers {} drop {} qkv_bias {} attention {} out_proj {}",
@@ -119,15 +125,16 @@ GPTModel::GPTModel(const GPTConfig& cfg) : cfg_(cfg) {
             fmt::format("tapegrad: GPTModel: qk_dim (--qk-dim) must be in 1 .. emb_dim {} (M = Wq^T Wk "
                         "has rank <= emb_dim whatever R is), got {}",
                         cfg.emb_dim, *cfg.qk_dim));
-    if (cfg.qk_dim && cfg.attention != "mha")
+    const nn::AttentionTraits& traits = nn::attention_traits(cfg.attention);
+    if (cfg.qk_dim && !traits.qk_factors)
         throw Error("tapegrad: GPTModel: qk_dim (--qk-dim) sets the query/key width of attention mha; '" +
                     cfg.attention + "' has no such factors (alt1's S_h is a full C x C matrix)");
     if (cfg.init != "default" && cfg.init != "product")
         throw Error("tapegrad: GPTModel: init must be default or product, got '" + cfg.init + "'");
-    if (cfg.init == "product" && cfg.attention != "alt1")
+    if (cfg.init == "product" && traits.product_of.empty())
         throw Error("tapegrad: GPTModel: init product builds alt1's S_h from mha factors; attention '" +
                     cfg.attention + "' is not alt1");
-    if ((cfg.init_gain != 1.0f || cfg.uniform_attention) && cfg.attention != "mha")
+    if ((cfg.init_gain != 1.0f || cfg.uniform_attention) && !traits.qk_factors)
         throw Error("tapegrad: GPTModel: init_gain and uniform_attention act on mha's W_query and W_key; "
                     "attention '" + cfg.attention + "' has none");
     if (!(cfg.init_gain > 0 && std::isfinite(cfg.init_gain)))
@@ -149,6 +156,9 @@ GPTModel::GPTModel(const GPTConfig& cfg) : cfg_(cfg) {
         NoGradGuard ng;
         for (auto& blk : trf_blocks) {
             auto* a = dynamic_cast<nn::MultiHeadAttention*>(blk->att.get());
+            if (!a || !a->W_query)  // qk_factors promised W_query and W_key
+                throw Error("tapegrad: GPTModel: init_gain scales MultiHeadAttention's W_query and W_key; "
+                            "attention '" + cfg.attention + "' is not one");
             for (nn::Linear* l : {a->W_query.get(), a->W_key.get()}) {
                 float* w = l->weight.data();
                 for (int64_t i = 0; i < l->weight.numel(); ++i) w[i] *= cfg.init_gain;
@@ -158,9 +168,15 @@ GPTModel::GPTModel(const GPTConfig& cfg) : cfg_(cfg) {
 }
 
 std::unique_ptr<GPTModel> build_model(const GPTConfig& cfg) {
-    if (cfg.init != "product") return std::make_unique<GPTModel>(cfg);
+    // The variant's traits say which factored variant its product init is drawn
+    // as (alt1: mha); without one GPTModel refuses init product by name.
+    const std::string& of = nn::attention_traits(cfg.attention).product_of;
+    if (cfg.init != "product" || of.empty()) return std::make_unique<GPTModel>(cfg);
+    if (nn::attention_traits(of).converts_to != cfg.attention)
+        throw Error("tapegrad: build_model: init product draws '" + cfg.attention + "' as '" + of +
+                    "', which has no converter to it (nn::AttentionTraits::converts_to)");
     GPTConfig twin = cfg;  // the factored model with the same function class (rank C)
-    twin.attention = "mha";
+    twin.attention = of;
     twin.init = "default";
     twin.qk_dim = cfg.emb_dim;
     GPTModel factored(twin);

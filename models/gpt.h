@@ -20,7 +20,7 @@ struct GPTConfig {
     float drop_rate = 0.1f;
     bool qkv_bias = false;
     std::string attention = "mha";  // "mha" | "alt1" | a registered extension
-    std::optional<bool> out_proj;   // default: on for mha, off for alt1 (as the discussion)
+    std::optional<bool> out_proj;   // default: the variant's (nn::AttentionTraits::out_proj)
     // mha only: the width R of each head's query and key (W_query, W_key: C -> NH R),
     // so M_h = Wq_h^T Wk_h has rank <= R. Default HS = emb_dim / n_heads (the book);
     // R = emb_dim gives a full-rank factored M, alt1's function class. Scores stay
@@ -44,7 +44,10 @@ struct GPTConfig {
     float init_gain = 1.0f;
     bool uniform_attention = false;
 
-    bool has_out_proj() const { return out_proj.value_or(attention == "mha"); }
+    bool has_out_proj() const { return out_proj.value_or(traits().out_proj); }
+    // The variant's registry entry; a name nothing registered reads as a variant
+    // without capabilities (so a checkpoint of a missing extension still describes itself).
+    const nn::AttentionTraits& traits() const;
     int64_t qk_head_dim() const { return qk_dim.value_or(n_heads > 0 ? emb_dim / n_heads : 0); }
     std::string describe() const;
 };

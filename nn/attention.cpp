@@ -133,32 +133,54 @@ std::vector<BilinearHead> MHA_alt1::bilinear_heads() const {
 }
 
 namespace {
-std::map<std::string, AttentionFactory>& registry() {
-    static std::map<std::string, AttentionFactory> r = {
-        {"mha", [](const AttentionSpec& s) { return std::make_shared<MultiHeadAttention>(s); }},
-        {"alt1", [](const AttentionSpec& s) { return std::make_shared<MHA_alt1>(s); }},
-    };
+// Program-lifetime: what was registered stays for every later run.
+std::map<std::string, AttentionTraits>& registry() {
+    static std::map<std::string, AttentionTraits> r = [] {
+        AttentionTraits mha{[](const AttentionSpec& s) { return std::make_shared<MultiHeadAttention>(s); }};
+        mha.out_proj = mha.cached_forward = mha.bilinear_heads = mha.qk_factors = true;
+        mha.converts_to = "alt1";
+        mha.report_order = 0;
+        AttentionTraits alt1{[](const AttentionSpec& s) { return std::make_shared<MHA_alt1>(s); }};
+        alt1.cached_forward = alt1.bilinear_heads = true;
+        alt1.product_of = "mha";
+        return std::map<std::string, AttentionTraits>{{"mha", mha}, {"alt1", alt1}};
+    }();
     return r;
+}
+
+std::string known_names() {
+    std::string known;
+    for (auto& n : attention_names()) known += (known.empty() ? "" : ", ") + n;
+    return known;
 }
 }  // namespace
 
+void register_attention(const std::string& name, AttentionTraits traits) {
+    if (!traits.make) throw Error("tapegrad: register_attention: '" + name + "' has no factory");
+    registry()[name] = std::move(traits);
+}
+
 void register_attention(const std::string& name, AttentionFactory factory) {
-    registry()[name] = std::move(factory);
+    register_attention(name, AttentionTraits{std::move(factory)});
+}
+
+const AttentionTraits* find_attention_traits(const std::string& name) {
+    auto it = registry().find(name);
+    return it == registry().end() ? nullptr : &it->second;
+}
+
+const AttentionTraits& attention_traits(const std::string& name) {
+    if (const AttentionTraits* t = find_attention_traits(name)) return *t;
+    throw Error("tapegrad: unknown attention '" + name + "' (known: " + known_names() + ")");
 }
 
 std::shared_ptr<Attention> make_attention(const std::string& name, const AttentionSpec& spec) {
-    auto it = registry().find(name);
-    if (it == registry().end()) {
-        std::string known;
-        for (auto& n : attention_names()) known += (known.empty() ? "" : ", ") + n;
-        throw Error("tapegrad: unknown attention '" + name + "' (known: " + known + ")");
-    }
-    return it->second(spec);
+    return attention_traits(name).make(spec);
 }
 
 std::vector<std::string> attention_names() {
     std::vector<std::string> out;
-    for (auto& [n, f] : registry()) out.push_back(n);
+    for (auto& [n, t] : registry()) out.push_back(n);
     return out;
 }
 

@@ -135,10 +135,45 @@ Tensor causal_attention_weights_at(const Tensor& scores, const Tensor& mask, int
                                    const Dropout& drop);
 
 // The registry behind --attention: "mha" and "alt1" are built in; an extension
-// registers its own (examples/lowrank_attention.cpp).
+// registers its own (examples/lowrank_attention.cpp). An entry is the variant's
+// traits, so code outside the registry asks what a variant can do instead of
+// comparing its name:
 using AttentionFactory = std::function<std::shared_ptr<Attention>(const AttentionSpec&)>;
+struct AttentionTraits {
+    AttentionTraits() = default;
+    explicit AttentionTraits(AttentionFactory f) : make(std::move(f)) {}
+    AttentionFactory make;
+    // Default: out_proj when the config does not say (--out-proj); mha on (the
+    // book), alt1 off (the discussion).
+    bool out_proj = false;
+    // Optional capabilities. Without one a variant still trains, samples,
+    // compares, sweeps and reports; what needs it says once what it skips.
+    //   cached_forward  a forward_cached of its own; else Attention's recomputes
+    //                   the window, O(T^2) instead of O(T) per decoded token
+    //   bilinear_heads  bilinear_heads() gives each head's M_h (the gradient probe)
+    //   qk_factors      separate query and key factors of width qk_dim (mha):
+    //                   --qk-dim, --init-gain, --uniform-attention; a checkpoint
+    //                   always records qk_dim (older files without it mean HS)
+    //   converts_to     a converter (models/convert.h) to that variant with the
+    //                   same function (mha -> alt1): convert, compare --fork-at
+    //   product_of      init "product": drawn as that variant's factors and
+    //                   converted (alt1 from mha, models/gpt.h build_model)
+    bool cached_forward = false;
+    bool bilinear_heads = false;
+    bool qk_factors = false;
+    std::string converts_to, product_of;
+    // Where reports and sweeps list it: lower first (the book's mha 0), then by name.
+    int report_order = 1;
+};
+void register_attention(const std::string& name, AttentionTraits traits);
+// Shorthand for an extension that states nothing: no optional capability, out_proj off.
 void register_attention(const std::string& name, AttentionFactory factory);
 std::shared_ptr<Attention> make_attention(const std::string& name, const AttentionSpec& spec);
 std::vector<std::string> attention_names();
+// The registered variant's traits; refused (naming the known ones) when unknown.
+const AttentionTraits& attention_traits(const std::string& name);
+// The same, or nullptr for a name nothing registered (a checkpoint or run folder
+// of an extension this program lacks reads as a variant without capabilities).
+const AttentionTraits* find_attention_traits(const std::string& name);
 
 }  // namespace tg::nn

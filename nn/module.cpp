@@ -7,13 +7,13 @@
 
 namespace tg::nn {
 
-Tensor& Module::register_parameter(const std::string& name, Tensor t) {
+Tensor Module::register_parameter(const std::string& name, Tensor t) {
     t.requires_grad_(true);
     params_.emplace_back(name, t);
     return params_.back().second;
 }
 
-Tensor& Module::register_buffer(const std::string& name, Tensor t) {
+Tensor Module::register_buffer(const std::string& name, Tensor t) {
     buffers_.emplace_back(name, t);
     return buffers_.back().second;
 }

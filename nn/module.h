@@ -54,8 +54,12 @@ public:
     void label_parameters();
 
 protected:
-    Tensor& register_parameter(const std::string& name, Tensor t);
-    Tensor& register_buffer(const std::string& name, Tensor t);
+    // Return a handle to the registered tensor (a Tensor shares its TensorImpl, so
+    // the handle, the module's entry and the optimizer see one tensor), valid
+    // whatever is registered next: a reference into the list would dangle once a
+    // later registration grows it.
+    Tensor register_parameter(const std::string& name, Tensor t);
+    Tensor register_buffer(const std::string& name, Tensor t);
     template <class M>
     std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
         m->name_ = name;

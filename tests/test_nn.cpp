@@ -138,3 +138,53 @@ TEST_CASE("nn::Dropout declares its input row-split under data parallelism", "[n
     set_dropout_rows({});
     tape().clear();
 }
+
+namespace {
+// Holds the first handle across many registrations (the list grows and moves).
+struct ManyParams : nn::Module {
+    ManyParams() {
+        auto&& first = register_parameter("p0", Tensor::full({3}, 1.5f));
+        for (int i = 1; i < 100; ++i) register_parameter("p" + std::to_string(i), Tensor::zeros({3}));
+        first_impl = first.impl_ptr().get();
+        first_value = first.data()[2];
+    }
+    const void* first_impl = nullptr;
+    float first_value = 0;
+};
+}  // namespace
+
+TEST_CASE("register_parameter returns a handle that later registrations leave valid", "[nn]") {
+    ManyParams m;
+    NamedTensors ps = m.named_parameters();
+    REQUIRE(ps.size() == 100);
+    CHECK(m.first_impl == ps.front().second.impl_ptr().get());
+    CHECK(m.first_value == 1.5f);
+}
+
+TEST_CASE("the attention registry says each variant's defaults and capabilities", "[nn]") {
+    const nn::AttentionTraits& mha = nn::attention_traits("mha");
+    const nn::AttentionTraits& alt1 = nn::attention_traits("alt1");
+    CHECK((mha.out_proj && mha.cached_forward && mha.bilinear_heads && mha.qk_factors));
+    CHECK(mha.converts_to == "alt1");
+    CHECK((!alt1.out_proj && alt1.cached_forward && alt1.bilinear_heads && !alt1.qk_factors));
+    CHECK(alt1.product_of == "mha");
+    CHECK(mha.report_order < alt1.report_order);
+    // An extension that states its default: out_proj follows the entry, not the name.
+    nn::AttentionTraits t{
+        [](const nn::AttentionSpec& s) { return std::make_shared<examples::LowRankDiagAttention>(s); }};
+    t.out_proj = true;
+    nn::register_attention("test_traits_on", t);
+    models::GPTConfig c = models::preset("tiny");
+    c.attention = "test_traits_on";
+    CHECK(c.has_out_proj());
+    CHECK(models::GPTModel(c).trf_blocks.front()->att->bilinear_heads().empty());
+    // The factory-only shorthand: no capability, out_proj off.
+    nn::register_attention("test_traits_bare", t.make);
+    c.attention = "test_traits_bare";
+    CHECK_FALSE(c.has_out_proj());
+    CHECK_FALSE(nn::attention_traits("test_traits_bare").qk_factors);
+    c.qk_dim = 8;
+    CHECK_THROWS_WITH(models::GPTModel(c), Catch::Contains("qk_dim") && Catch::Contains("test_traits_bare"));
+    CHECK_THROWS_WITH(nn::attention_traits("no_such_variant"),
+                      Catch::Contains("unknown attention 'no_such_variant'"));
+}

@@ -98,6 +98,24 @@ TEST_CASE("shape errors name the op, both shapes and the call site", "[tape][err
     REQUIRE_THROWS_WITH(sum(a, 5), Catch::Contains("dim 5 out of range"));
 }
 
+// An extension may name its op with a string it builds (a prefix, a variant's
+// name): before the entry interned it, the entry kept the freed buffer.
+TEST_CASE("an entry owns its op name when the caller passes a temporary string", "[tape]") {
+    tape().clear();
+    Tensor x = test::leaf({2}, 7);
+    Tensor y = Tensor::zeros({2});
+    {
+        std::string name = std::string("extension_") + "op_named_longer_than_any_small_string";
+        record(name.c_str(), Loc::current(), {x}, y, [](const Tensor&, std::span<GradSlot>) {});
+        name.assign(name.size(), 'z');  // the caller reuses its buffer, then frees it
+    }
+    std::string other(60, 'q');  // a same-sized allocation: likely the freed block
+    REQUIRE(tape().size() == 1);
+    CHECK(std::string(tape().entries()[0].op) == "extension_op_named_longer_than_any_small_string");
+    CHECK(intern_op_name("mul_scalar") == intern_op_name(std::string("mul_scalar").c_str()));
+    tape().clear();
+}
+
 TEST_CASE("entries carry op, scoped label and call site, dump and DOT show them", "[tape]") {
     tape().clear();
     Tensor x = test::leaf({2, 3}, 5);

@@ -51,8 +51,14 @@ std::vector<tg::nn::BilinearHead> TiedAttention::bilinear_heads() const {
 }
 
 void register_tied_attention() {
-    tg::nn::register_attention(
-        "tied", [](const tg::nn::AttentionSpec& s) { return std::make_shared<TiedAttention>(s); });
+    // Its traits: out_proj off by default; bilinear heads (M_h = W^T W) for the
+    // probe; no cached forward of its own (generation recomputes the window) and
+    // no converter.
+    tg::nn::AttentionTraits t{
+        [](const tg::nn::AttentionSpec& s) { return std::make_shared<TiedAttention>(s); }};
+    t.out_proj = false;
+    t.bilinear_heads = true;
+    tg::nn::register_attention("tied", std::move(t));
 }
 
 }  // namespace downstream

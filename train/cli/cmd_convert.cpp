@@ -31,7 +31,7 @@ Command convert_command() {
                            "out_proj copied; out_proj on). AdamW state is not converted: the output "
                            "is weights and config, a start for --init-from")
                 ->required()
-                ->check(CLI::IsMember({"alt1"}));
+                ->check(CLI::IsMember({std::string(models::kConvertTarget)}));
             sub.add_flag("--allow-nonfinite", f->allow_nonfinite, "convert weights that hold NaN/Inf");
             return [f] {
                 train::refuse_same_file("convert", "IN", f->in, "OUT", f->out);

@@ -19,6 +19,8 @@
 #include "models/checkpoint.h"
 #include "models/generate.h"
 #include "models/gpt2_hf.h"
+#include "nn/attention.h"
+#include "train/run/preflight.h"
 #include "train/cli/commands.h"
 #include "train/cli/flags.h"
 #include "train/run/paths.h"
@@ -140,7 +142,13 @@ Command generate_command() {
                 sub.add_option("--attention", f->attention,
                                "with --gpt2: load into mha, or alt1 (merged S_h = Wk_h^T Wq_h per head)")
                     ->capture_default_str()
-                    ->check(CLI::IsMember({"mha", "alt1"}));
+                    ->check([](const std::string& a) -> std::string {
+                        // GPT-2's layout is query/key factors: it loads into a variant
+                        // that has them (mha) or is converted from them (alt1).
+                        const nn::AttentionTraits* t = nn::find_attention_traits(a);
+                        if (t && (t->qk_factors || !t->product_of.empty())) return "";
+                        return "GPT-2 weights load into attention mha or alt1, not '" + a + "'";
+                    });
                 sub.add_option("--n-heads", f->n_heads,
                                "with --gpt2: heads, for a file of none of OpenAI's sizes")
                     ->check(CLI::PositiveNumber);

@@ -89,7 +89,8 @@ int run_sweep_cmd(CLI::App& sub, SweepFlags& f) {
     plan.base = finish(f.train);
     for (const std::string& v : f.variants) {
         plan.variants.push_back(train::parse_variant(v));
-        if (plan.base.config.qk_dim && plan.variants.back().attention != "mha")
+        const nn::AttentionTraits* t = nn::find_attention_traits(plan.variants.back().attention);
+        if (plan.base.config.qk_dim && !(t && t->qk_factors))
             throw Error("tapegrad: sweep: --qk-dim applies to every variant, but '" + v +
                         "' is not mha: give it per variant (mha:qk-dim=R)");
     }

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/blas.h"
+#include "nn/attention.h"
 #include "models/safetensors.h"
 #include "nn/attention.h"
 #include "train/cli/commands.h"
@@ -158,18 +159,21 @@ std::string fresh_compare_dir(const std::vector<std::string>& variants) {
 }
 
 // A compare variant: an attention name (the shared flags apply as far as they
-// fit it: --qk-dim, --init-gain and --uniform-attention to mha, --init to alt1),
+// fit it, as its traits say: --qk-dim, --init-gain and --uniform-attention to a
+// variant with query/key factors (mha), --init to one with a product init (alt1)),
 // or a sweep-style spec such as alt1:init=product:out-proj=off (train/study/sweep.h).
 train::TrainOptions variant_options(TrainFlags& f, const std::string& v, std::optional<int64_t> qk_dim) {
     const ConfigFlags saved = f.cfg;
     train::SweepVariant sv = train::parse_variant(v);
     f.cfg.attention = sv.attention;
-    f.cfg.qk_dim = sv.attention == "mha" ? qk_dim : std::nullopt;
-    if (sv.attention != "mha") {
+    const nn::AttentionTraits* t = nn::find_attention_traits(sv.attention);  // unknown: refused later
+    bool factors = t && t->qk_factors, product = t && !t->product_of.empty();
+    f.cfg.qk_dim = factors ? qk_dim : std::nullopt;
+    if (!factors) {
         f.cfg.init_gain = 1.0f;
         f.cfg.uniform_attention = false;
     }
-    if (sv.attention != "alt1") f.cfg.init = "default";
+    if (!product) f.cfg.init = "default";
     train::TrainOptions o = finish(f);
     f.cfg = saved;
     if (v.find(':') != std::string::npos) sv.apply(o);

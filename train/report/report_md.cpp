@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "models/safetensors.h"
+#include "nn/attention.h"
 #include "train/io/csv.h"
 #include "train/io/json_text.h"
 #include "train/report/plots.h"
@@ -151,8 +152,14 @@ std::vector<std::string> run_variants(const std::string& run_dir) {
             std::cerr << fmt::format("tapegrad: report: skipped '{}': it has no metrics.csv\n",
                                      e.path().string());
     }
+    // The variants' report_order (nn::AttentionTraits: mha first), then by name;
+    // a folder that is no registered variant (a sweep spec) sorts as order 1.
+    auto order = [](const std::string& v) {
+        const nn::AttentionTraits* t = nn::find_attention_traits(v);
+        return t ? t->report_order : 1;
+    };
     std::sort(out.begin(), out.end(),
-              [](auto& a, auto& b) { return (a == "mha") != (b == "mha") ? a == "mha" : a < b; });
+              [&](auto& a, auto& b) { return order(a) != order(b) ? order(a) < order(b) : a < b; });
     if (out.empty() && fs::exists(fs::path(run_dir) / "metrics.csv"))
         throw Error("tapegrad: report: '" + run_dir +
                     "' is one run's folder (train --out); report reads a compare folder, one subfolder "

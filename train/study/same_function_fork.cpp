@@ -19,7 +19,7 @@ void check_fork(const TrainOptions& base, int64_t fork_at) {
         throw Error(fmt::format("tapegrad: compare --fork-at: must be a step >= 1 (mha trains steps 0 .. "
                                 "STEP-1 before the fork), got {}",
                                 fork_at));
-    if (base.config.attention != "mha")
+    if (!models::converts_to_alt1(base.config.attention))
         throw Error("tapegrad: compare --fork-at: the trunk is mha (converted to alt1 at the fork), not '" +
                     base.config.attention + "'");
     try {

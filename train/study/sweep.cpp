@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "models/safetensors.h"
+#include "nn/attention.h"
 #include "train/dist/mpi.h"
 #include "train/io/json_text.h"
 #include "train/report/sweep_report.h"
@@ -330,10 +331,24 @@ double variant_number(const std::string& spec, const std::string& key, const std
     return x;
 }
 
-void need_attention(const SweepVariant& v, const std::string& key, const char* want, const char* why) {
-    if (v.attention != want)
+// The variant's traits (nn::AttentionTraits); a name nothing registered has no
+// capability (and is refused by name when the run builds its model).
+const nn::AttentionTraits& traits_of(const std::string& attention) {
+    static const nn::AttentionTraits none;
+    const nn::AttentionTraits* t = nn::find_attention_traits(attention);
+    return t ? *t : none;
+}
+
+// key needs query/key factors (qk_factors), or a product init (product_of).
+void need_factors(const SweepVariant& v, const std::string& key, const char* why) {
+    if (!traits_of(v.attention).qk_factors)
         throw Error("tapegrad: sweep: variant '" + v.spec + "': " + key + " " + why + "; '" + v.attention +
-                    "' has no such " + (std::string(want) == "mha" ? "factors" : "form"));
+                    "' has no such factors");
+}
+void need_product(const SweepVariant& v, const std::string& key, const char* why) {
+    if (traits_of(v.attention).product_of.empty())
+        throw Error("tapegrad: sweep: variant '" + v.spec + "': " + key + " " + why + "; '" + v.attention +
+                    "' has no such form");
 }
 }  // namespace
 
@@ -355,18 +370,18 @@ SweepVariant parse_variant(const std::string& spec) {
         } else if (key == "qk-dim") {
             double r = variant_number(spec, key, val, "an integer >= 1", true);
             if (r < 1) variant_number(spec, key, "", "an integer >= 1", true);
-            need_attention(v, key, "mha", "is the query/key width of mha");
+            need_factors(v, key, "is the query/key width of mha");
             v.qk_dim = static_cast<int64_t>(r);
         } else if (key == "init" && val == "product") {
-            need_attention(v, key, "alt1", "builds alt1's S_h from factors");
+            need_product(v, key, "builds alt1's S_h from factors");
             v.init = val;
         } else if (key == "init-gain") {
             double g = variant_number(spec, key, val, "a number > 0", false);
             if (!(g > 0)) variant_number(spec, key, "", "a number > 0", false);
-            need_attention(v, key, "mha", "scales mha's W_query and W_key");
+            need_factors(v, key, "scales mha's W_query and W_key");
             v.init_gain = static_cast<float>(g);
         } else if (key == "scores" && val == "zero") {
-            need_attention(v, key, "mha", "removes mha's query and key");
+            need_factors(v, key, "removes mha's query and key");
             v.uniform = true;
         } else if (key == "wd") {
             double wd = variant_number(spec, key, val, "a number >= 0", false);
