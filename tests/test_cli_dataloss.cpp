@@ -478,7 +478,7 @@ void keep_rows(const std::string& path, int64_t rows) {
 
 }  // namespace
 
-TEST_CASE("36.4: report and sweep --report-only say what they leave out; no gnuplot range noise",
+TEST_CASE("36.4: report and sweep --report-only say what they leave out, and no gnuplot range noise",
           "[dataloss][report]") {
     // One evaluation per run: gnuplot's "empty x range" warning, kept off the terminal.
     std::string c = tmp("report_c");
