@@ -174,7 +174,14 @@ TrainOptions Sweep::options(const Job& j, const std::string& dir) const {
 
 bool Sweep::reusable(const Job& j) const {
     std::string dir = run_dir(p_.out_dir, *j.v, j.lr, j.seed);
-    json done = read_json_file(dir + "/done.json");
+    const std::string path = dir + "/done.json";
+    json done;
+    try {
+        done = json::parse(read_file(path, "sweep"));
+    } catch (const json::exception& e) {
+        throw Error("tapegrad: sweep: '" + path + "' is not valid JSON: " + e.what() +
+                    "; remove the run's folder to train it again");
+    }
     std::string diff = configuration_diff(done.value("configuration", json()),
                                           run_configuration(options(j, dir)), "finished run", "this sweep");
     if (diff.empty()) return true;
