@@ -155,7 +155,7 @@ struct ManyParams : nn::Module {
 
 TEST_CASE("register_parameter returns a handle that later registrations leave valid", "[nn]") {
     ManyParams m;
-    NamedTensors ps = m.named_parameters();
+    nn::NamedTensors ps = m.named_parameters();
     REQUIRE(ps.size() == 100);
     CHECK(m.first_impl == ps.front().second.impl_ptr().get());
     CHECK(m.first_value == 1.5f);
