@@ -144,7 +144,8 @@ namespace {
 struct ManyParams : nn::Module {
     ManyParams() {
         auto&& first = register_parameter("p0", Tensor::full({3}, 1.5f));
-        for (int i = 1; i < 100; ++i) register_parameter("p" + std::to_string(i), Tensor::zeros({3}));
+        for (int i = 1; i < 100; ++i)
+            register_parameter(std::string("p").append(std::to_string(i)), Tensor::zeros({3}));
         first_impl = first.impl_ptr().get();
         first_value = first.data()[2];
     }

@@ -84,12 +84,13 @@ TEST_CASE("a variant with no optional capability trains, compares, sweeps, gener
     CHECK(fs::exists(d + "/compare/report.md"));
     CHECK(fs::exists(d + "/compare/mha/dynamics.csv"));
 
-    Out sw =
-        run("sweep --preset tiny --max-steps 3 --eval-freq 0 --quiet --variants bare --lrs 0.0004 --out " +
-                d + "/sweep",
-            "", "", kTimeout);
+    Out sw = run("sweep --preset tiny --max-steps 3 --eval-freq 1 --eval-iter 1 --quiet --variants bare "
+                 "--lrs 0.0004 --out " +
+                     d + "/sweep",
+                 "", "", kTimeout);
     INFO("sweep: " << sw.text);
     CHECK(sw.code == 0);
+    CHECK(count(sw.text, kProbeNote) <= 1);
     CHECK(fs::exists(d + "/sweep/report.md"));
 
     // What needs a capability it lacks is refused by name, not silently applied.
