@@ -25,14 +25,19 @@ bool converts_to_alt1(const std::string& attention) {
     return t && t->converts_to == kConvertTarget;
 }
 
-GPTConfig alt1_config_of(const GPTConfig& mha) {
+GPTConfig alt1_config_of(const GPTConfig& mha, bool allow_no_out_proj) {
     if (!converts_to_alt1(mha.attention))
         throw Error("tapegrad: convert --to alt1: the input must be an mha model, this one is attention '" +
                     mha.attention + "' (its traits have no converter to alt1)");
     if (mha.uniform_attention)
         throw Error("tapegrad: convert --to alt1: the input has uniform attention (no query or key)");
     // Without out_proj both forms concatenate the heads' outputs, so alt1 without
-    // out_proj holds the same function; with it, out_proj is copied.
+    // out_proj holds the same function (the product init uses that); convert and
+    // the fork keep to the documented pair, mha with out_proj -> alt1 with it.
+    if (!mha.has_out_proj() && !allow_no_out_proj)
+        throw Error(
+            "tapegrad: convert --to alt1: the input mha model has no out_proj; the same function in alt1 "
+            "needs the heads' outputs mixed by out_proj (train mha with --out-proj true)");
     GPTConfig c = mha;
     c.attention = kConvertTarget;
     c.out_proj = mha.has_out_proj();
@@ -72,7 +77,7 @@ void convert_attention(const nn::MultiHeadAttention& a, nn::MHA_alt1& b) {
 }  // namespace
 
 std::unique_ptr<GPTModel> convert_to_alt1(const GPTModel& mha, const std::string& init) {
-    GPTConfig cfg = alt1_config_of(mha.config());
+    GPTConfig cfg = alt1_config_of(mha.config(), init == "product");
     cfg.init = init;
     NoGradGuard ng;
     std::string rng = default_generator().state();

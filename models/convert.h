@@ -45,7 +45,7 @@ bool converts_to_alt1(const std::string& attention);
 // The alt1 config computing the same function as `mha`: attention alt1,
 // out_proj on, qk_dim unset, everything else as in `mha`. Refuses (naming what
 // is expected) a config that is not mha or has no out_proj.
-GPTConfig alt1_config_of(const GPTConfig& mha);
+GPTConfig alt1_config_of(const GPTConfig& mha, bool allow_no_out_proj = false);
 
 // A new alt1 model holding `mha`'s function (see above). The global generator
 // is left as it was (building the model draws an init that is then overwritten).

@@ -354,7 +354,7 @@ PrepareResult prepare(const PrepareOptions& o, std::ostream& warnings) {
     json shards = train.shards;
     for (auto& s : val.shards) shards.push_back(s);
     std::optional<VocabMap> compact;
-    if (o.vocab == "compact") compact = compact_shards(o.out_dir, shards);
+    if (o.vocab == "compact") compact = compact_shards(work.dir, shards);  // the new set, still in the work folder
     json manifest = {
         {"format",
          {{"name", "llm.c token shards"},

@@ -322,6 +322,11 @@ std::string SweepVariant::folder() const {
 }
 
 namespace {
+[[noreturn]] void refuse_value(const std::string& spec, const std::string& key, const std::string& val,
+                              const char* expect) {
+    throw Error("tapegrad: sweep: variant '" + spec + "': " + key + " needs " + expect + ", not '" + val + "'");
+}
+
 // The value of key=VAL as a number, or a refusal naming the spec and what is expected.
 double variant_number(const std::string& spec, const std::string& key, const std::string& val,
                       const char* expect, bool integer) {
@@ -376,7 +381,7 @@ SweepVariant parse_variant(const std::string& spec) {
             v.out_proj = val == "on";
         } else if (key == "qk-dim") {
             double r = variant_number(spec, key, val, "an integer >= 1", true);
-            if (r < 1) variant_number(spec, key, "", "an integer >= 1", true);
+            if (r < 1) refuse_value(spec, key, val, "an integer >= 1");
             need_factors(v, key, "is the query/key width of mha");
             v.qk_dim = static_cast<int64_t>(r);
         } else if (key == "init" && val == "product") {
@@ -384,7 +389,7 @@ SweepVariant parse_variant(const std::string& spec) {
             v.init = val;
         } else if (key == "init-gain") {
             double g = variant_number(spec, key, val, "a number > 0", false);
-            if (!(g > 0)) variant_number(spec, key, "", "a number > 0", false);
+            if (!(g > 0)) refuse_value(spec, key, val, "a number > 0");
             need_factors(v, key, "scales mha's W_query and W_key");
             v.init_gain = static_cast<float>(g);
         } else if (key == "scores" && val == "zero") {
@@ -392,11 +397,11 @@ SweepVariant parse_variant(const std::string& spec) {
             v.uniform = true;
         } else if (key == "wd") {
             double wd = variant_number(spec, key, val, "a number >= 0", false);
-            if (wd < 0) variant_number(spec, key, "", "a number >= 0", false);
+            if (wd < 0) refuse_value(spec, key, val, "a number >= 0");
             v.weight_decay = wd;
         } else if (key == "eval-seeds") {
             double n = variant_number(spec, key, val, "an integer >= 1", true);
-            if (n < 1) variant_number(spec, key, "", "an integer >= 1", true);
+            if (n < 1) refuse_value(spec, key, val, "an integer >= 1");
             v.eval_seeds = static_cast<int64_t>(n);
         } else if (key == "lr-from" && !val.empty()) {
             v.lr_from = val;
